@@ -1,0 +1,127 @@
+"""Checks shared by the public functions, with messages in scikit-learn's style.
+
+A message names the parameter, the function, what was expected, and what was
+given: ``The 'n_bins' parameter of mutual_information must be an int >= 2. Got
+1 instead.``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from directionkit.errors import InvalidDataError, InvalidParameterError
+
+
+def parameter_error(name: str, func: str, expected: str, got: Any) -> InvalidParameterError:
+    """Build the error for a parameter ``name`` of ``func`` outside ``expected``."""
+    return InvalidParameterError(
+        f"The {name!r} parameter of {func} must be {expected}. Got {got!r} instead."
+    )
+
+
+def check_choice(value: Any, name: str, func: str, choices: tuple[Any, ...]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise parameter_error(name, func, f"one of {{{listed}}}", value)
+
+
+def check_int(value: Any, name: str, func: str, *, minimum: int) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise parameter_error(name, func, f"an int >= {minimum}", value)
+    return int(value)
+
+
+def as_labelled(
+    values: Any, dims: tuple[str, ...], name: str, func: str
+) -> xr.DataArray:
+    """Return ``values`` as a DataArray with exactly ``dims``.
+
+    numpy input is labelled with ``dims`` in order; a DataArray is transposed to
+    ``dims`` and must carry exactly those dims.  The values must be finite numbers.
+    """
+    if isinstance(values, xr.DataArray):
+        if set(values.dims) != set(dims):
+            raise InvalidDataError(
+                f"{name!r} of {func} must have dims {dims}. Got dims {values.dims} instead."
+            )
+        array = values.transpose(*dims)
+    else:
+        try:
+            data = np.asarray(values)
+        except (TypeError, ValueError) as err:
+            raise InvalidDataError(f"{name!r} of {func} must be array-like: {err}") from err
+        if data.ndim != len(dims):
+            raise InvalidDataError(
+                f"{name!r} of {func} must be a {len(dims)}-d array with dims {dims}. "
+                f"Got an array of shape {data.shape} instead."
+            )
+        array = xr.DataArray(data, dims=dims)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InvalidDataError(
+            f"{name!r} of {func} must hold numbers. Got dtype {array.dtype} instead."
+        )
+    if array.size == 0:
+        raise InvalidDataError(
+            f"{name!r} of {func} is empty (shape {array.shape}); it needs at least one value "
+            "along every dim."
+        )
+    if np.issubdtype(array.dtype, np.inexact):
+        finite = np.isfinite(array.values)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            where = dict(zip(array.dims, (int(i) for i in bad), strict=True))
+            raise InvalidDataError(
+                f"{name!r} of {func} must be finite. Got {array.values[tuple(bad)]!r} at {where} "
+                f"({int((~finite).sum())} non-finite values in all)."
+            )
+    return array
+
+
+def check_labels(
+    labels: Any, n_examples: int, func: str, n_classes: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Validate integer class labels; return them as int64 and the number of classes.
+
+    ``n_classes`` defaults to ``labels.max() + 1``.  Labels must lie in
+    ``[0, n_classes)`` and there must be one label per example.
+    """
+    array = labels.values if isinstance(labels, xr.DataArray) else np.asarray(labels)
+    if array.ndim != 1:
+        raise InvalidDataError(
+            f"'labels' of {func} must be 1-d (one class index per example). "
+            f"Got shape {array.shape} instead."
+        )
+    if array.shape[0] != n_examples:
+        raise InvalidDataError(
+            f"'labels' of {func} must have one entry per example: {n_examples} examples but "
+            f"{array.shape[0]} labels."
+        )
+    if array.size == 0:
+        raise InvalidDataError(f"'labels' of {func} is empty; it needs at least one example.")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise InvalidDataError(
+                f"'labels' of {func} must be integer class indices. Got non-integer values "
+                f"such as {array[(~np.isfinite(array)) | (array != np.round(array))][0]!r}."
+            )
+    elif not np.issubdtype(array.dtype, np.integer):
+        raise InvalidDataError(
+            f"'labels' of {func} must be integer class indices. Got dtype {array.dtype} instead."
+        )
+    array = array.astype(np.int64)
+    if n_classes is None:
+        n_classes = int(array.max()) + 1
+    else:
+        n_classes = check_int(n_classes, "n_classes", func, minimum=1)
+    bad = (array < 0) | (array >= n_classes)
+    if bad.any():
+        raise InvalidDataError(
+            f"'labels' of {func} must lie in [0, {n_classes}) (n_classes={n_classes}). "
+            f"Got {array[bad][0]} at example {int(np.argmax(bad))}."
+        )
+    return array, n_classes

@@ -1,0 +1,31 @@
+"""Metrics: pure functions over labelled arrays (numpy or xarray in, xarray out).
+
+Per-unit measures take activations with dims ``(example, unit)`` and integer
+labels with dim ``example``; unit coordinates (``site``, ``unit_index``) are
+carried through to the result.  Streaming accumulators compute the same
+numbers batch by batch without holding the raw activations.
+"""
+
+from directionkit.metrics._correlation import spearman
+from directionkit.metrics._curves import ablation_auc
+from directionkit.metrics._information import bin_edges, mutual_information
+from directionkit.metrics._selectivity import class_mean, class_selectivity
+from directionkit.metrics._streaming import (
+    ClassConditionalSums,
+    JointHistogram,
+    UnitMoments,
+    UnitRange,
+)
+
+__all__ = [
+    "ClassConditionalSums",
+    "JointHistogram",
+    "UnitMoments",
+    "UnitRange",
+    "ablation_auc",
+    "bin_edges",
+    "class_mean",
+    "class_selectivity",
+    "mutual_information",
+    "spearman",
+]
