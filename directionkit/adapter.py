@@ -49,8 +49,9 @@ array([[1., 0., 1.]])
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -141,6 +142,9 @@ class Interventions:
     row_offset : int
         Absolute index of row 0, set by :meth:`rows` so that a chunk of rows draws
         the same noise as the same rows of the whole.
+    batch : int
+        Index of the data batch these interventions are applied to, set by
+        :meth:`for_batch`, so that every batch of a pass draws fresh noise.
 
     Use the constructors :meth:`zero_ablate`, :meth:`mean_ablate`, :meth:`noise`
     and :meth:`identity` rather than building the arrays by hand.
@@ -161,6 +165,7 @@ class Interventions:
     noise_std: Mapping[str, np.ndarray]
     seed: int = 0
     row_offset: int = 0
+    batch: int = 0
     _m: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
@@ -174,6 +179,7 @@ class Interventions:
             )
         check_int(self.seed, "seed", "Interventions", minimum=0)
         check_int(self.row_offset, "row_offset", "Interventions", minimum=0)
+        check_int(self.batch, "batch", "Interventions", minimum=0)
         ms = set()
         for name in names:
             n_units = np.shape(self.scale[name])[-1]
@@ -366,26 +372,41 @@ class Interventions:
             noise_std={s: np.asarray(v)[start:stop] for s, v in self.noise_std.items()},
             seed=self.seed,
             row_offset=self.row_offset + start,
+            batch=self.batch,
         )
 
-    def standard_normal(self, site: str, row: int, batch: int, shape: tuple[int, ...]) -> np.ndarray:
-        """The noise ``eps`` for one site, intervention row and data batch.
+    def for_batch(self, batch: int) -> Interventions:
+        """The same interventions, drawing the noise of data batch ``batch``.
+
+        Examples
+        --------
+        >>> iv = Interventions.noise({"a": [1.0]}, scales=[1.0], seed=1)
+        >>> a = iv.standard_normal("a", 0, (3, 1))
+        >>> bool(np.allclose(a, iv.for_batch(1).standard_normal("a", 0, (3, 1))))
+        False
+        """
+        check_int(batch, "batch", "Interventions.for_batch", minimum=0)
+        return replace(self, batch=batch)
+
+    def standard_normal(self, site: str, row: int, shape: tuple[int, ...]) -> np.ndarray:
+        """The noise ``eps`` for one site and intervention row, in this data batch.
 
         Every adapter draws from here, so the same seed gives the same noise in
         every framework.  ``row`` is relative to this object (after :meth:`rows`
-        it is shifted back to the absolute row), ``batch`` is the index of the data
-        batch in the pass, ``shape`` the activation's shape for one example batch.
+        it is shifted back to the absolute row); ``shape`` is the activation's
+        shape for the batch, e.g. ``(B, C, H, W)``.  The data batch is
+        :attr:`batch` (see :meth:`for_batch`).
 
         Examples
         --------
         >>> iv = Interventions.noise({"a": [1.0]}, scales=[1.0, 1.0], seed=7)
-        >>> eps = iv.standard_normal("a", row=1, batch=0, shape=(2, 1))
-        >>> bool(np.allclose(eps, iv.rows(1, 2).standard_normal("a", 0, 0, (2, 1))))
+        >>> eps = iv.standard_normal("a", row=1, shape=(2, 1))
+        >>> bool(np.allclose(eps, iv.rows(1, 2).standard_normal("a", 0, (2, 1))))
         True
         """
-        key = int.from_bytes(site.encode()[:8].ljust(8, b"\0"), "little") ^ len(site)
+        key = int.from_bytes(hashlib.sha256(site.encode()).digest()[:8], "little")
         absolute = self.row_offset + row
-        rng = np.random.default_rng([self.seed, key, absolute, batch])
+        rng = np.random.default_rng([self.seed, key, absolute, self.batch])
         return rng.standard_normal(shape, dtype=np.float32)
 
 

@@ -21,7 +21,7 @@ SITES = {"fc1": Site("fc1", 3, "dense", 0), "fc2": Site("fc2", 2, "dense", 1)}
 
 def apply(a: np.ndarray, iv: Interventions, site: str, row: int) -> np.ndarray:
     """The documented semantics, written out for one dense activation (B, n_units)."""
-    eps = iv.standard_normal(site, row, 0, a.shape)
+    eps = iv.standard_normal(site, row, a.shape)
     return a * iv.scale[site][row] + iv.shift[site][row] + iv.noise_std[site][row] * eps
 
 
@@ -54,16 +54,22 @@ def test_noise_std_scales_with_unit_std_and_chunks_draw_the_same_noise() -> None
     iv = Interventions.noise({"fc1": [1.0, 2.0, 0.0]}, scales=[0.0, 1.0, 3.0], seed=5)
     np.testing.assert_array_equal(iv.noise_std["fc1"][2], [3.0, 6.0, 0.0])
     assert iv.has_noise
-    whole = iv.standard_normal("fc1", row=2, batch=4, shape=(8, 3))
-    chunk = iv.rows(2, 3)
-    assert chunk.row_offset == 2
-    np.testing.assert_array_equal(chunk.standard_normal("fc1", 0, 4, (8, 3)), whole)
+    in_batch_4 = iv.for_batch(4)
+    whole = in_batch_4.standard_normal("fc1", row=2, shape=(8, 3))
+    chunk = in_batch_4.rows(2, 3)
+    assert chunk.row_offset == 2 and chunk.batch == 4
+    np.testing.assert_array_equal(chunk.standard_normal("fc1", 0, (8, 3)), whole)
     # different rows, batches and sites get different noise
-    assert not np.allclose(iv.standard_normal("fc1", 1, 4, (8, 3)), whole)
-    assert not np.allclose(iv.standard_normal("fc1", 2, 5, (8, 3)), whole)
-    assert not np.allclose(iv.standard_normal("fc2", 2, 4, (8, 3)), whole)
+    assert not np.allclose(in_batch_4.standard_normal("fc1", 1, (8, 3)), whole)
+    assert not np.allclose(iv.for_batch(5).standard_normal("fc1", 2, (8, 3)), whole)
+    assert not np.allclose(in_batch_4.standard_normal("fc2", 2, (8, 3)), whole)
+    similar = Interventions.noise({"layer1.0.relu#1": [1.0], "layer1.0.relu#2": [1.0]}, [1.0])
+    assert not np.allclose(
+        similar.standard_normal("layer1.0.relu#1", 0, (4,)),
+        similar.standard_normal("layer1.0.relu#2", 0, (4,)),
+    )
     # the noise really is standard normal
-    big = iv.standard_normal("fc1", 0, 0, (200_000,))
+    big = iv.standard_normal("fc1", 0, (200_000,))
     assert abs(big.mean()) < 0.01 and abs(big.std() - 1) < 0.01
 
 

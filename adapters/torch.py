@@ -1,0 +1,398 @@
+"""The PyTorch adapter: hooks on a ``torch.nn.Module``, never leaking into it.
+
+Sites are the outputs of activation modules (ReLU, LeakyReLU, ReLU6, GELU,
+SiLU, Tanh, Sigmoid, ELU, Hardswish, Mish, Softplus), one site per *call*: a
+module used twice in one forward (torchvision's ResNet blocks reuse
+``self.relu``) gives sites ``"layer1.0.relu"``, ``"layer1.0.relu#1"``, ... .
+An activation whose output is the model's output (a final Softmax/Sigmoid) is
+never a site.  Conv activations ``(B, C, H, W)`` have one unit per channel;
+other activations have their units on the last axis.
+
+M interventions are evaluated in one forward pass: the batch is expanded from
+``B`` to ``M * B`` rows at the first intervened site, so every layer before it
+runs once per data batch (prefix caching).  Models whose graph adds a tensor
+computed before that site to one computed after it (residual connections) cannot
+be expanded mid-way; for them the adapter expands at the input instead, which it
+detects on the first such failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from directionkit.adapter import Interventions, RunOutput, Site
+from directionkit.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    SiteNotFoundError,
+    UnsupportedModelError,
+)
+
+__all__ = ["ACTIVATION_TYPES", "TorchAdapter"]
+
+log = logging.getLogger(__name__)
+
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ELU,
+    nn.Hardswish, nn.Mish, nn.Softplus, nn.PReLU, nn.SELU, nn.CELU, nn.Hardtanh,
+)  # fmt: skip
+_PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@dataclass
+class _Pass:
+    """The state of one forward pass through the hooks."""
+
+    interventions: Interventions | None = None
+    record: frozenset[str] = frozenset()
+    batch_size: int = 0
+    expanded: bool = False
+    calls: dict[int, int] = field(default_factory=dict)
+    recorded: dict[str, np.ndarray] = field(default_factory=dict)
+    trace: list[tuple[str, nn.Module, torch.Tensor]] | None = None
+
+
+class TorchAdapter:
+    """Run a ``torch.nn.Module`` under interventions, for the directionkit core.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A classifier whose forward returns class scores of shape ``(B, C)``.
+    sites : sequence of str, optional
+        Site names to use (see the module docs); default: every activation site.
+        Unknown names raise :class:`~directionkit.errors.SiteNotFoundError`.
+    device : str or torch.device, optional
+        Where to compute; default: the device of the module's parameters.  The
+        module is moved there for the duration of each run and moved back.
+    example_input : array-like, optional
+        One batch of inputs, used to discover the sites at once; otherwise they
+        are discovered on the first :meth:`run`.
+    memory_budget : int
+        Bytes of activations one forward pass may hold; M is chunked to fit.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> adapter = TorchAdapter(net, example_input=np.zeros((1, 4), np.float32))
+    >>> list(adapter.sites)
+    ['1']
+    >>> out = adapter.run(np.ones((5, 4), np.float32),
+    ...                   Interventions.zero_ablate(adapter.sites, {"1": np.eye(3, dtype=bool)}))
+    >>> out.logits.shape
+    (3, 5, 2)
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        sites: Sequence[str] | None = None,
+        device: str | torch.device | None = None,
+        example_input: Any = None,
+        memory_budget: int = 1 << 30,
+    ) -> None:
+        if not isinstance(module, nn.Module):
+            raise UnsupportedModelError(
+                f"TorchAdapter needs a torch.nn.Module. Got {type(module).__name__} instead."
+            )
+        if sites is not None and (isinstance(sites, str) or not all(isinstance(s, str) for s in sites)):
+            raise InvalidParameterError(
+                f"The 'sites' parameter of TorchAdapter must be a sequence of site names. "
+                f"Got {sites!r} instead."
+            )
+        self.module = module
+        self._requested = None if sites is None else tuple(sites)
+        if device is None:
+            param = next(module.parameters(), None)
+            device = param.device if param is not None else "cpu"
+        self._device = torch.device(device)
+        self.memory_budget = int(memory_budget)
+        self._names = {id(m): n for n, m in module.named_modules()}
+        self._sites: dict[str, Site] | None = None
+        self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
+        self._site_numel: dict[str, int] = {}
+        self._expand_at_input = False
+        if example_input is not None:
+            self._discover(self._to_tensor(example_input))
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def sites(self) -> Mapping[str, Site]:
+        """The sites, in forward order (discovered on the first run if needed)."""
+        if self._sites is None:
+            raise InvalidParameterError(
+                "The sites of a TorchAdapter are found by running the model once: pass "
+                "example_input=... to TorchAdapter, or call run() first."
+            )
+        return self._sites
+
+    @property
+    def device(self) -> str:
+        """The torch device the adapter computes on."""
+        return str(self._device)
+
+    @property
+    def prefix_cache(self) -> bool:
+        """True unless the graph forced expansion at the input (residual connections)."""
+        return not self._expand_at_input
+
+    # -- the seam -----------------------------------------------------------------
+    def run(
+        self,
+        x: Any,
+        interventions: Interventions | None = None,
+        record: Sequence[str] = (),
+    ) -> RunOutput:
+        """Logits ``(M, B, C)`` under ``interventions`` and recorded activations ``(B, n_units)``.
+
+        See :mod:`directionkit.adapter` for the semantics.
+        """
+        tensor = self._to_tensor(x)
+        if self._sites is None:
+            self._discover(tensor)
+        sites = self.sites
+        for name in (*record, *(interventions.sites if interventions else ())):
+            if name not in sites:
+                raise SiteNotFoundError(name, sites)
+        if interventions is not None:
+            for name in interventions.sites:
+                if np.shape(interventions.scale[name])[1] != sites[name].n_units:
+                    raise InvalidParameterError(
+                        f"Interventions for site {name!r} have "
+                        f"{np.shape(interventions.scale[name])[1]} units; the site has "
+                        f"{sites[name].n_units}."
+                    )
+        m_total = 1 if interventions is None else interventions.n_interventions
+        chunk = self._chunk_size(interventions, tensor.shape[0])
+        logits, recorded = [], {}
+        for start in range(0, m_total, chunk):
+            rows = None if interventions is None else interventions.rows(
+                start, min(start + chunk, m_total)
+            )
+            state = _Pass(rows, frozenset(record) if start == 0 else frozenset(), tensor.shape[0])
+            logits.append(self._forward(tensor, state))
+            recorded.update(state.recorded)
+        return RunOutput(np.concatenate(logits, axis=0), recorded)
+
+    def unit_weight_l1(self, site: str) -> np.ndarray:
+        """L1 norm of each unit's incoming weights: the producing Conv filter or Linear row.
+
+        The producer is the last ``Linear``/``Conv`` module called before the
+        site's activation; a ``BatchNorm`` called between them is folded in, so a
+        unit's weights are ``W[c] * gamma[c] / sqrt(running_var[c] + eps)`` — the
+        filter as the network effectively applies it.  Biases are not included.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU(), nn.Linear(2, 2))
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        >>> TorchAdapter(net, example_input=np.zeros((1, 2), np.float32)).unit_weight_l1("1")
+        array([3. , 0.5])
+        """
+        if site not in self.sites:
+            raise SiteNotFoundError(site, self.sites)
+        producer, norm = self._producers.get(site, (None, None))
+        if producer is None:
+            raise UnsupportedModelError(
+                f"No Linear or Conv module is called before site {site!r}; its incoming "
+                "weights are unknown."
+            )
+        with torch.no_grad():
+            weight = producer.weight.detach().to("cpu", torch.float64)
+            l1 = weight.abs().reshape(weight.shape[0], -1).sum(dim=1)
+            if norm is not None and norm.affine and norm.track_running_stats:
+                gamma = norm.weight.detach().to("cpu", torch.float64)
+                var = norm.running_var.detach().to("cpu", torch.float64)
+                l1 = l1 * (gamma / torch.sqrt(var + norm.eps)).abs()
+        if l1.shape[0] != self.sites[site].n_units:
+            raise UnsupportedModelError(
+                f"The module producing site {site!r} has {l1.shape[0]} outputs but the site "
+                f"has {self.sites[site].n_units} units."
+            )
+        return l1.numpy()
+
+    # -- internals ----------------------------------------------------------------
+    def _to_tensor(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            tensor = x
+        else:
+            try:
+                tensor = torch.from_numpy(np.asarray(x))
+            except (TypeError, ValueError) as err:
+                raise InvalidDataError(f"Model input must be array-like: {err}") from err
+        if tensor.ndim == 0 or tensor.shape[0] == 0:
+            raise InvalidDataError(
+                f"Model input must have a non-empty batch axis. Got shape {tuple(tensor.shape)}."
+            )
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            tensor = tensor.float()
+        return tensor.to(self._device)
+
+    @contextlib.contextmanager
+    def _hooked(self, state: _Pass) -> Iterator[None]:
+        """Hooks on every activation module, eval mode, inference mode; all undone in finally."""
+        modules = list(self.module.modules())
+        training = [m.training for m in modules]
+        handles = []
+        try:
+            for module in modules:
+                if isinstance(module, ACTIVATION_TYPES):
+                    handles.append(module.register_forward_hook(self._make_hook(state)))
+                elif state.trace is not None and isinstance(module, _PRODUCERS + _NORMS):
+                    handles.append(module.register_forward_hook(self._make_tracer(state)))
+            self.module.eval()
+            with torch.inference_mode():
+                yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module, flag in zip(modules, training, strict=True):
+                module.training = flag
+
+    def _make_tracer(self, state: _Pass):  # type: ignore[no-untyped-def]
+        def tracer(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            assert state.trace is not None
+            state.trace.append((self._names.get(id(module), ""), module, output))
+
+        return tracer
+
+    def _make_hook(self, state: _Pass):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+            count = state.calls.get(id(module), 0)
+            state.calls[id(module)] = count + 1
+            base = self._names.get(id(module), "")
+            name = base if count == 0 else f"{base}#{count}"
+            if state.trace is not None:
+                state.trace.append((name, module, output))
+                return None
+            if self._sites is None or name not in self._sites:
+                return None
+            site = self._sites[name]
+            iv = state.interventions
+            m = 1 if iv is None else iv.n_interventions
+            b = state.batch_size
+            if name in state.record:
+                row0 = output[:b] if state.expanded else output
+                if site.kind == "conv":  # (B, C, H, W): average each map over space
+                    row0 = row0.mean(dim=tuple(range(2, row0.ndim)))
+                elif row0.ndim > 2:  # (B, T, U): average over positions
+                    row0 = row0.mean(dim=tuple(range(1, row0.ndim - 1)))
+                state.recorded[name] = row0.float().cpu().numpy()
+            if iv is None or name not in iv.sites:
+                return None
+            if not state.expanded:
+                if output.shape[0] != b:
+                    raise InvalidDataError(
+                        f"Site {name!r} has batch size {output.shape[0]}, expected {b}."
+                    )
+                grouped = output.unsqueeze(0)
+            else:
+                grouped = output.reshape(m, b, *output.shape[1:])
+            edited = self._apply(grouped, iv, name, site)
+            state.expanded = True
+            return edited.reshape(m * b, *output.shape[1:])
+
+        return hook
+
+    def _apply(self, grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:
+        """``a * scale + shift + noise_std * eps`` on ``grouped`` of shape (M or 1, B, ...)."""
+        m = iv.n_interventions
+        shape = [m] + [1] * (grouped.ndim - 1)
+        unit_axis = 2 if site.kind == "conv" else grouped.ndim - 1
+        shape[unit_axis] = site.n_units
+
+        def term(values: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(values), dtype=grouped.dtype, device=grouped.device).reshape(shape)
+
+        out = grouped * term(iv.scale[name]) + term(iv.shift[name])
+        noise_std = np.asarray(iv.noise_std[name])
+        if np.any(noise_std != 0):
+            full = (m, *grouped.shape[1:])
+            eps = np.stack([iv.standard_normal(name, r, full[1:]) for r in range(m)])
+            out = out + term(noise_std) * torch.from_numpy(eps).to(grouped.device, grouped.dtype)
+        return out
+
+    def _forward(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
+        m = 1 if state.interventions is None else state.interventions.n_interventions
+        inputs = x
+        if self._expand_at_input and m > 1:
+            inputs = x.repeat(m, *([1] * (x.ndim - 1)))
+            state.expanded = True
+            state.batch_size = x.shape[0]
+        try:
+            with self._hooked(state):
+                out = self.module(inputs)
+        except RuntimeError as err:
+            if self._expand_at_input or m == 1 or not state.expanded:
+                raise
+            log.info("Expanding interventions at the model input (%s).", err)
+            self._expand_at_input = True
+            fresh = _Pass(state.interventions, state.record, x.shape[0])
+            logits = self._forward(x, fresh)
+            state.recorded.update(fresh.recorded)
+            return logits
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise UnsupportedModelError(
+                "The model's forward must return class scores of shape (B, C). Got "
+                f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}."
+            )
+        b = x.shape[0]
+        if out.shape[0] == b and m > 1:
+            out = out.unsqueeze(0).expand(m, *out.shape)
+        return out.reshape(m, b, out.shape[-1]).float().cpu().numpy()
+
+    def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
+        if interventions is None:
+            return 1
+        per_row = 4 * batch * max(1, sum(self._site_numel.values())) * 3
+        return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
+
+    def _discover(self, x: torch.Tensor) -> None:
+        state = _Pass(batch_size=x.shape[0], trace=[])
+        with self._hooked(state):
+            output = self.module(x)
+        assert state.trace is not None
+        found: dict[str, Site] = {}
+        last_producer: nn.Module | None = None
+        last_norm: nn.Module | None = None
+        for name, module, value in state.trace:
+            if isinstance(module, _PRODUCERS):
+                last_producer, last_norm = module, None
+                continue
+            if isinstance(module, _NORMS):
+                last_norm = module
+                continue
+            if value is output or value.ndim < 2 or value.shape[0] != x.shape[0]:
+                continue  # the model's own output, or not a per-example activation
+            kind = "conv" if value.ndim == 4 else "dense"
+            n_units = value.shape[1] if kind == "conv" else value.shape[-1]
+            found[name] = Site(name, int(n_units), kind, len(found))
+            self._producers[name] = (last_producer, last_norm)
+            self._site_numel[name] = int(value[0].numel())
+        if not found:
+            raise UnsupportedModelError(
+                f"{type(self.module).__name__} has no hidden activation module to use as a site "
+                f"(looked for {', '.join(t.__name__ for t in ACTIVATION_TYPES)})."
+            )
+        if self._requested is not None:
+            for name in self._requested:
+                if name not in found:
+                    raise SiteNotFoundError(name, found)
+            found = {
+                name: Site(name, found[name].n_units, found[name].kind, depth)
+                for depth, name in enumerate(n for n in found if n in self._requested)
+            }
+        self._sites = found

@@ -1,0 +1,148 @@
+"""Checks every :class:`~directionkit.adapter.ModelAdapter` must pass.
+
+Subclass :class:`AdapterTests` in an adapter's test module and implement
+:meth:`AdapterTests.make_adapter` and :meth:`AdapterTests.make_input`; pytest
+then runs every ``test_*`` method against that adapter.  The checks use the seam
+only, so they hold for any framework: the documented semantics
+``a' = a * scale + shift + noise_std * eps`` and the ``(M, B, C)`` contract.
+
+Examples
+--------
+>>> from directionkit.testing import AdapterTests
+>>> sorted(n for n in dir(AdapterTests) if n.startswith("test_"))[:2]
+['test_chunked_rows_equal_the_whole', 'test_clamping_a_site_to_its_own_activity_changes_nothing']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from directionkit.adapter import Interventions, ModelAdapter
+from directionkit.errors import DirectionKitError, SiteNotFoundError
+
+__all__ = ["AdapterTests"]
+
+
+class AdapterTests:
+    """The adapter-agnostic contract, as a pytest test class to subclass.
+
+    Attributes
+    ----------
+    rtol, atol : float
+        Tolerances for comparing logits computed in different ways.
+    """
+
+    rtol: float = 1e-5
+    atol: float = 1e-5
+
+    def make_adapter(self) -> ModelAdapter:
+        """A fresh adapter over a small model with at least two sites, its sites known."""
+        raise NotImplementedError
+
+    def make_input(self, batch: int) -> Any:
+        """A batch of ``batch`` valid inputs for the adapter's model."""
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------
+    def _setup(self, batch: int = 6) -> tuple[ModelAdapter, Any, np.ndarray]:
+        adapter = self.make_adapter()
+        x = self.make_input(batch)
+        clean = adapter.run(x).logits
+        return adapter, x, clean
+
+    def _random_masks(self, adapter: ModelAdapter, m: int, seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return {name: rng.random((m, s.n_units)) < 0.5 for name, s in adapter.sites.items()}
+
+    # -- the checks -------------------------------------------------------------------
+    def test_sites_are_ordered_and_well_formed(self) -> None:
+        adapter, _, clean = self._setup()
+        sites = adapter.sites
+        assert len(sites) >= 1
+        assert [s.depth for s in sites.values()] == list(range(len(sites)))
+        assert all(name == s.name for name, s in sites.items())
+        assert clean.ndim == 3 and clean.shape[:2] == (1, 6)
+
+    def test_identity_interventions_equal_the_clean_run(self) -> None:
+        adapter, x, clean = self._setup()
+        out = adapter.run(x, Interventions.identity(adapter.sites, n=3)).logits
+        assert out.shape == (3, *clean.shape[1:])
+        np.testing.assert_allclose(out, np.repeat(clean, 3, axis=0), self.rtol, self.atol)
+
+    def test_m_batched_rows_equal_one_at_a_time(self) -> None:
+        adapter, x, _ = self._setup()
+        iv = Interventions.zero_ablate(adapter.sites, self._random_masks(adapter, 4, seed=1))
+        together = adapter.run(x, iv).logits
+        for row in range(4):
+            alone = adapter.run(x, iv.rows(row, row + 1)).logits
+            np.testing.assert_allclose(together[row], alone[0], self.rtol, self.atol)
+
+    def test_chunked_rows_equal_the_whole(self) -> None:
+        adapter, x, _ = self._setup()
+        iv = Interventions.zero_ablate(adapter.sites, self._random_masks(adapter, 5, seed=2))
+        whole = adapter.run(x, iv).logits
+        parts = np.concatenate([adapter.run(x, iv.rows(0, 2)).logits,
+                                adapter.run(x, iv.rows(2, 5)).logits])  # fmt: skip
+        np.testing.assert_allclose(whole, parts, self.rtol, self.atol)
+
+    def test_recorded_activations_have_one_row_per_example(self) -> None:
+        adapter, x, _ = self._setup()
+        names = list(adapter.sites)
+        out = adapter.run(x, record=names)
+        for name in names:
+            assert out.activations[name].shape == (6, adapter.sites[name].n_units)
+            assert np.all(np.isfinite(out.activations[name]))
+
+    def test_clamping_a_site_to_its_own_activity_changes_nothing(self) -> None:
+        # with one example, mean-ablating every unit of a site to the value it already
+        # has must reproduce the clean logits: checks scale, shift and unit layout together
+        adapter = self.make_adapter()
+        x = self.make_input(1)
+        clean = adapter.run(x, record=list(adapter.sites))
+        for name, site in adapter.sites.items():
+            if site.kind == "conv":
+                continue  # a map's spatial mean is not its value; covered by the next check
+            iv = Interventions.mean_ablate(
+                adapter.sites, {name: np.ones((1, site.n_units), bool)},
+                {name: clean.activations[name][0]},
+            )  # fmt: skip
+            np.testing.assert_allclose(adapter.run(x, iv).logits, clean.logits, 1e-4, 1e-4)
+
+    def test_clamping_every_unit_removes_input_dependence(self) -> None:
+        # every path to the output goes through the last site, so once all its units
+        # are clamped every example gets the same logits, and they differ from the clean ones
+        adapter, x, clean = self._setup()
+        everything = {n: np.ones((1, s.n_units), bool) for n, s in adapter.sites.items()}
+        ablated = adapter.run(x, Interventions.zero_ablate(adapter.sites, everything)).logits[0]
+        np.testing.assert_allclose(ablated, np.repeat(ablated[:1], len(ablated), 0), 1e-4, 1e-4)
+        assert not np.allclose(ablated, clean[0])
+
+    def test_zero_noise_equals_clean_and_noise_is_seeded(self) -> None:
+        adapter, x, clean = self._setup()
+        std = {n: np.ones(s.n_units) for n, s in adapter.sites.items()}
+        zero = adapter.run(x, Interventions.noise(std, scales=[0.0])).logits
+        np.testing.assert_allclose(zero, clean, self.rtol, self.atol)
+        a = adapter.run(x, Interventions.noise(std, scales=[1.0, 1.0], seed=3)).logits
+        b = adapter.run(x, Interventions.noise(std, scales=[1.0, 1.0], seed=3)).logits
+        c = adapter.run(x, Interventions.noise(std, scales=[1.0], seed=4)).logits
+        np.testing.assert_allclose(a, b, self.rtol, self.atol)
+        assert not np.allclose(a[0], a[1])  # each row draws its own noise
+        assert not np.allclose(a[0], c[0])
+
+    def test_unknown_sites_are_refused(self) -> None:
+        adapter, x, _ = self._setup()
+        try:
+            adapter.run(x, record=["no-such-site"])
+        except SiteNotFoundError as err:
+            assert "no-such-site" in str(err)
+        else:
+            raise AssertionError("an unknown site was accepted")
+        wrong = Interventions.zero_ablate({"no-such-site": 2}, {"no-such-site": [[True, False]]})
+        try:
+            adapter.run(x, wrong)
+        except DirectionKitError:
+            pass
+        else:
+            raise AssertionError("interventions on an unknown site were accepted")
