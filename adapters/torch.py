@@ -106,7 +106,9 @@ class TorchAdapter:
             raise UnsupportedModelError(
                 f"TorchAdapter needs a torch.nn.Module. Got {type(module).__name__} instead."
             )
-        if sites is not None and (isinstance(sites, str) or not all(isinstance(s, str) for s in sites)):
+        if sites is not None and (
+            isinstance(sites, str) or not all(isinstance(s, str) for s in sites)
+        ):
             raise InvalidParameterError(
                 f"The 'sites' parameter of TorchAdapter must be a sequence of site names. "
                 f"Got {sites!r} instead."
@@ -123,6 +125,7 @@ class TorchAdapter:
         self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
         self._site_numel: dict[str, int] = {}
         self._expand_at_input = False
+        self._input_shape: tuple[int, ...] | None = None
         if example_input is not None:
             self._discover(self._to_tensor(example_input))
 
@@ -161,6 +164,7 @@ class TorchAdapter:
         tensor = self._to_tensor(x)
         if self._sites is None:
             self._discover(tensor)
+        self._check_input(tensor)
         sites = self.sites
         for name in (*record, *(interventions.sites if interventions else ())):
             if name not in sites:
@@ -177,8 +181,10 @@ class TorchAdapter:
         chunk = self._chunk_size(interventions, tensor.shape[0])
         logits, recorded = [], {}
         for start in range(0, m_total, chunk):
-            rows = None if interventions is None else interventions.rows(
-                start, min(start + chunk, m_total)
+            rows = (
+                None
+                if interventions is None
+                else interventions.rows(start, min(start + chunk, m_total))
             )
             state = _Pass(rows, frozenset(record) if start == 0 else frozenset(), tensor.shape[0])
             logits.append(self._forward(tensor, state))
@@ -307,7 +313,9 @@ class TorchAdapter:
 
         return hook
 
-    def _apply(self, grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:
+    def _apply(
+        self, grouped: torch.Tensor, iv: Interventions, name: str, site: Site
+    ) -> torch.Tensor:
         """``a * scale + shift + noise_std * eps`` on ``grouped`` of shape (M or 1, B, ...)."""
         m = iv.n_interventions
         shape = [m] + [1] * (grouped.ndim - 1)
@@ -315,7 +323,9 @@ class TorchAdapter:
         shape[unit_axis] = site.n_units
 
         def term(values: Any) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(values), dtype=grouped.dtype, device=grouped.device).reshape(shape)
+            return torch.as_tensor(
+                np.asarray(values), dtype=grouped.dtype, device=grouped.device
+            ).reshape(shape)
 
         out = grouped * term(iv.scale[name]) + term(iv.shift[name])
         noise_std = np.asarray(iv.noise_std[name])
@@ -360,10 +370,27 @@ class TorchAdapter:
         per_row = 4 * batch * max(1, sum(self._site_numel.values())) * 3
         return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
 
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Same rank and same features/channels (axis 1) as the input sites were found with."""
+        expected = self._input_shape
+        assert expected is not None
+        if x.ndim != len(expected) + 1 or (expected and x.shape[1] != expected[0]):
+            raise InvalidDataError(
+                f"Model input of shape {tuple(x.shape)} does not fit the model: it was set up "
+                f"with inputs of shape (B, {', '.join(map(str, expected))})."
+            )
+
     def _discover(self, x: torch.Tensor) -> None:
+        self._input_shape = tuple(x.shape[1:])
         state = _Pass(batch_size=x.shape[0], trace=[])
-        with self._hooked(state):
-            output = self.module(x)
+        try:
+            with self._hooked(state):
+                output = self.module(x)
+        except RuntimeError as err:
+            raise InvalidDataError(
+                f"Model input of shape {tuple(x.shape)} does not fit the model: the forward "
+                f"pass failed with: {err}"
+            ) from err
         assert state.trace is not None
         found: dict[str, Site] = {}
         last_producer: nn.Module | None = None

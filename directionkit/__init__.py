@@ -9,9 +9,10 @@ Examples
 >>> import directionkit as dk
 >>> acts = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 >>> dk.class_selectivity(acts, labels=[0, 1, 1]).values.round(3).tolist()
-[1.0, 0.0]
+[0.333, 1.0]
 """
 
+from directionkit._api import analyze
 from directionkit._version import __version__
 from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
 from directionkit.errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "UnsupportedModelError",
     "__version__",
     "ablation_auc",
+    "analyze",
     "class_mean",
     "class_selectivity",
     "mutual_information",

@@ -75,8 +75,7 @@ def digits_demo(hidden: int = 64, seed: int = 0) -> Analysis:
         attrs={
             "parameters": {"hidden": hidden, "seed": seed, "test_size": 0.25},
             "model": fingerprint(*clf.coefs_, *clf.intercepts_),
-            "data": f"digits test split ({len(y_test)} examples), "
-            + fingerprint(x_test, y_test),
+            "data": f"digits test split ({len(y_test)} examples), " + fingerprint(x_test, y_test),
         },
     )
     return Analysis(dataset)

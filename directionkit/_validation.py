@@ -36,9 +36,7 @@ def check_int(value: Any, name: str, func: str, *, minimum: int) -> int:
     return int(value)
 
 
-def as_labelled(
-    values: Any, dims: tuple[str, ...], name: str, func: str
-) -> xr.DataArray:
+def as_labelled(values: Any, dims: tuple[str, ...], name: str, func: str) -> xr.DataArray:
     """Return ``values`` as a DataArray with exactly ``dims``.
 
     numpy input is labelled with ``dims`` in order; a DataArray is transposed to

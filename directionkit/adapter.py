@@ -109,7 +109,11 @@ class Site:
 
 def _site_units(sites: Mapping[str, Site] | Mapping[str, int]) -> dict[str, int]:
     return {
-        name: (s.n_units if isinstance(s, Site) else check_int(s, "n_units", "Interventions", minimum=1))
+        name: (
+            s.n_units
+            if isinstance(s, Site)
+            else check_int(s, "n_units", "Interventions", minimum=1)
+        )
         for name, s in sites.items()
     }
 
@@ -309,7 +313,9 @@ class Interventions:
         s = np.asarray(scales, dtype=np.float64)
         if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s < 0):
             raise parameter_error(
-                "scales", "Interventions.noise", "a non-empty 1-d sequence of finite floats >= 0",
+                "scales",
+                "Interventions.noise",
+                "a non-empty 1-d sequence of finite floats >= 0",
                 scales,
             )
         std = {name: np.asarray(v, dtype=np.float64) for name, v in unit_std.items()}
@@ -333,7 +339,9 @@ class Interventions:
             if array.dtype != bool:
                 if not np.all(np.isin(array, (0, 1))):
                     raise parameter_error(
-                        "ablated", f"Interventions.{func}", "boolean masks (True = ablate)",
+                        "ablated",
+                        f"Interventions.{func}",
+                        "boolean masks (True = ablate)",
                         f"values other than 0/1 for site {name!r}",
                     )
                 array = array.astype(bool)
@@ -364,7 +372,10 @@ class Interventions:
         """
         if not 0 <= start < stop <= self._m:
             raise parameter_error(
-                "start, stop", "Interventions.rows", f"0 <= start < stop <= {self._m}", (start, stop)
+                "start, stop",
+                "Interventions.rows",
+                f"0 <= start < stop <= {self._m}",
+                (start, stop),
             )
         return Interventions(
             scale={s: np.asarray(v)[start:stop] for s, v in self.scale.items()},

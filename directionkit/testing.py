@@ -15,14 +15,16 @@ Examples
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from directionkit.adapter import Interventions, ModelAdapter
+from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
 from directionkit.errors import DirectionKitError, SiteNotFoundError
 
-__all__ = ["AdapterTests"]
+__all__ = ["AdapterTests", "NumpyMLPAdapter"]
 
 
 class AdapterTests:
@@ -146,3 +148,88 @@ class AdapterTests:
             pass
         else:
             raise AssertionError("interventions on an unknown site were accepted")
+
+
+class NumpyMLPAdapter:
+    """A ReLU MLP written in numpy: a reference implementation of the seam.
+
+    It applies interventions exactly as :mod:`directionkit.adapter` documents, one
+    row at a time, with no framework, so experiments can be checked against it and
+    it runs where no framework is installed.  Sites are ``"hidden0"``, ``"hidden1"``, ...
+
+    Parameters
+    ----------
+    weights, biases : sequences of arrays
+        Layer ``i`` computes ``h @ weights[i] + biases[i]``; ReLU after every layer but
+        the last.
+
+    Examples
+    --------
+    >>> net = NumpyMLPAdapter.random(n_in=3, hidden=(4, 2), n_classes=2, seed=0)
+    >>> list(net.sites), net.run(np.ones((5, 3))).logits.shape
+    (['hidden0', 'hidden1'], (1, 5, 2))
+    """
+
+    def __init__(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> None:
+        self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
+        self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
+        self._sites = {
+            f"hidden{i}": Site(f"hidden{i}", w.shape[1], "dense", i)
+            for i, w in enumerate(self.weights[:-1])
+        }
+
+    @classmethod
+    def random(
+        cls, n_in: int, hidden: Sequence[int], n_classes: int, seed: int = 0
+    ) -> NumpyMLPAdapter:
+        """He-initialised weights and small random biases."""
+        rng = np.random.default_rng(seed)
+        sizes = [n_in, *hidden, n_classes]
+        weights = [rng.normal(0, np.sqrt(2 / a), (a, b)) for a, b in itertools.pairwise(sizes)]
+        biases = [rng.normal(0, 0.1, b) for b in sizes[1:]]
+        return cls(weights, biases)
+
+    @property
+    def sites(self) -> Mapping[str, Site]:
+        """``hidden0``, ``hidden1``, ...: the ReLU outputs, in forward order."""
+        return self._sites
+
+    def run(
+        self, x: Any, interventions: Interventions | None = None, record: Sequence[str] = ()
+    ) -> RunOutput:
+        """Logits ``(M, B, C)``; see :mod:`directionkit.adapter`."""
+        for name in (*record, *(interventions.sites if interventions else ())):
+            if name not in self._sites:
+                raise SiteNotFoundError(name, self._sites)
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        m = 1 if interventions is None else interventions.n_interventions
+        logits, recorded = [], {}
+        for row in range(m):
+            h = x
+            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                h = h @ w + b
+                if i == len(self.weights) - 1:
+                    break
+                h = np.maximum(h, 0)
+                name = f"hidden{i}"
+                if row == 0 and name in record:
+                    recorded[name] = h.copy()
+                if interventions is not None and name in interventions.scale:
+                    eps = interventions.standard_normal(name, row, h.shape)
+                    h = (
+                        h * interventions.scale[name][row]
+                        + interventions.shift[name][row]
+                        + interventions.noise_std[name][row] * eps
+                    )
+            logits.append(h)
+        return RunOutput(np.stack(logits), recorded)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The predicted class of each example (without interventions)."""
+        return self.run(x).logits[0].argmax(axis=1)
+
+    def unit_weight_l1(self, site: str) -> np.ndarray:
+        """L1 norm of each unit's incoming weights (a column of the layer's matrix)."""
+        if site not in self._sites:
+            raise SiteNotFoundError(site, self._sites)
+        return np.abs(self.weights[self._sites[site].depth]).sum(axis=0)

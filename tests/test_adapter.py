@@ -28,7 +28,7 @@ def apply(a: np.ndarray, iv: Interventions, site: str, row: int) -> np.ndarray:
 def test_site_validates_fields() -> None:
     with pytest.raises(InvalidParameterError, match="'kind' parameter of Site"):
         Site("a", 3, kind="pool")  # type: ignore[arg-type]
-    with pytest.raises(InvalidParameterError, match="'n_units'.*Got 0"):
+    with pytest.raises(InvalidParameterError, match=r"'n_units'.*Got 0"):
         Site("a", 0)
     with pytest.raises(InvalidParameterError, match="'name'"):
         Site("", 2)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from directionkit.adapters.torch import TorchAdapter  # noqa: E402
 from torch import nn  # noqa: E402
 
 from directionkit.adapter import Interventions  # noqa: E402
-from directionkit.adapters.torch import TorchAdapter  # noqa: E402
 from directionkit.errors import (  # noqa: E402
     InvalidParameterError,
     SiteNotFoundError,
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.requires_torch
 
 def mlp(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)
-    )
+    return nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
 
 
 class Residual(nn.Module):
@@ -96,7 +94,9 @@ def test_mlp_interventions_equal_a_hand_edited_forward_pass() -> None:
     for m in range(6):
         scale = {s: iv.scale[s][m] for s in masks}
         shift = {s: iv.shift[s][m] for s in masks}
-        np.testing.assert_allclose(out[m], brute_force_mlp(net, x, scale, shift), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            out[m], brute_force_mlp(net, x, scale, shift), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_conv_interventions_and_recording_equal_a_hand_edited_forward_pass() -> None:
@@ -111,16 +111,24 @@ def test_conv_interventions_and_recording_equal_a_hand_edited_forward_pass() -> 
     out = adapter.run(x, iv, record=["2", "3.relu#1"])
     with torch.no_grad():
         t = torch.from_numpy(x)
-        a0 = net[2](net[1](net[0](t))) * torch.tensor(1 - keep, dtype=torch.float32).view(1, 4, 1, 1)
+        a0 = net[2](net[1](net[0](t))) * torch.tensor(1 - keep, dtype=torch.float32).view(
+            1, 4, 1, 1
+        )
         blk = net[3]
-        a1 = blk.relu(blk.bn1(blk.conv1(a0))) * torch.tensor(keep, dtype=torch.float32).view(1, 4, 1, 1)
+        a1 = blk.relu(blk.bn1(blk.conv1(a0))) * torch.tensor(keep, dtype=torch.float32).view(
+            1, 4, 1, 1
+        )
         a2 = blk.relu(blk.bn2(blk.conv2(a1)) + a0)
         expected = net[6](net[5](net[4](a2)))
         clean0 = net[2](net[1](net[0](t)))
     np.testing.assert_allclose(out.logits[0], expected.numpy(), rtol=1e-5, atol=1e-5)
     # recording gives the site's own (pre-edit) activity averaged over space
-    np.testing.assert_allclose(out.activations["2"], clean0.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out.activations["3.relu#1"], a2.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out.activations["2"], clean0.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out.activations["3.relu#1"], a2.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_prefix_runs_once_per_batch_when_only_a_later_site_is_edited() -> None:
@@ -166,7 +174,9 @@ class Boom(nn.Module):
 
 
 def test_model_is_untouched_after_runs_and_after_an_exception_mid_run() -> None:
-    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), Boom(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    net = nn.Sequential(
+        nn.Linear(6, 5), nn.ReLU(), Boom(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)
+    )
     net.train()
     net[3].weight.requires_grad_(False)
     before = snapshot(net)
@@ -200,17 +210,23 @@ def test_sites_can_be_chosen_by_name_and_unknown_names_list_the_valid_ones() -> 
 def test_models_without_sites_or_of_the_wrong_type_are_refused() -> None:
     with pytest.raises(UnsupportedModelError, match="no hidden activation"):
         TorchAdapter(nn.Linear(3, 2), example_input=np.zeros((1, 3), np.float32))
-    with pytest.raises(UnsupportedModelError, match="torch.nn.Module"):
+    with pytest.raises(UnsupportedModelError, match=r"torch\.nn\.Module"):
         TorchAdapter("model.pt")  # type: ignore[arg-type]
 
 
 def test_unit_weight_l1_matches_numpy_with_batchnorm_folded() -> None:
     net = mlp()
     adapter = TorchAdapter(net, example_input=np.zeros((1, 6), np.float32))
-    np.testing.assert_allclose(adapter.unit_weight_l1("3"), np.abs(net[2].weight.detach().numpy()).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        adapter.unit_weight_l1("3"), np.abs(net[2].weight.detach().numpy()).sum(1), rtol=1e-6
+    )
     conv = convnet()
     adapter = TorchAdapter(conv, example_input=np.zeros((1, 2, 5, 5), np.float32))
     w = conv[0].weight.detach().double().numpy()
     bn = conv[1]
-    factor = np.abs(bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps))
-    np.testing.assert_allclose(adapter.unit_weight_l1("2"), np.abs(w).reshape(4, -1).sum(1) * factor, rtol=1e-6)
+    factor = np.abs(
+        bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps)
+    )
+    np.testing.assert_allclose(
+        adapter.unit_weight_l1("2"), np.abs(w).reshape(4, -1).sum(1) * factor, rtol=1e-6
+    )

@@ -1,0 +1,101 @@
+"""Spearman rank correlation between per-unit measures, overall and per site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.stats import rankdata
+from scipy.stats import t as student_t
+
+from directionkit.errors import InvalidDataError, InvalidParameterError
+
+
+def _rho_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = int(a.size)
+    if n < 3:
+        return np.nan, np.nan, n
+    ra, rb = rankdata(a) - (n + 1) / 2, rankdata(b) - (n + 1) / 2
+    denominator = np.sqrt((ra**2).sum() * (rb**2).sum())
+    if denominator == 0:  # a constant input has no ranks to correlate
+        return np.nan, np.nan, n
+    rho = float(np.clip((ra * rb).sum() / denominator, -1.0, 1.0))
+    if abs(rho) == 1.0:
+        return rho, 0.0, n
+    t = rho * np.sqrt((n - 2) / (1 - rho**2))
+    return rho, float(2 * student_t.sf(abs(t), n - 2)), n
+
+
+def spearman(a: Any, b: Any, *, by: str | None = "site") -> xr.Dataset:
+    """Spearman rank correlation of two per-unit measures, overall and per group.
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray (unit,) or 1-d array-like
+        Per-unit measures of the same units, e.g. selectivity and importance.
+    by : str or None
+        A coordinate along ``unit`` to group by (default ``"site"``: one correlation
+        per layer).  When ``by`` is left at ``"site"`` and there is no such coordinate
+        only the overall value is returned; any other missing name is an error.
+
+    Returns
+    -------
+    xarray.Dataset
+        Along dim ``scope`` (``"all"``, then each group in order of appearance):
+        ``rho``, ``p_value`` (two-sided, from the t distribution with n - 2 degrees of
+        freedom, as :func:`scipy.stats.spearmanr`), and ``n`` (pairs used).  Pairs with
+        a NaN are dropped; a group with fewer than 3 pairs or a constant measure gets
+        NaN.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> site = ("unit", ["a", "a", "a", "b", "b", "b"])
+    >>> x = xr.DataArray([1., 2, 3, 4, 5, 6], dims="unit", coords={"site": site})
+    >>> y = xr.DataArray([1., 3, 2, 6, 5, 4], dims="unit", coords={"site": site})
+    >>> spearman(x, y)["rho"].values.round(3).tolist()
+    [0.714, 0.5, -1.0]
+    """
+    arrays = []
+    for name, value in (("a", a), ("b", b)):
+        array = (
+            value
+            if isinstance(value, xr.DataArray)
+            else xr.DataArray(np.asarray(value, dtype=np.float64), dims="unit")
+        )
+        if array.dims != ("unit",):
+            raise InvalidDataError(
+                f"{name!r} of spearman must be 1-d along 'unit'. Got dims {array.dims}."
+            )
+        arrays.append(array)
+    first, second = arrays
+    if first.sizes["unit"] != second.sizes["unit"]:
+        raise InvalidDataError(
+            f"'a' and 'b' of spearman must measure the same units. Got {first.sizes['unit']} "
+            f"and {second.sizes['unit']} units."
+        )
+    va, vb = first.values.astype(np.float64), second.values.astype(np.float64)
+    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(va.size, bool))]
+    if by is not None:
+        coords = first.coords if by in first.coords else second.coords
+        if by in coords:
+            labels = np.asarray(coords[by].values).astype(str)
+            for label in dict.fromkeys(labels.tolist()):
+                groups.append((label, labels == label))
+        elif by != "site":
+            raise InvalidParameterError(
+                f"The 'by' parameter of spearman must name a coordinate along 'unit'. Got "
+                f"{by!r}; the coordinates are {sorted(map(str, first.coords))}."
+            )
+    results = [_rho_p(va[mask], vb[mask]) for _, mask in groups]
+    return xr.Dataset(
+        {
+            "rho": ("scope", [r[0] for r in results]),
+            "p_value": ("scope", [r[1] for r in results]),
+            "n": ("scope", np.array([r[2] for r in results], dtype=np.int64)),
+        },
+        coords={"scope": [g[0] for g in groups]},
+    )

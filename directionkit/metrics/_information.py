@@ -1,0 +1,131 @@
+"""Mutual information between a unit's discretised activity and the class."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from directionkit._validation import as_labelled, check_choice, check_int, check_labels
+from directionkit.metrics._selectivity import _unit_coords
+
+Binning = Literal["equal-width", "equal-frequency"]
+BINNINGS = ("equal-width", "equal-frequency")
+
+
+def equal_width_edges(low: np.ndarray, high: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner edges ``low + k (high - low) / n_bins``, k = 1..n_bins-1, per unit.
+
+    Examples
+    --------
+    >>> equal_width_edges(np.array([0.0]), np.array([4.0]), 4)
+    array([[1., 2., 3.]])
+    """
+    steps = np.arange(1, n_bins) / n_bins
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    return low[:, None] + (high - low)[:, None] * steps[None, :]
+
+
+def bin_edges(activations: Any, n_bins: int = 16, binning: Binning = "equal-width") -> np.ndarray:
+    """Inner bin edges of every unit's activity, shape ``(n_units, n_bins - 1)``.
+
+    A value ``x`` falls in bin ``searchsorted(edges, x, side="right")`` — the number
+    of inner edges ``<= x`` — so bins are numbered ``0..n_bins-1``.
+
+    Parameters
+    ----------
+    activations : array-like (example, unit) or xarray.DataArray
+    n_bins : int
+        At least 2.
+    binning : {"equal-width", "equal-frequency"}
+        ``"equal-width"``: edges split ``[min, max]`` of the unit into equal parts (a
+        constant unit puts everything in bin 0).  ``"equal-frequency"``: the edges are
+        order statistics ``sorted(x)[ceil(k n / n_bins)]``, k = 1..n_bins-1, so each
+        bin holds about ``n / n_bins`` examples; ties stay in one bin (bins may then be
+        uneven or empty), and the bins are invariant to any strictly increasing
+        transform of the activity.
+
+    Examples
+    --------
+    >>> bin_edges([[0.0], [1.0], [2.0], [3.0]], n_bins=2, binning="equal-frequency")
+    array([[2.]])
+    """
+    func = "bin_edges"
+    n_bins = check_int(n_bins, "n_bins", func, minimum=2)
+    check_choice(binning, "binning", func, BINNINGS)
+    values = as_labelled(activations, ("example", "unit"), "activations", func).values
+    values = values.astype(np.float64)
+    if binning == "equal-width":
+        return equal_width_edges(values.min(axis=0), values.max(axis=0), n_bins)
+    n = values.shape[0]
+    ranks = np.minimum(np.ceil(np.arange(1, n_bins) * n / n_bins).astype(int), n - 1)
+    return np.sort(values, axis=0)[ranks].T
+
+
+def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each value ``(B, n_units)`` given inner edges ``(n_units, n_bins - 1)``."""
+    bins = np.zeros(values.shape, dtype=np.int64)
+    for k in range(edges.shape[1]):  # n_bins is small; vectorised over examples and units
+        bins += values >= edges[None, :, k]
+    return bins
+
+
+def mi_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Mutual information in bits from joint counts ``(n_units, n_bins, n_classes)``."""
+    total = counts.sum(axis=(1, 2), keepdims=True)
+    joint = counts / total
+    p_bin = joint.sum(axis=2, keepdims=True)
+    p_class = joint.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = joint * np.log2(joint / (p_bin * p_class))
+    return np.maximum(np.where(joint > 0, terms, 0.0).sum(axis=(1, 2)), 0.0)
+
+
+def mutual_information(
+    activations: Any,
+    labels: Any,
+    *,
+    n_classes: int | None = None,
+    n_bins: int = 16,
+    binning: Binning = "equal-width",
+) -> xr.DataArray:
+    """Mutual information I(activity; class) of every unit, in bits.
+
+    Each unit's activity is discretised into ``n_bins`` bins (see :func:`bin_edges`),
+    then ``I = sum_{b,c} p(b, c) log2(p(b, c) / (p(b) p(c)))``.
+
+    Parameters
+    ----------
+    activations : array-like (example, unit) or xarray.DataArray
+    labels : array-like of int, shape (example,)
+    n_classes : int, optional
+        Default ``labels.max() + 1``.
+    n_bins : int
+        Number of bins, at least 2.
+    binning : {"equal-width", "equal-frequency"}
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(unit,)``, name ``"mutual_info"``; between 0 and ``log2(n_classes)``.
+
+    Examples
+    --------
+    >>> acts = [[0.0, 5.0], [0.0, 5.0], [1.0, 5.0], [1.0, 5.0]]
+    >>> mutual_information(acts, labels=[0, 0, 1, 1], n_bins=2).values.tolist()
+    [1.0, 0.0]
+    """
+    func = "mutual_information"
+    n_bins = check_int(n_bins, "n_bins", func, minimum=2)
+    check_choice(binning, "binning", func, BINNINGS)
+    acts = as_labelled(activations, ("example", "unit"), "activations", func)
+    y, n_classes = check_labels(labels, acts.sizes["example"], func, n_classes)
+    from directionkit.metrics._streaming import JointHistogram
+
+    histogram = JointHistogram(bin_edges(acts, n_bins, binning), n_classes)
+    histogram.update(acts.values, y)
+    return xr.DataArray(
+        histogram.mutual_information(), dims=("unit",), coords=_unit_coords(acts),
+        name="mutual_info",
+    )  # fmt: skip

@@ -1,0 +1,158 @@
+"""Class-conditional mean activity and the class selectivity index (Morcos et al., eq. 1)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from directionkit._validation import as_labelled, check_choice, check_labels
+from directionkit.errors import InvalidDataError
+
+Negative = Literal["shift", "error"]
+
+
+def _unit_coords(activations: xr.DataArray) -> dict[str, Any]:
+    """The coordinates that live on the ``unit`` dim, to carry into a result."""
+    return {k: v for k, v in activations.coords.items() if v.dims == ("unit",)}
+
+
+def class_sums(
+    values: np.ndarray, labels: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class sums ``(n_units, n_classes)`` and counts ``(n_classes,)``, in float64."""
+    onehot = np.zeros((labels.size, n_classes))
+    onehot[np.arange(labels.size), labels] = 1.0
+    return values.astype(np.float64).T @ onehot, onehot.sum(axis=0)
+
+
+def means_from_sums(sums: np.ndarray, counts: np.ndarray, func: str) -> np.ndarray:
+    """Class means from sums and counts; a class without examples is an error."""
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise InvalidDataError(
+            f"Every class needs at least one example for {func}; classes "
+            f"{empty.tolist()} have none (n_classes={counts.size}). Pass the right n_classes "
+            "or data that covers every class."
+        )
+    return sums / counts[None, :]
+
+
+def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> np.ndarray:
+    """The selectivity index of each row of class means ``(n_units, n_classes)``.
+
+    ``(mu_max - mu_rest) / (mu_max + mu_rest)`` with ``mu_rest`` the mean of the
+    other ``C - 1`` class means; 0 where the denominator is 0 (dead units).
+    """
+    check_choice(negative, "negative", "class_selectivity", ("shift", "error"))
+    if means.shape[1] < 2:
+        raise InvalidDataError(f"class_selectivity needs at least 2 classes. Got {means.shape[1]}.")
+    lowest = means.min(axis=1)
+    if np.any(lowest < 0):
+        if negative == "error":
+            unit = int(np.argmax(lowest < 0))
+            raise InvalidDataError(
+                f"Unit {unit} has a negative class mean ({lowest[unit]:.4g}); the selectivity "
+                "index assumes non-negative activity. Use negative='shift' to shift such units."
+            )
+        means = means - np.minimum(lowest, 0)[:, None]
+    top = means.max(axis=1)
+    rest = (means.sum(axis=1) - top) / (means.shape[1] - 1)
+    denominator = top + rest
+    out = np.zeros_like(top)
+    live = denominator > 0
+    out[live] = (top[live] - rest[live]) / denominator[live]
+    return out
+
+
+def class_mean(activations: Any, labels: Any, *, n_classes: int | None = None) -> xr.DataArray:
+    """Class-conditional mean activity of every unit.
+
+    Parameters
+    ----------
+    activations : array-like (example, unit) or xarray.DataArray with those dims
+        Unit activity, conv maps already averaged over space.
+    labels : array-like of int, shape (example,)
+        Class of each example, in ``[0, n_classes)``.
+    n_classes : int, optional
+        Number of classes; default ``labels.max() + 1``.  Every class must have at
+        least one example.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(unit, class)``, name ``"class_mean"``; coordinates on ``unit`` (e.g.
+        ``site``, ``unit_index``) are carried through, ``class`` is ``0..C-1``.
+
+    Examples
+    --------
+    >>> class_mean([[1.0, 0.0], [3.0, 2.0], [0.0, 4.0]], labels=[0, 0, 1]).values
+    array([[2., 0.],
+           [1., 4.]])
+    """
+    func = "class_mean"
+    acts = as_labelled(activations, ("example", "unit"), "activations", func)
+    y, n_classes = check_labels(labels, acts.sizes["example"], func, n_classes)
+    sums, counts = class_sums(acts.values, y, n_classes)
+    return xr.DataArray(
+        means_from_sums(sums, counts, func),
+        dims=("unit", "class"),
+        coords={**_unit_coords(acts), "class": np.arange(n_classes)},
+        name="class_mean",
+    )
+
+
+def class_selectivity(
+    activations: Any,
+    labels: Any,
+    *,
+    n_classes: int | None = None,
+    negative: Negative = "shift",
+) -> xr.DataArray:
+    """Class selectivity index of every unit (Morcos et al. 2018, eq. 1).
+
+    ``selectivity = (mu_max - mu_rest) / (mu_max + mu_rest)``, where ``mu_max`` is the
+    largest class-conditional mean activity and ``mu_rest`` the mean of the other
+    ``C - 1`` class means.
+
+    Parameters
+    ----------
+    activations : array-like (example, unit) or xarray.DataArray with those dims
+        Unit activity over the (test) data; conv maps averaged over space first.
+    labels : array-like of int, shape (example,)
+    n_classes : int, optional
+        Default ``labels.max() + 1``; at least 2, each with an example.
+    negative : {"shift", "error"}
+        What to do with a unit that has a negative class mean (non-ReLU sites such as
+        tanh or GELU), for which the index is not bounded: ``"shift"`` subtracts that
+        unit's smallest class mean from its class means first, so its least active
+        class sits at 0; ``"error"`` raises.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(unit,)``, name ``"selectivity"``, unit coordinates carried through.
+
+    Notes
+    -----
+    For non-negative activity the index lies in [0, 1]: 0 when all class means are
+    equal, 1 when a unit responds to one class only.  A dead unit (all class means 0)
+    gets 0, not NaN.  The ``"shift"`` rule leaves units with non-negative class means
+    untouched, and makes a shifted unit's index invariant to adding a constant.
+
+    Examples
+    --------
+    >>> acts = [[2.0, 1.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    >>> class_selectivity(acts, labels=[0, 1, 2, 2]).values.tolist()
+    [1.0, 0.3333333333333333]
+    """
+    func = "class_selectivity"
+    check_choice(negative, "negative", func, ("shift", "error"))
+    means = class_mean(activations, labels, n_classes=n_classes)
+    return xr.DataArray(
+        selectivity_from_means(means.values, negative),
+        dims=("unit",),
+        coords=_unit_coords(means),
+        name="selectivity",
+    )
