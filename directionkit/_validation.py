@@ -74,7 +74,8 @@ def as_labelled(values: Any, dims: tuple[str, ...], name: str, func: str) -> xr.
             bad = np.argwhere(~finite)[0]
             where = dict(zip(array.dims, (int(i) for i in bad), strict=True))
             raise InvalidDataError(
-                f"{name!r} of {func} must be finite. Got {array.values[tuple(bad)]!r} at {where} "
+                f"{name!r} of {func} must be finite. "
+                f"Got {array.values[tuple(bad)].item()!r} at {where} "
                 f"({int((~finite).sum())} non-finite values in all)."
             )
     return array

@@ -242,7 +242,10 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     if not source.is_dir():
         raise StoreError(f"No directionkit store at {str(source)!r}: no such folder.")
     try:
-        dataset = xr.open_zarr(source).load()
+        try:
+            dataset = xr.open_zarr(source, consolidated=True).load()
+        except ValueError:  # written elsewhere without consolidated metadata
+            dataset = xr.open_zarr(source, consolidated=False).load()
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
     if VERSION_ATTR not in dataset.attrs:

@@ -72,14 +72,18 @@ def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def mi_from_counts(counts: np.ndarray) -> np.ndarray:
-    """Mutual information in bits from joint counts ``(n_units, n_bins, n_classes)``."""
+    """Mutual information in bits from joint counts ``(n_units, n_bins, n_classes)``.
+
+    Written with integer counts, ``sum n_bc / N * log2(n_bc N / (n_b n_c))``, so that an
+    independent table gives ratios of exactly 1 and an MI of exactly 0.
+    """
+    counts = counts.astype(np.float64)
     total = counts.sum(axis=(1, 2), keepdims=True)
-    joint = counts / total
-    p_bin = joint.sum(axis=2, keepdims=True)
-    p_class = joint.sum(axis=1, keepdims=True)
+    n_bin = counts.sum(axis=2, keepdims=True)
+    n_class = counts.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = joint * np.log2(joint / (p_bin * p_class))
-    return np.maximum(np.where(joint > 0, terms, 0.0).sum(axis=(1, 2)), 0.0)
+        terms = counts / total * np.log2((counts * total) / (n_bin * n_class))
+    return np.maximum(np.where(counts > 0, terms, 0.0).sum(axis=(1, 2)), 0.0)
 
 
 def mutual_information(

@@ -11,6 +11,8 @@ from directionkit._validation import as_labelled, check_choice, check_labels
 from directionkit.errors import InvalidDataError
 
 Negative = Literal["shift", "error"]
+#: Class means closer than this fraction of a unit's largest |class mean| are equal.
+RELATIVE_NOISE = 1e-12
 
 
 def _unit_coords(activations: xr.DataArray) -> dict[str, Any]:
@@ -43,11 +45,13 @@ def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> n
     """The selectivity index of each row of class means ``(n_units, n_classes)``.
 
     ``(mu_max - mu_rest) / (mu_max + mu_rest)`` with ``mu_rest`` the mean of the
-    other ``C - 1`` class means; 0 where the denominator is 0 (dead units).
+    other ``C - 1`` class means; 0 where the denominator is 0 (dead units) or, for a
+    shifted unit, below ``RELATIVE_NOISE`` times the unit's largest |class mean|.
     """
     check_choice(negative, "negative", "class_selectivity", ("shift", "error"))
     if means.shape[1] < 2:
         raise InvalidDataError(f"class_selectivity needs at least 2 classes. Got {means.shape[1]}.")
+    magnitude = np.abs(means).max(axis=1)
     lowest = means.min(axis=1)
     if np.any(lowest < 0):
         if negative == "error":
@@ -61,9 +65,13 @@ def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> n
     rest = (means.sum(axis=1) - top) / (means.shape[1] - 1)
     denominator = top + rest
     out = np.zeros_like(top)
-    live = denominator > 0
+    # A unit is dead (index 0) when its class means are all 0 -- or, after a shift, when
+    # they differ only by rounding: a 1-ulp difference between equal means would
+    # otherwise become the maximum and give an index of 1.
+    live = denominator > RELATIVE_NOISE * magnitude
     out[live] = (top[live] - rest[live]) / denominator[live]
-    return out
+    # mu_rest <= mu_max and mu_rest >= 0 hold exactly; clip what rounding moved outside
+    return np.clip(out, 0.0, 1.0)
 
 
 def class_mean(activations: Any, labels: Any, *, n_classes: int | None = None) -> xr.DataArray:

@@ -271,4 +271,4 @@ class JointHistogram:
         """I(bin; class) of every unit in bits, ``(n_units,)``."""
         if self.counts.sum() == 0:
             raise InvalidDataError("JointHistogram has seen no examples.")
-        return mi_from_counts(self.counts.astype(np.float64))
+        return mi_from_counts(self.counts)
