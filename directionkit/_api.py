@@ -51,11 +51,11 @@ def as_adapter(
     if torch is not None and isinstance(model, torch.nn.Module):
         module = importlib.import_module("directionkit.adapters.torch")
         first = next(iter(Batches(data, func="analyze")))[0]
-        return module.TorchAdapter(model, sites=sites, device=device, example_input=first[:1])  # type: ignore[no-any-return]
+        return module.TorchAdapter(model, sites=sites, device=device, example_input=first[:1])
     for entry in entry_points(group="directionkit.adapters"):
         adapter = entry.load()(model, sites, device, None)
         if adapter is not None:
-            return adapter  # type: ignore[no-any-return]
+            return adapter
     raise UnsupportedModelError(
         f"analyze() does not know how to run a {type(model).__module__}.{type(model).__name__}. "
         "Supported: a torch.nn.Module (with torch installed), or any object implementing "

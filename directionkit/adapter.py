@@ -121,7 +121,7 @@ def _site_units(sites: Mapping[str, Site] | Mapping[str, int]) -> dict[str, int]
 def _as_rows(
     values: Any, name: str, site: str, n_units: int, dtype: type = np.float64
 ) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
+    array: np.ndarray = np.asarray(values, dtype=dtype)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != n_units:

@@ -17,7 +17,7 @@ RELATIVE_NOISE = 1e-12
 
 def _unit_coords(activations: xr.DataArray) -> dict[str, Any]:
     """The coordinates that live on the ``unit`` dim, to carry into a result."""
-    return {k: v for k, v in activations.coords.items() if v.dims == ("unit",)}
+    return {str(k): v for k, v in activations.coords.items() if v.dims == ("unit",)}
 
 
 def class_sums(
