@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from directionkit.adapter import Interventions, RunOutput, Site
+from directionkit.adapter import Interventions, LinearChain, RunOutput, Site
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -229,6 +229,43 @@ class TorchAdapter:
                 f"has {self.sites[site].n_units} units."
             )
         return l1.numpy()
+
+    def linear_chain(self) -> LinearChain | None:
+        """The model as a chain of Linear layers with ReLU sites, or None if it is not one.
+
+        Recognised: an ``nn.Sequential`` of an optional leading ``Flatten``, then
+        ``Linear`` layers each followed by a ``ReLU`` (``Dropout`` and ``Identity``
+        allowed, being identities in eval mode), ending in a ``Linear``.  The core then
+        computes cumulative ablation curves incrementally (see
+        :func:`directionkit.experiments.ablation_curve`).
+        """
+        if not isinstance(self.module, nn.Sequential):
+            return None
+        layers = [m for m in self.module if not isinstance(m, nn.Dropout | nn.Identity)]
+        if layers and isinstance(layers[0], nn.Flatten):
+            layers = layers[1:]
+        weights, biases, site_layers = [], [], {}
+        names = {id(m): n for n, m in self.module.named_children()}
+        for position, module in enumerate(layers):
+            expect_linear = position % 2 == 0
+            if expect_linear and isinstance(module, nn.Linear):
+                w = module.weight.detach().to("cpu", torch.float64)
+                weights.append(w.T.numpy())
+                b = module.bias
+                biases.append(
+                    np.zeros(w.shape[0])
+                    if b is None
+                    else b.detach().to("cpu", torch.float64).numpy()
+                )
+            elif not expect_linear and type(module) is nn.ReLU:
+                site_layers[names[id(module)]] = len(weights) - 1
+            else:
+                return None
+        if len(layers) % 2 == 0 or not weights:
+            return None  # must end with a Linear
+        if not all(name in site_layers for name in self.sites):
+            return None
+        return LinearChain(tuple(weights), tuple(biases), site_layers)
 
     # -- internals ----------------------------------------------------------------
     def _to_tensor(self, x: Any) -> torch.Tensor:

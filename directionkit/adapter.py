@@ -64,7 +64,9 @@ __all__ = [
     "ModelAdapter",
     "RunOutput",
     "Site",
+    "LinearChain",
     "SupportsDevice",
+    "SupportsLinearChain",
     "SupportsPrefixCache",
     "SupportsWeightL1",
 ]
@@ -482,3 +484,28 @@ class SupportsDevice(Protocol):
 
     @property
     def device(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class LinearChain:
+    """A model that is a chain of affine layers with a ReLU after each but the last.
+
+    ``weights[i]`` has shape ``(n_in, n_out)`` and layer ``i`` computes
+    ``h @ weights[i] + biases[i]``; the input is flattened to ``(B, n_features)``.
+    ``site_layers`` maps each site to the layer whose ReLU output it is.  Knowing this
+    lets the core compute cumulative ablation curves incrementally: clamping more
+    units of a site only subtracts their columns' contribution from the next layer.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    site_layers: Mapping[str, int]
+
+
+@runtime_checkable
+class SupportsLinearChain(Protocol):
+    """An adapter that can describe its model as a :class:`LinearChain` (or not: None)."""
+
+    def linear_chain(self) -> LinearChain | None:
+        """The chain, or None when the model is not a plain ReLU MLP."""
+        ...

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
+from directionkit.adapter import Interventions, LinearChain, ModelAdapter, RunOutput, Site
 from directionkit.errors import DirectionKitError, SiteNotFoundError
 
 __all__ = ["AdapterTests", "NumpyMLPAdapter"]
@@ -233,3 +233,9 @@ class NumpyMLPAdapter:
         if site not in self._sites:
             raise SiteNotFoundError(site, self._sites)
         return np.abs(self.weights[self._sites[site].depth]).sum(axis=0)
+
+    def linear_chain(self) -> LinearChain:
+        """The network as a :class:`~directionkit.adapter.LinearChain`."""
+        return LinearChain(
+            tuple(self.weights), tuple(self.biases), {n: s.depth for n, s in self._sites.items()}
+        )

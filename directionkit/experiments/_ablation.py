@@ -9,7 +9,8 @@ import numpy as np
 import xarray as xr
 
 from directionkit._validation import check_choice, check_int, parameter_error
-from directionkit.adapter import Interventions, ModelAdapter
+from directionkit.adapter import Interventions, ModelAdapter, SupportsLinearChain
+from directionkit.errors import InvalidParameterError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import (
     evaluate,
@@ -17,6 +18,7 @@ from directionkit.experiments._engine import (
     site_offsets,
     unit_coords,
 )
+from directionkit.experiments._incremental import incremental_accuracy
 
 
 def _fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
@@ -59,6 +61,7 @@ def ablation_curve(
     *,
     means: Mapping[str, Any] | None = None,
     batch_size: int | None = None,
+    method: Literal["auto", "general", "incremental"] = "auto",
 ) -> xr.Dataset:
     """Accuracy as growing random subsets of a scope's units are clamped.
 
@@ -83,6 +86,13 @@ def ablation_curve(
         Per-site clamp values for ``ablate_to="mean"`` (e.g. training-set means).
     batch_size : int, optional
         Batch size when ``data`` is an ``(X, y)`` tuple.
+    method : {"auto", "general", "incremental"}
+        ``"general"`` evaluates every curve point as an intervention through the
+        adapter (M-batched).  ``"incremental"`` needs an adapter that describes its
+        model as a :class:`~directionkit.adapter.LinearChain` (a plain ReLU MLP): along
+        each ordering only the newly clamped units' weights are subtracted from the next
+        layer (see :mod:`directionkit.experiments._incremental`), in the model's dtype.
+        ``"auto"`` picks incremental when possible.
 
     Returns
     -------
@@ -103,6 +113,7 @@ def ablation_curve(
     """
     func = "ablation_curve"
     check_choice(ablate_to, "ablate_to", func, ("zero", "mean"))
+    check_choice(method, "method", func, ("auto", "general", "incremental"))
     orderings = check_int(orderings, "orderings", func, minimum=1)
     seed = check_int(seed, "seed", func, minimum=0)
     grid = _fractions(fractions, func)
@@ -120,15 +131,31 @@ def ablation_curve(
         for f, fraction in enumerate(grid):
             ablated[o * grid.size + f, order[o, : n_clamped(fraction, units.size)]] = True
     masks = {n: ablated[:, offsets[n] : offsets[n] + sites[n].n_units] for n in names}
-    if ablate_to == "zero":
-        iv = Interventions.zero_ablate(sites, masks)
-    else:
-        if means is None:
-            from directionkit.experiments._statistics import unit_means
+    if ablate_to == "mean" and means is None:
+        from directionkit.experiments._statistics import unit_means
 
-            means = unit_means(adapter, batches, names)
-        iv = Interventions.mean_ablate(sites, masks, {n: means[n] for n in names})
-    accuracy = evaluate(adapter, batches, iv).accuracy.reshape(orderings, grid.size)
+        means = unit_means(adapter, batches, names)
+    chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
+    if chain is not None and not all(n in chain.site_layers for n in names):
+        chain = None
+    if method == "incremental" and chain is None:
+        raise InvalidParameterError(
+            "method='incremental' needs an adapter whose model is a plain ReLU MLP (it must "
+            f"implement linear_chain()); {type(adapter).__name__} does not describe one."
+        )
+    if chain is not None and method != "general":
+        accuracy = incremental_accuracy(
+            chain, batches, names, ablated, offsets,
+            {n: sites[n].n_units for n in names},
+            means if ablate_to == "mean" else None, grid.size,
+        ).reshape(orderings, grid.size)  # fmt: skip
+    else:
+        if ablate_to == "zero":
+            iv = Interventions.zero_ablate(sites, masks)
+        else:
+            assert means is not None
+            iv = Interventions.mean_ablate(sites, masks, {n: means[n] for n in names})
+        accuracy = evaluate(adapter, batches, iv).accuracy.reshape(orderings, grid.size)
     return xr.Dataset(
         {
             "ablation_accuracy": (("scope", "ordering", "fraction"), accuracy[None]),

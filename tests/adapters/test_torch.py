@@ -230,3 +230,40 @@ def test_unit_weight_l1_matches_numpy_with_batchnorm_folded() -> None:
     np.testing.assert_allclose(
         adapter.unit_weight_l1("2"), np.abs(w).reshape(4, -1).sum(1) * factor, rtol=1e-6
     )
+
+
+def test_plain_mlps_are_recognised_as_linear_chains_and_others_are_not() -> None:
+    net = mlp()
+    adapter = TorchAdapter(net, example_input=np.zeros((1, 6), np.float32))
+    chain = adapter.linear_chain()
+    assert chain is not None and dict(chain.site_layers) == {"1": 0, "3": 1}
+    np.testing.assert_allclose(chain.weights[1], net[2].weight.detach().double().numpy().T)
+    conv = TorchAdapter(convnet(), example_input=np.zeros((1, 2, 5, 5), np.float32))
+    assert conv.linear_chain() is None
+    gelu = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 3))
+    assert TorchAdapter(gelu, example_input=np.zeros((1, 6), np.float32)).linear_chain() is None
+
+
+@pytest.mark.parametrize("ablate_to", ["zero", "mean"])
+def test_incremental_and_general_ablation_curves_agree_on_a_torch_mlp(ablate_to: str) -> None:
+    from directionkit.experiments import ablation_curve
+
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(300, 3, 4)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 4, 300)
+    adapter = TorchAdapter(net, example_input=x[:1])
+    kwargs = dict(orderings=4, fractions=11, ablate_to=ablate_to, seed=2, batch_size=128)
+    fast = ablation_curve(adapter, (x, y), method="incremental", **kwargs)
+    slow = ablation_curve(adapter, (x, y), method="general", **kwargs)
+    # float64 incremental vs float32 forward passes: at most one example may flip
+    np.testing.assert_allclose(
+        fast["ablation_accuracy"], slow["ablation_accuracy"], atol=1 / 300 + 1e-12
+    )
+    np.testing.assert_array_equal(fast["ablation_order"], slow["ablation_order"])
+    conv = TorchAdapter(convnet(), example_input=np.zeros((1, 2, 5, 5), np.float32))
+    with pytest.raises(InvalidParameterError, match="plain ReLU MLP"):
+        ablation_curve(
+            conv, (np.zeros((4, 2, 5, 5), np.float32), np.zeros(4, int)), method="incremental"
+        )

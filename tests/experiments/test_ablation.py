@@ -31,15 +31,17 @@ def problem() -> tuple[NumpyMLPAdapter, np.ndarray, np.ndarray]:
     return net, x, y
 
 
+@pytest.mark.parametrize("method", ["general", "incremental"])
 @pytest.mark.parametrize("ablate_to", ["zero", "mean"])
-@pytest.mark.parametrize("scope", ["all", "hidden1", "last:1"])
+@pytest.mark.parametrize("scope", ["all", "hidden0", "hidden1", "last:1"])
 def test_every_point_of_the_curve_equals_a_hand_edited_forward_pass(
-    problem, scope, ablate_to
+    problem, scope, ablate_to, method
 ) -> None:  # type: ignore[no-untyped-def]
     net, x, y = problem
     means = {"hidden0": np.linspace(0.1, 0.8, 8), "hidden1": np.linspace(0.2, 0.6, 6)}
     curve = ablation_curve(net, (x, y), scope, orderings=3, fractions=[0.0, 0.3, 0.5, 1.0],
-                           ablate_to=ablate_to, seed=4, means=means, batch_size=25)  # fmt: skip
+                           ablate_to=ablate_to, seed=4, means=means, batch_size=25,
+                           method=method)  # fmt: skip
     order = curve["ablation_order"].values[0]
     offsets = {0: 0, 1: 8}
     for o in range(3):

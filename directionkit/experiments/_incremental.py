@@ -1,0 +1,126 @@
+"""Cumulative ablation of a plain ReLU MLP, computed incrementally along each ordering.
+
+Along one ordering the clamped set only grows.  With ``S`` the first scoped site and
+``W`` the layer consuming it, the consumer's pre-activation under a clamp mask is
+
+    z = (keep * h + clamped * fill) @ W + b  =  z_clean - ((h - fill)[:, C] @ W[C, :])
+
+so moving to the next fraction subtracts the newly clamped units' columns only: the
+large matmul is done once per ordering instead of once per curve point.  Layers
+after the consumer (and other scoped sites' masks) are recomputed per point, as they
+depend on the whole edited activity; a later site's clamp mask is folded into the
+weights of the layer after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from directionkit.adapter import LinearChain
+from directionkit.experiments._data import Batches
+from directionkit.experiments._engine import check_labels_fit
+
+#: Examples per block: an ordering's steps then work on a cache-resident (units, BLOCK)
+#: array instead of streaming the whole batch through memory at every step.
+BLOCK = 256
+
+
+def _as_matrix(x: Any, dtype: np.dtype[Any]) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    array = np.asarray(x, dtype=dtype)
+    return array.reshape(array.shape[0], -1)
+
+
+def _clamped_layer(
+    weight: np.ndarray, bias: np.ndarray, clamped: np.ndarray, fill: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The next layer with its clamped inputs folded in: ``(W^T, b)`` for ``W^T @ act + b``.
+
+    A clamped input contributes the constant ``fill @ W`` instead of its activity, so
+    its weight row is dropped and that constant moves into the bias.
+    """
+    kept = weight * ~clamped[:, None]
+    return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ weight
+
+
+def incremental_accuracy(
+    chain: LinearChain,
+    batches: Batches,
+    names: list[str],
+    ablated: np.ndarray,
+    offsets: Mapping[str, int],
+    n_units: Mapping[str, int],
+    fill: Mapping[str, np.ndarray] | None,
+    points_per_ordering: int,
+) -> np.ndarray:
+    """Accuracy of every row of ``ablated`` (rows grouped by ordering, masks growing).
+
+    ``ablated`` is ``(orderings * points_per_ordering, total_units)`` with the points of
+    one ordering consecutive and each point's clamped set containing the previous one's.
+    Computed in the chain's dtype (float32 for a float32 model), activity laid out as
+    ``(units, examples)`` so that the incremental updates read contiguous rows.
+    """
+    dtype = np.result_type(*chain.weights)
+    weights = [np.asarray(w, dtype) for w in chain.weights]
+    biases = [np.asarray(b, dtype) for b in chain.biases]
+    layer_of = {n: chain.site_layers[n] for n in names}
+    first = min(layer_of.values())
+    first_site = next(n for n in names if layer_of[n] == first)
+    by_layer = {layer_of[n]: n for n in names}
+    masks = {n: ablated[:, offsets[n] : offsets[n] + n_units[n]] for n in names}
+    fills = {
+        n: np.zeros(n_units[n], dtype) if fill is None else np.asarray(fill[n], dtype)
+        for n in names
+    }
+    # per curve point, the layers after the consumer with that point's masks folded in
+    tails = [
+        [
+            _clamped_layer(weights[layer + 1], biases[layer + 1], masks[by_layer[layer]][row],
+                           fills[by_layer[layer]])
+            if layer in by_layer
+            else (np.ascontiguousarray(weights[layer + 1].T), biases[layer + 1])
+            for layer in range(first + 1, len(weights) - 1)
+        ]
+        for row in range(ablated.shape[0])
+    ]  # fmt: skip
+    consumer_t = np.ascontiguousarray(weights[first + 1].T)  # (n_out, n_units)
+    n_rows = ablated.shape[0]
+    # per curve point, the first site's newly clamped units and their weight columns,
+    # gathered once and shared by every batch and block
+    steps: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, n_rows, points_per_ordering):
+        clamped = np.zeros(n_units[first_site], dtype=bool)
+        for row in range(start, start + points_per_ordering):
+            new = np.flatnonzero(masks[first_site][row] & ~clamped)
+            clamped[new] = True
+            steps.append((new, np.ascontiguousarray(consumer_t[:, new])))
+    correct = np.zeros(n_rows)
+    total = 0
+    for x, y in batches:
+        h = _as_matrix(x, dtype)
+        for layer in range(first + 1):  # the prefix, once per batch
+            h = np.maximum(h @ weights[layer] + biases[layer], 0)
+        check_labels_fit(y, weights[-1].shape[1], batches.func)
+        delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
+        clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
+        # blocks of examples small enough that an ordering's steps stay in cache
+        for lo in range(0, y.shape[0], BLOCK):
+            block_y = y[lo : lo + BLOCK]
+            block_delta = np.ascontiguousarray(delta_t[:, lo : lo + BLOCK])
+            block_clean = np.ascontiguousarray(clean_t[:, lo : lo + BLOCK])
+            for start in range(0, n_rows, points_per_ordering):
+                z_t = block_clean.copy()
+                for row in range(start, start + points_per_ordering):
+                    new, columns = steps[row]
+                    if new.size:
+                        z_t -= columns @ block_delta[new]
+                    out = z_t
+                    for weight_t, bias in tails[row]:
+                        out = weight_t @ np.maximum(out, 0) + bias[:, None]
+                    correct[row] += np.count_nonzero(out.argmax(axis=0) == block_y)
+        total += y.shape[0]
+    return correct / total
