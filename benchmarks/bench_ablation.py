@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 import torch
-from directionkit.adapters.torch import TorchAdapter
 from torch import nn
 
+from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import ablation_curve, n_clamped
 
 

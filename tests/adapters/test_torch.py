@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from directionkit.adapters.torch import TorchAdapter  # noqa: E402
 from torch import nn  # noqa: E402
 
 from directionkit.adapter import Interventions  # noqa: E402
+from directionkit.adapters.torch import TorchAdapter  # noqa: E402
 from directionkit.errors import (  # noqa: E402
     InvalidParameterError,
     SiteNotFoundError,
