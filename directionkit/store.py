@@ -8,12 +8,14 @@ and plain ``xarray.open_zarr`` reads it too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import uuid
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import xarray as xr
 from directionkit._version import __version__
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 
-__all__ = ["SCHEMA", "Analysis", "fingerprint", "open"]
+__all__ = ["SCHEMA", "ActivationWriter", "Analysis", "fingerprint", "open", "open_activations"]
 
 #: Variable name -> dims: the public contract of an analysis (DESIGN §4).
 SCHEMA: dict[str, tuple[str, ...]] = {
@@ -186,36 +188,52 @@ class Analysis:
         pathlib.Path
             The path written.
         """
-        target = Path(path)
-        if target.exists() and not overwrite:
-            raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
-        if not target.parent.is_dir():
-            raise StoreError(f"The folder of {str(target)!r} does not exist.")
-        token = uuid.uuid4().hex[:12]
-        temporary = target.parent / f".{target.name}.tmp-{token}"
-        backup = target.parent / f".{target.name}.old-{token}"
-        try:
-            with warnings.catch_warnings():
-                # zarr 3 flags consolidated metadata as outside its spec; it is what lets
-                # plain xarray.open_zarr read the store quickly and without a warning
-                warnings.filterwarnings(
-                    "ignore", message="Consolidated metadata is currently not part"
-                )
+        with atomic_directory(path, overwrite=overwrite) as temporary:
+            with _no_consolidation_warning():
                 self._dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
-            if target.exists():
-                os.rename(target, backup)
-                try:
-                    os.rename(temporary, target)
-                except BaseException:
-                    os.rename(backup, target)
-                    raise
-                shutil.rmtree(backup)
-            else:
+        return Path(path)
+
+
+@contextlib.contextmanager
+def _no_consolidation_warning() -> Iterator[None]:
+    # zarr 3 flags consolidated metadata as outside its spec; it is what lets plain
+    # xarray.open_zarr read our stores quickly and without a warning
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success rename it to ``path``.
+
+    ``path`` never holds a half-written store: on any exception the temporary folder is
+    removed and an existing ``path`` is left as it was; with ``overwrite`` an existing
+    ``path`` is replaced only once the new one is complete.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
+    if not target.parent.is_dir():
+        raise StoreError(f"The folder of {str(target)!r} does not exist.")
+    token = uuid.uuid4().hex[:12]
+    temporary = target.parent / f".{target.name}.tmp-{token}"
+    backup = target.parent / f".{target.name}.old-{token}"
+    try:
+        yield temporary
+        if target.exists():
+            os.rename(target, backup)
+            try:
                 os.rename(temporary, target)
-        finally:
-            if temporary.exists():
-                shutil.rmtree(temporary, ignore_errors=True)
-        return target
+            except BaseException:
+                os.rename(backup, target)
+                raise
+            shutil.rmtree(backup)
+        else:
+            os.rename(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def open(path: str | os.PathLike[str]) -> Analysis:
@@ -254,3 +272,132 @@ def open(path: str | os.PathLike[str]) -> Analysis:
             f"{VERSION_ATTR!r} attribute)."
         )
     return Analysis(dataset)
+
+
+ACTIVATION_STORE = "activation_store"
+
+
+class ActivationWriter:
+    """Write an activation store batch by batch, atomically (a context manager).
+
+    The store is a zarr group with the array ``activations`` (dims ``example, unit``,
+    float32, chunked along ``example``) and the coordinates ``label`` (``example``),
+    ``site`` and ``unit_index`` (``unit``).  It appears at ``path`` only when the
+    ``with`` block ends without an error.
+
+    Parameters
+    ----------
+    path : str or path-like
+    sites : mapping of str to int
+        Site name -> number of units, in the order the units are laid out.
+    chunk_size : int
+        Examples per chunk.
+    attrs : mapping, optional
+        JSON-serialisable attributes (model and data identity, ...).
+    overwrite : bool
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with ActivationWriter(f"{tmp}/acts.zarr", {"fc1": 2}, chunk_size=2) as writer:
+    ...         writer.append(np.ones((3, 2)), [0, 1, 1])
+    ...     open_activations(f"{tmp}/acts.zarr").shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sites: Mapping[str, int],
+        *,
+        chunk_size: int = 4096,
+        attrs: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self._context = atomic_directory(path, overwrite=overwrite)
+        self._temporary = self._context.__enter__()
+        try:
+            self._create(sites, chunk_size, attrs)
+        except BaseException as err:
+            self._context.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def _create(
+        self, sites: Mapping[str, int], chunk_size: int, attrs: Mapping[str, Any] | None
+    ) -> None:
+        import zarr
+
+        n_units = int(sum(sites.values()))
+        group = zarr.open_group(self._temporary, mode="w-", zarr_format=3)
+        group.attrs.update(
+            _json_attrs({**(attrs or {}), "kind": ACTIVATION_STORE, VERSION_ATTR: __version__})
+        )
+        self._acts = group.create_array(
+            "activations", shape=(0, n_units), chunks=(chunk_size, n_units), dtype="float32",
+            dimension_names=("example", "unit"), fill_value=0.0,
+        )  # fmt: skip
+        self._acts.attrs["coordinates"] = "label site unit_index"
+        self._labels = group.create_array(
+            "label", shape=(0,), chunks=(chunk_size,), dtype="int64",
+            dimension_names=("example",), fill_value=0,
+        )  # fmt: skip
+        site = group.create_array("site", shape=(n_units,), dtype=str, dimension_names=("unit",))
+        site[:] = np.concatenate([np.full(n, name, dtype=object) for name, n in sites.items()])
+        index = group.create_array(
+            "unit_index", shape=(n_units,), dtype="int64", dimension_names=("unit",)
+        )
+        index[:] = np.concatenate([np.arange(n) for n in sites.values()])
+        self.n_examples = 0
+
+    def append(self, activations: Any, labels: Any) -> None:
+        """Append a batch: activations ``(B, n_units)`` and integer labels ``(B,)``."""
+        acts = np.asarray(activations, dtype=np.float32)
+        y = np.asarray(labels, dtype=np.int64)
+        if acts.ndim != 2 or acts.shape[1] != self._acts.shape[1] or y.shape != (acts.shape[0],):
+            raise InvalidDataError(
+                f"ActivationWriter.append needs activations (B, {self._acts.shape[1]}) and B "
+                f"labels. Got {acts.shape} and {y.shape}."
+            )
+        end = self.n_examples + acts.shape[0]
+        self._acts.resize((end, acts.shape[1]))
+        self._acts[self.n_examples : end] = acts
+        self._labels.resize((end,))
+        self._labels[self.n_examples : end] = y
+        self.n_examples = end
+
+    def __enter__(self) -> ActivationWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is None:
+            import zarr
+
+            with _no_consolidation_warning():
+                zarr.consolidate_metadata(self._temporary)
+        self._context.__exit__(kind, error, trace)
+
+
+def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
+    """Open an activation store lazily: nothing is read until values are asked for.
+
+    The metric functions (:func:`directionkit.class_mean`,
+    :func:`directionkit.class_selectivity`, :func:`directionkit.mutual_information`)
+    accept the result directly and read it chunk by chunk; labels come from its
+    ``label`` coordinate.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(example, unit)``; coordinates ``label``, ``site``, ``unit_index``.
+    """
+    source = Path(path)
+    if not source.is_dir():
+        raise StoreError(f"No activation store at {str(source)!r}: no such folder.")
+    try:
+        dataset = xr.open_zarr(source, chunks=None, consolidated=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
+    if dataset.attrs.get("kind") != ACTIVATION_STORE or "activations" not in dataset:
+        raise StoreError(f"{str(source)!r} is not a directionkit activation store.")
+    return dataset["activations"]

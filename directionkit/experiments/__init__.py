@@ -7,6 +7,7 @@ directionkit data model.
 """
 
 from directionkit.experiments._ablation import ablation_curve, n_clamped, unit_importance
+from directionkit.experiments._recording import record_activations
 from directionkit.experiments._statistics import activation_statistics, noise_curve
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "activation_statistics",
     "n_clamped",
     "noise_curve",
+    "record_activations",
     "unit_importance",
 ]

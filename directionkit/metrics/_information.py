@@ -7,8 +7,8 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import as_labelled, check_choice, check_int, check_labels
-from directionkit.metrics._selectivity import _unit_coords
+from directionkit._validation import check_choice, check_int
+from directionkit.metrics._blocks import BLOCK_VALUES, ExampleBlocks
 
 Binning = Literal["equal-width", "equal-frequency"]
 BINNINGS = ("equal-width", "equal-frequency")
@@ -54,13 +54,26 @@ def bin_edges(activations: Any, n_bins: int = 16, binning: Binning = "equal-widt
     func = "bin_edges"
     n_bins = check_int(n_bins, "n_bins", func, minimum=2)
     check_choice(binning, "binning", func, BINNINGS)
-    values = as_labelled(activations, ("example", "unit"), "activations", func).values
-    values = values.astype(np.float64)
+    blocks = ExampleBlocks(activations, None, func, None, need_labels=False)
+    return _edges(blocks, n_bins, binning)
+
+
+def _edges(blocks: Any, n_bins: int, binning: str) -> np.ndarray:
+    """Inner edges from an :class:`ExampleBlocks`: a range pass, or whole sorted columns."""
     if binning == "equal-width":
-        return equal_width_edges(values.min(axis=0), values.max(axis=0), n_bins)
-    n = values.shape[0]
+        low = np.full(blocks.n_units, np.inf)
+        high = np.full(blocks.n_units, -np.inf)
+        for values, _ in blocks:
+            low = np.minimum(low, values.min(axis=0))
+            high = np.maximum(high, values.max(axis=0))
+        return equal_width_edges(low, high, n_bins)
+    n = blocks.n_examples
     ranks = np.minimum(np.ceil(np.arange(1, n_bins) * n / n_bins).astype(int), n - 1)
-    return np.sort(values, axis=0)[ranks].T
+    edges = np.empty((blocks.n_units, n_bins - 1))
+    width = max(1, BLOCK_VALUES // max(n, 1))
+    for start, columns in blocks.columns(width):
+        edges[start : start + columns.shape[1]] = np.sort(columns, axis=0)[ranks].T
+    return edges
 
 
 def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -88,7 +101,7 @@ def mi_from_counts(counts: np.ndarray) -> np.ndarray:
 
 def mutual_information(
     activations: Any,
-    labels: Any,
+    labels: Any = None,
     *,
     n_classes: int | None = None,
     n_bins: int = 16,
@@ -123,13 +136,12 @@ def mutual_information(
     func = "mutual_information"
     n_bins = check_int(n_bins, "n_bins", func, minimum=2)
     check_choice(binning, "binning", func, BINNINGS)
-    acts = as_labelled(activations, ("example", "unit"), "activations", func)
-    y, n_classes = check_labels(labels, acts.sizes["example"], func, n_classes)
     from directionkit.metrics._streaming import JointHistogram
 
-    histogram = JointHistogram(bin_edges(acts, n_bins, binning), n_classes)
-    histogram.update(acts.values, y)
+    blocks = ExampleBlocks(activations, labels, func, n_classes)
+    histogram = JointHistogram(_edges(blocks, n_bins, binning), blocks.n_classes)
+    for values, y in blocks:
+        histogram.update(values, y)
     return xr.DataArray(
-        histogram.mutual_information(), dims=("unit",), coords=_unit_coords(acts),
-        name="mutual_info",
-    )  # fmt: skip
+        histogram.mutual_information(), dims=("unit",), coords=blocks.coords, name="mutual_info"
+    )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import as_labelled, check_choice, check_labels
+from directionkit._validation import check_choice
 from directionkit.errors import InvalidDataError
 
 Negative = Literal["shift", "error"]
@@ -74,15 +74,18 @@ def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> n
     return np.clip(out, 0.0, 1.0)
 
 
-def class_mean(activations: Any, labels: Any, *, n_classes: int | None = None) -> xr.DataArray:
+def class_mean(
+    activations: Any, labels: Any = None, *, n_classes: int | None = None
+) -> xr.DataArray:
     """Class-conditional mean activity of every unit.
 
     Parameters
     ----------
     activations : array-like (example, unit) or xarray.DataArray with those dims
-        Unit activity, conv maps already averaged over space.
-    labels : array-like of int, shape (example,)
-        Class of each example, in ``[0, n_classes)``.
+        Unit activity, conv maps already averaged over space.  A lazily opened activation
+        store (:func:`directionkit.store.open_activations`) is read chunk by chunk.
+    labels : array-like of int, shape (example,), optional
+        Class of each example, in ``[0, n_classes)``; default: the ``label`` coordinate.
     n_classes : int, optional
         Number of classes; default ``labels.max() + 1``.  Every class must have at
         least one example.
@@ -100,20 +103,26 @@ def class_mean(activations: Any, labels: Any, *, n_classes: int | None = None) -
            [1., 4.]])
     """
     func = "class_mean"
-    acts = as_labelled(activations, ("example", "unit"), "activations", func)
-    y, n_classes = check_labels(labels, acts.sizes["example"], func, n_classes)
-    sums, counts = class_sums(acts.values, y, n_classes)
+    from directionkit.metrics._blocks import ExampleBlocks
+
+    blocks = ExampleBlocks(activations, labels, func, n_classes)
+    sums = np.zeros((blocks.n_units, blocks.n_classes))
+    counts = np.zeros(blocks.n_classes)
+    for values, y in blocks:
+        block_sums, block_counts = class_sums(values, y, blocks.n_classes)
+        sums += block_sums
+        counts += block_counts
     return xr.DataArray(
         means_from_sums(sums, counts, func),
         dims=("unit", "class"),
-        coords={**_unit_coords(acts), "class": np.arange(n_classes)},
+        coords={**blocks.coords, "class": np.arange(blocks.n_classes)},
         name="class_mean",
     )
 
 
 def class_selectivity(
     activations: Any,
-    labels: Any,
+    labels: Any = None,
     *,
     n_classes: int | None = None,
     negative: Negative = "shift",
@@ -127,8 +136,10 @@ def class_selectivity(
     Parameters
     ----------
     activations : array-like (example, unit) or xarray.DataArray with those dims
-        Unit activity over the (test) data; conv maps averaged over space first.
-    labels : array-like of int, shape (example,)
+        Unit activity over the (test) data; conv maps averaged over space first.  A
+        lazily opened activation store is read chunk by chunk.
+    labels : array-like of int, shape (example,), optional
+        Default: the ``label`` coordinate of ``activations``.
     n_classes : int, optional
         Default ``labels.max() + 1``; at least 2, each with an example.
     negative : {"shift", "error"}
