@@ -18,7 +18,7 @@ from directionkit.experiments._engine import (
     site_offsets,
     unit_coords,
 )
-from directionkit.experiments._incremental import incremental_accuracy
+from directionkit.experiments._incremental import incremental_accuracy, single_unit_scores
 
 
 def _fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
@@ -177,6 +177,7 @@ def unit_importance(
     sites: Sequence[str] | None = None,
     *,
     batch_size: int | None = None,
+    method: Literal["auto", "general", "incremental"] = "auto",
 ) -> xr.Dataset:
     """Change in mean loss and accuracy when each unit alone is clamped to zero.
 
@@ -187,6 +188,11 @@ def unit_importance(
     sites : sequence of str, optional
         Sites whose units are measured; default every site.
     batch_size : int, optional
+    method : {"auto", "general", "incremental"}
+        ``"general"``: one intervention row per unit through the adapter.
+        ``"incremental"`` (plain ReLU MLPs, see :class:`~directionkit.adapter.LinearChain`):
+        clamping one unit is a rank-1 change of the next layer's pre-activation, so the
+        layers before the site run once.  ``"auto"`` picks incremental when possible.
 
     Returns
     -------
@@ -206,22 +212,37 @@ def unit_importance(
     5
     """
     func = "unit_importance"
+    check_choice(method, "method", func, ("auto", "general", "incremental"))
     batches = Batches(data, batch_size, func)
-    chosen = (
-        list(adapter.sites)
-        if sites is None
-        else [scope_sites(adapter.sites, s, func)[0] for s in sites]
-    )
+    chosen = list(adapter.sites) if sites is None else [
+        scope_sites(adapter.sites, s, func)[0] for s in sites
+    ]  # fmt: skip
     subset = {n: adapter.sites[n] for n in chosen}
-    clean = evaluate(adapter, batches, None)
-    loss, accuracy = [], []
-    for name in chosen:
-        iv = Interventions.zero_ablate(
-            adapter.sites, {name: np.eye(subset[name].n_units, dtype=bool)}
+    chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
+    if chain is not None and not all(n in chain.site_layers for n in chosen):
+        chain = None
+    if method == "incremental" and chain is None:
+        raise InvalidParameterError(
+            "method='incremental' needs an adapter whose model is a plain ReLU MLP (it must "
+            f"implement linear_chain()); {type(adapter).__name__} does not describe one."
         )
-        scores = evaluate(adapter, batches, iv)
-        loss.append(scores.mean_loss - clean.mean_loss[0])
-        accuracy.append(scores.accuracy - clean.accuracy[0])
+    loss, accuracy = [], []
+    if chain is not None and method != "general":
+        for name in chosen:
+            unit_loss, unit_correct, clean_loss, clean_correct, n = single_unit_scores(
+                chain, batches, name
+            )
+            loss.append((unit_loss - clean_loss) / n)
+            accuracy.append((unit_correct - clean_correct) / n)
+    else:
+        clean = evaluate(adapter, batches, None)
+        for name in chosen:
+            eye = np.eye(subset[name].n_units, dtype=bool)
+            scores = evaluate(
+                adapter, batches, Interventions.zero_ablate(adapter.sites, {name: eye})
+            )
+            loss.append(scores.mean_loss - clean.mean_loss[0])
+            accuracy.append(scores.accuracy - clean.accuracy[0])
     return xr.Dataset(
         {
             "importance_loss": ("unit", np.concatenate(loss)),

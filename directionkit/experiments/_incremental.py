@@ -124,3 +124,56 @@ def incremental_accuracy(
                     correct[row] += np.count_nonzero(out.argmax(axis=0) == block_y)
         total += y.shape[0]
     return correct / total
+
+
+def single_unit_scores(
+    chain: LinearChain, batches: Batches, site: str, units_per_step: int = 8
+) -> tuple[np.ndarray, np.ndarray, float, float, int]:
+    """Summed loss and correct count with each unit of ``site`` alone clamped to zero.
+
+    Clamping unit ``u`` changes the consumer's pre-activation by the rank-1 term
+    ``-h[:, u] W[u, :]``, so each unit costs one outer product plus the layers after
+    the consumer, never the layers before the site.
+
+    Returns
+    -------
+    loss, correct : ndarray (n_units,)
+        Summed cross-entropy and correct predictions with that unit clamped.
+    clean_loss, clean_correct : float
+        The same without any clamp.
+    n : int
+        Number of examples.
+    """
+    from directionkit.experiments._engine import cross_entropy
+
+    dtype = np.result_type(*chain.weights)
+    weights = [np.asarray(w, dtype) for w in chain.weights]
+    biases = [np.asarray(b, dtype) for b in chain.biases]
+    layer = chain.site_layers[site]
+    consumer, consumer_b = weights[layer + 1], biases[layer + 1]
+    n_units = consumer.shape[0]
+    loss, correct = np.zeros(n_units), np.zeros(n_units)
+    clean_loss, clean_correct, total = 0.0, 0.0, 0
+
+    def tail(z: np.ndarray) -> np.ndarray:
+        for later in range(layer + 2, len(weights)):
+            z = np.maximum(z, 0) @ weights[later] + biases[later]
+        return z
+
+    for x, y in batches:
+        h = _as_matrix(x, dtype)
+        for earlier in range(layer + 1):
+            h = np.maximum(h @ weights[earlier] + biases[earlier], 0)
+        check_labels_fit(y, weights[-1].shape[1], batches.func)
+        z = h @ consumer + consumer_b
+        logits = tail(z)[None]
+        clean_loss += float(cross_entropy(logits, y).sum())
+        clean_correct += float(np.count_nonzero(logits[0].argmax(axis=1) == y))
+        for start in range(0, n_units, units_per_step):
+            units = np.arange(start, min(start + units_per_step, n_units))
+            edited = z[None] - h.T[units][:, :, None] * consumer[units][:, None, :]
+            out = tail(edited)  # (units, B, C)
+            loss[units] += cross_entropy(out, y).sum(axis=1)
+            correct[units] += (out.argmax(axis=2) == y[None]).sum(axis=1)
+        total += y.shape[0]
+    return loss, correct, clean_loss, clean_correct, total

@@ -267,3 +267,18 @@ def test_incremental_and_general_ablation_curves_agree_on_a_torch_mlp(ablate_to:
         ablation_curve(
             conv, (np.zeros((4, 2, 5, 5), np.float32), np.zeros(4, int)), method="incremental"
         )
+
+
+def test_incremental_and_general_unit_importance_agree_on_a_torch_mlp() -> None:
+    from directionkit.experiments import unit_importance
+
+    net = mlp(4)
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 200)
+    adapter = TorchAdapter(net, example_input=x[:1])
+    fast = unit_importance(adapter, (x, y), method="incremental", batch_size=64)
+    slow = unit_importance(adapter, (x, y), method="general", batch_size=64)
+    np.testing.assert_allclose(fast["importance_loss"], slow["importance_loss"], atol=1e-5)
+    np.testing.assert_allclose(
+        fast["importance_accuracy"], slow["importance_accuracy"], atol=1 / 200
+    )

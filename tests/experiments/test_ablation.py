@@ -116,9 +116,12 @@ def test_a_unit_that_alone_carries_the_class_has_the_whole_importance() -> None:
     assert list(robust["site"].values) == ["hidden0"] * 3
 
 
-def test_importance_equals_brute_force_per_unit(problem) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("method", ["general", "incremental"])
+@pytest.mark.parametrize("site", ["hidden0", "hidden1"])
+def test_importance_equals_brute_force_per_unit(problem, method, site) -> None:  # type: ignore[no-untyped-def]
     net, x, y = problem
-    result = unit_importance(net, (x, y), sites=["hidden1"], batch_size=40)
+    result = unit_importance(net, (x, y), sites=[site], batch_size=40, method=method)
+    layer, width = int(site[-1]), (8, 6)[int(site[-1])]
 
     def loss_acc(logits: np.ndarray) -> tuple[float, float]:
         z = logits - logits.max(1, keepdims=True)
@@ -126,10 +129,10 @@ def test_importance_equals_brute_force_per_unit(problem) -> None:  # type: ignor
         return ce.mean(), (logits.argmax(1) == y).mean()
 
     base_loss, base_acc = loss_acc(forward_by_hand(net, x, {}))
-    for u in range(6):
-        keep = np.ones(6)
+    for u in range(width):
+        keep = np.ones(width)
         keep[u] = 0
-        loss, acc = loss_acc(forward_by_hand(net, x, {1: (keep, np.zeros(6))}))
+        loss, acc = loss_acc(forward_by_hand(net, x, {layer: (keep, np.zeros(width))}))
         assert result["importance_loss"].values[u] == pytest.approx(loss - base_loss, abs=1e-10)
         assert result["importance_accuracy"].values[u] == pytest.approx(acc - base_acc)
 
