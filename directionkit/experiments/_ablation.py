@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from directionkit._validation import check_choice, check_int, parameter_error
-from directionkit.adapter import Interventions, ModelAdapter, SupportsLinearChain
+from directionkit.adapter import Interventions, LinearChain, ModelAdapter, SupportsLinearChain
 from directionkit.errors import InvalidParameterError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import (
@@ -48,6 +48,23 @@ def n_clamped(fraction: float, n_units: int) -> int:
     [0, 3, 5, 10]
     """
     return int(np.floor(fraction * n_units + 0.5))
+
+
+def _chain_for(adapter: ModelAdapter, names: Sequence[str], method: str) -> LinearChain | None:
+    """The adapter's :class:`LinearChain` covering ``names``, unless ``method`` rules it out.
+
+    None when the general path is to be used; an error when ``method="incremental"`` was
+    asked for and the model is not a plain ReLU MLP.
+    """
+    chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
+    if chain is not None and not all(n in chain.site_layers for n in names):
+        chain = None
+    if method == "incremental" and chain is None:
+        raise InvalidParameterError(
+            "method='incremental' needs an adapter whose model is a plain ReLU MLP (it must "
+            f"implement linear_chain()); {type(adapter).__name__} does not describe one."
+        )
+    return None if method == "general" else chain
 
 
 def ablation_curve(
@@ -135,15 +152,8 @@ def ablation_curve(
         from directionkit.experiments._statistics import unit_means
 
         means = unit_means(adapter, batches, names)
-    chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
-    if chain is not None and not all(n in chain.site_layers for n in names):
-        chain = None
-    if method == "incremental" and chain is None:
-        raise InvalidParameterError(
-            "method='incremental' needs an adapter whose model is a plain ReLU MLP (it must "
-            f"implement linear_chain()); {type(adapter).__name__} does not describe one."
-        )
-    if chain is not None and method != "general":
+    chain = _chain_for(adapter, names, method)
+    if chain is not None:
         accuracy = incremental_accuracy(
             chain, batches, names, ablated, offsets,
             {n: sites[n].n_units for n in names},
@@ -218,16 +228,9 @@ def unit_importance(
         scope_sites(adapter.sites, s, func)[0] for s in sites
     ]  # fmt: skip
     subset = {n: adapter.sites[n] for n in chosen}
-    chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
-    if chain is not None and not all(n in chain.site_layers for n in chosen):
-        chain = None
-    if method == "incremental" and chain is None:
-        raise InvalidParameterError(
-            "method='incremental' needs an adapter whose model is a plain ReLU MLP (it must "
-            f"implement linear_chain()); {type(adapter).__name__} does not describe one."
-        )
+    chain = _chain_for(adapter, chosen, method)
     loss, accuracy = [], []
-    if chain is not None and method != "general":
+    if chain is not None:
         for name in chosen:
             unit_loss, unit_correct, clean_loss, clean_correct, n = single_unit_scores(
                 chain, batches, name

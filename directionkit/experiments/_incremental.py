@@ -169,11 +169,15 @@ def single_unit_scores(
         logits = tail(z)[None]
         clean_loss += float(cross_entropy(logits, y).sum())
         clean_correct += float(np.count_nonzero(logits[0].argmax(axis=1) == y))
-        for start in range(0, n_units, units_per_step):
-            units = np.arange(start, min(start + units_per_step, n_units))
-            edited = z[None] - h.T[units][:, :, None] * consumer[units][:, None, :]
-            out = tail(edited)  # (units, B, C)
-            loss[units] += cross_entropy(out, y).sum(axis=1)
-            correct[units] += (out.argmax(axis=2) == y[None]).sum(axis=1)
+        # blocks of examples, so each (units, block, n_out) edit stays in cache
+        for lo in range(0, y.shape[0], BLOCK):
+            block_y, block_z = y[lo : lo + BLOCK], z[lo : lo + BLOCK]
+            block_h_t = np.ascontiguousarray(h[lo : lo + BLOCK].T)
+            for start in range(0, n_units, units_per_step):
+                units = np.arange(start, min(start + units_per_step, n_units))
+                edited = block_z[None] - block_h_t[units][:, :, None] * consumer[units][:, None, :]
+                out = tail(edited)  # (units, block, C)
+                loss[units] += cross_entropy(out, block_y).sum(axis=1)
+                correct[units] += (out.argmax(axis=2) == block_y[None]).sum(axis=1)
         total += y.shape[0]
     return loss, correct, clean_loss, clean_correct, total

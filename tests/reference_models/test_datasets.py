@@ -1,0 +1,416 @@
+"""Tests of the data-set loaders, on small files written here in the real formats."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import re
+import struct
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from directionkit.errors import InvalidDataError, InvalidParameterError
+from directionkit.reference_models.datasets import (
+    DEFAULT_FASHION_MNIST_ROOT,
+    DatasetNotFoundError,
+    corrupt_labels,
+    load,
+)
+
+RNG = np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, gz: bool) -> Path:
+    """Write ``array`` (uint8) as an IDX file; ``magic`` overrides the header's magic."""
+    if magic is None:
+        magic = 0x0800 | array.ndim
+    payload = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload += array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_mnist(root: Path, n_train: int = 5, n_test: int = 3, *, gz: bool) -> dict:
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = RNG.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        images[0, 0, 0], images[0, 0, 1] = 0, 255
+        labels = RNG.integers(0, 10, size=n, dtype=np.uint8)
+        write_idx(root / f"{prefix}-images-idx3-ubyte", images, gz=gz)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", labels, gz=gz)
+        arrays[prefix] = (images, labels)
+    return arrays
+
+
+def cifar_records(n: int) -> tuple[np.ndarray, np.ndarray]:
+    pixels = RNG.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = RNG.integers(0, 10, size=n, dtype=np.uint8)
+    return pixels, labels
+
+
+def write_cifar_bin(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
+    path.write_bytes(np.concatenate([labels[:, None], pixels], axis=1).tobytes())
+
+
+def write_cifar_pickle(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
+    batch = {
+        b"batch_label": b"x",
+        b"labels": [int(v) for v in labels],
+        b"data": pixels,
+        b"filenames": [b"a.png"] * len(labels),
+    }
+    with path.open("wb") as fh:
+        pickle.dump(batch, fh, protocol=2)
+
+
+# --------------------------------------------------------------------------- digits
+
+
+@pytest.mark.parametrize(("split", "n"), [("train", 1347), ("test", 450)])
+def test_digits_shapes_dtypes_and_range(split: str, n: int) -> None:
+    X, y = load("digits", split)
+    assert X.shape == (n, 1, 8, 8) and X.dtype == np.float32
+    assert y.shape == (n,) and y.dtype == np.int64
+    assert X.min() == 0.0 and X.max() == 1.0
+    assert set(y.tolist()) == set(range(10))
+
+
+def test_digits_split_is_fixed_and_disjoint() -> None:
+    X1, y1 = load("digits")
+    X2, y2 = load("digits")
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    X_test, _ = load("digits", "test")
+    train_rows = {row.tobytes() for row in X1.reshape(len(X1), -1)}
+    test_rows = [row.tobytes() for row in X_test.reshape(len(X_test), -1)]
+    # digits has a few duplicate images; almost none of the test set may be in train
+    assert sum(r in train_rows for r in test_rows) < 10
+
+
+def test_digits_flatten() -> None:
+    X, y = load("digits", "test", flatten=True)
+    assert X.shape == (450, 64) and y.shape == (450,)
+
+
+def test_digits_split_is_stratified() -> None:
+    _, y_train = load("digits")
+    _, y_test = load("digits", "test")
+    ratio = np.bincount(y_test, minlength=10) / np.bincount(y_train, minlength=10)
+    assert np.all(np.abs(ratio - 1 / 3) < 0.02)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(InvalidParameterError, match=r"'digits'.*'cifar10'.*npz"):
+        load("imagenet")
+
+
+def test_unknown_split_lists_the_choices() -> None:
+    with pytest.raises(InvalidParameterError, match="'train', 'test'"):
+        load("digits", "validation")
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_root_is_required_where_there_is_no_default(name: str) -> None:
+    with pytest.raises(InvalidParameterError, match="root"):
+        load(name)
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_idx_loads_gzipped_and_raw(tmp_path: Path, gz: bool, name: str) -> None:
+    arrays = write_mnist(tmp_path, gz=gz)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        X, y = load(name, split, root=tmp_path)
+        images, labels = arrays[prefix]
+        assert X.shape == (len(labels), 1, 28, 28) and X.dtype == np.float32
+        assert y.dtype == np.int64
+        np.testing.assert_array_equal(y, labels)
+        np.testing.assert_allclose(X[:, 0], images / 255.0, rtol=1e-6)
+        assert X.min() == 0.0 and X.max() == 1.0
+    X, _ = load(name, "test", root=str(tmp_path), flatten=True)
+    assert X.shape == (3, 784)
+
+
+def test_idx_wrong_magic_names_the_file(tmp_path: Path) -> None:
+    write_mnist(tmp_path, gz=False)
+    bad = write_idx(
+        tmp_path / "train-images-idx3-ubyte",
+        np.zeros((5, 28, 28), dtype=np.uint8),
+        magic=0x00000903,
+        gz=False,
+    )
+    with pytest.raises(InvalidDataError, match=re.escape(str(bad))) as info:
+        load("mnist", root=tmp_path)
+    assert "magic" in str(info.value)
+
+
+def test_idx_labels_file_with_image_magic_is_refused(tmp_path: Path) -> None:
+    write_mnist(tmp_path, gz=True)
+    bad = write_idx(
+        tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3, np.uint8), magic=0x00000803, gz=True
+    )
+    with pytest.raises(InvalidDataError, match="magic"):
+        load("mnist", "test", root=tmp_path)
+    assert bad.exists()
+
+
+def test_idx_count_mismatch_is_refused(tmp_path: Path) -> None:
+    write_mnist(tmp_path, gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8), gz=False)
+    with pytest.raises(InvalidDataError, match=r"5 images but .* 4 labels"):
+        load("mnist", root=tmp_path)
+
+
+def test_idx_truncated_data_is_refused(tmp_path: Path) -> None:
+    write_mnist(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InvalidDataError, match="train-images-idx3-ubyte"):
+        load("mnist", root=tmp_path)
+
+
+def test_idx_corrupt_gzip_is_refused(tmp_path: Path) -> None:
+    write_mnist(tmp_path, gz=True)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(InvalidDataError, match="gzip"):
+        load("mnist", root=tmp_path)
+
+
+def test_fashion_mnist_missing_directory_says_how_to_install(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("fashion-mnist", root=missing)
+    message = str(info.value)
+    assert str(missing) in message and "dataset-fashion-mnist" in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_mnist_missing_files_lists_paths(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        load("mnist", "test", root=tmp_path)
+    assert str(tmp_path / "t10k-images-idx3-ubyte") in str(info.value)
+    assert "t10k-labels-idx1-ubyte" in str(info.value)
+
+
+@pytest.mark.skipif(
+    not DEFAULT_FASHION_MNIST_ROOT.is_dir(),
+    reason=f"{DEFAULT_FASHION_MNIST_ROOT} absent (apt-get install dataset-fashion-mnist)",
+)
+def test_installed_fashion_mnist_loads() -> None:
+    X, y = load("fashion-mnist", "test")
+    assert X.shape == (10000, 1, 28, 28) and X.dtype == np.float32
+    assert np.bincount(y).tolist() == [1000] * 10
+    assert 0.0 <= X.min() and X.max() <= 1.0
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def _cifar_batches(directory: Path, writer, suffix: str) -> dict:  # type: ignore[no-untyped-def]
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for stem, n in [(f"data_batch_{i}", 2) for i in range(1, 6)] + [("test_batch", 3)]:
+        pixels, labels = cifar_records(n)
+        writer(directory / f"{stem}{suffix}", pixels, labels)
+        written[stem] = (pixels, labels)
+    return written
+
+
+def _check_cifar(root: Path, written: dict) -> None:
+    X, y = load("cifar10", root=root)
+    pixels = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
+    labels = np.concatenate([written[f"data_batch_{i}"][1] for i in range(1, 6)])
+    assert X.shape == (10, 3, 32, 32) and X.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(X.reshape(10, -1), pixels / 255.0, rtol=1e-6)
+    X_test, y_test = load("cifar10", "test", root=root, flatten=True)
+    assert X_test.shape == (3, 3072)
+    np.testing.assert_array_equal(y_test, written["test_batch"][1])
+    # channel-major layout: the first 1024 bytes of a record are the red plane
+    np.testing.assert_allclose(
+        X_test.reshape(3, 3, 32, 32)[:, 0].reshape(3, -1), written["test_batch"][0][:, :1024] / 255
+    )
+
+
+@pytest.mark.parametrize("subdir", ["", "cifar-10-batches-bin"])
+def test_cifar_binary(tmp_path: Path, subdir: str) -> None:
+    written = _cifar_batches(tmp_path / subdir, write_cifar_bin, ".bin")
+    _check_cifar(tmp_path, written)
+
+
+@pytest.mark.parametrize("subdir", ["", "cifar-10-batches-py"])
+def test_cifar_pickle_through_restricted_unpickler(tmp_path: Path, subdir: str) -> None:
+    written = _cifar_batches(tmp_path / subdir, write_cifar_pickle, "")
+    _check_cifar(tmp_path, written)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_pickle_protocols(tmp_path: Path, protocol: int) -> None:
+    pixels, labels = cifar_records(3)
+    with (tmp_path / "test_batch").open("wb") as fh:
+        pickle.dump({b"data": pixels, b"labels": labels.tolist()}, fh, protocol=protocol)
+    _, y = load("cifar10", "test", root=tmp_path)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_cifar_binary_with_a_partial_record_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "test_batch.bin").write_bytes(b"\x01" * 3074)
+    with pytest.raises(InvalidDataError, match=re.escape("test_batch.bin")):
+        load("cifar10", "test", root=tmp_path)
+
+
+def test_cifar_binary_labels_outside_0_9_are_refused(tmp_path: Path) -> None:
+    pixels, _ = cifar_records(2)
+    write_cifar_bin(tmp_path / "test_batch.bin", pixels, np.array([3, 12], dtype=np.uint8))
+    with pytest.raises(InvalidDataError, match=re.escape("0..9")):
+        load("cifar10", "test", root=tmp_path)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_not_run(tmp_path: Path) -> None:
+    marker = Path(f"/tmp/pwned-{uuid.uuid4().hex}")
+    with (tmp_path / "test_batch").open("wb") as fh:
+        pickle.dump({b"data": _Exploit(marker), b"labels": [1]}, fh, protocol=2)
+    with pytest.raises(InvalidDataError, match=r"[Rr]efused") as info:
+        load("cifar10", "test", root=tmp_path)
+    assert "test_batch" in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [1, 2, 3],
+        {b"data": np.zeros((2, 3072), np.float64), b"labels": [0, 1]},
+        {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]},
+        {b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([0, 1])},
+        {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]},
+        {b"labels": [0]},
+    ],
+    ids=["list", "float-data", "bad-width", "array-labels", "count-mismatch", "no-data"],
+)
+def test_pickle_that_is_not_a_cifar_batch_is_refused(tmp_path: Path, payload: object) -> None:
+    with (tmp_path / "test_batch").open("wb") as fh:
+        pickle.dump(payload, fh, protocol=2)
+    with pytest.raises(InvalidDataError, match="test_batch"):
+        load("cifar10", "test", root=tmp_path)
+
+
+def test_truncated_pickle_is_refused(tmp_path: Path) -> None:
+    pixels, labels = cifar_records(2)
+    path = tmp_path / "test_batch"
+    write_cifar_pickle(path, pixels, labels)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InvalidDataError, match="Refused"):
+        load("cifar10", "test", root=tmp_path)
+
+
+def test_cifar_prefers_binary_over_pickle(tmp_path: Path) -> None:
+    pixels, labels = cifar_records(2)
+    write_cifar_bin(tmp_path / "test_batch.bin", pixels, labels)
+    (tmp_path / "test_batch").write_bytes(b"garbage that must not be unpickled")
+    _, y = load("cifar10", "test", root=tmp_path)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_cifar_missing_lists_paths_and_where_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("cifar10", root=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin") in message
+    assert str(tmp_path / "cifar-10-batches-py" / "data_batch_5") in message
+    assert "cifar.html" in message
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def test_npz_with_split_keys(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    x_tr, x_te = RNG.random((4, 2, 3)), RNG.random((2, 2, 3))
+    np.savez(path, x_train=x_tr, y_train=[0, 1, 2, 1], x_test=x_te, y_test=[1, 0])
+    X, y = load(str(path))
+    assert X.dtype == np.float32 and y.dtype == np.int64 and X.shape == (4, 2, 3)
+    np.testing.assert_allclose(X, x_tr, rtol=1e-6)
+    X, y = load(path, "test", flatten=True)
+    assert X.shape == (2, 6) and y.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("x_key", ["x", "X"])
+def test_npz_whole_file_for_either_split(tmp_path: Path, x_key: str) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, **{x_key: np.arange(6).reshape(3, 2), "y": np.array([2, 0, 1])})
+    for split in ("train", "test"):
+        X, y = load(path, split)
+        assert X.shape == (3, 2) and y.tolist() == [2, 0, 1]
+
+
+def test_npz_bad_content_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(InvalidDataError, match="'x'"):
+        load(path)
+    np.savez(path, x=np.zeros((3, 2)), y=np.zeros(2, dtype=int))
+    with pytest.raises(InvalidDataError):
+        load(path)
+    np.savez(path, x=np.array([{"a": 1}], dtype=object), y=np.zeros(1, dtype=int))
+    with pytest.raises(InvalidDataError):
+        load(path)
+
+
+def test_npz_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match=re.escape("nothing.npz")):
+        load(tmp_path / "nothing.npz")
+
+
+# --------------------------------------------------------------------------- corrupt_labels
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan"), "half", True])
+def test_corrupt_labels_rejects_bad_fractions(fraction: object) -> None:
+    with pytest.raises(InvalidParameterError, match="'fraction' parameter of corrupt_labels"):
+        corrupt_labels([0, 1, 2], fraction, seed=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, None])
+def test_corrupt_labels_rejects_bad_seeds(seed: object) -> None:
+    with pytest.raises(InvalidParameterError, match="'seed'"):
+        corrupt_labels([0, 1, 2], 0.5, seed=seed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("y", [np.zeros((2, 2), int), [-1, 0], [0.5, 1.0], []])
+def test_corrupt_labels_rejects_bad_labels(y: object) -> None:
+    with pytest.raises(InvalidDataError):
+        corrupt_labels(y, 0.5, seed=0)
+
+
+def test_corrupt_labels_on_digits() -> None:
+    _, y = load("digits")
+    y_bad, mask = corrupt_labels(y, 1.0, seed=3)
+    assert mask.all()
+    np.testing.assert_array_equal(np.bincount(y_bad), np.bincount(y))
+    assert (y_bad != y).mean() > 0.8  # about 90% for 10 balanced classes
