@@ -13,7 +13,7 @@ from directionkit.errors import InvalidDataError, InvalidParameterError
 
 
 def _rho_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
-    keep = np.isfinite(a) & np.isfinite(b)
+    keep = ~(np.isnan(a) | np.isnan(b))  # as scipy's nan_policy='omit'; Inf ranks last
     a, b = a[keep], b[keep]
     n = int(a.size)
     if n < 3:
@@ -81,6 +81,11 @@ def spearman(a: Any, b: Any, *, by: str | None = "site") -> xr.Dataset:
     groups: list[tuple[str, np.ndarray]] = [("all", np.ones(va.size, bool))]
     if by is not None:
         coords = first.coords if by in first.coords else second.coords
+        if by in coords and coords[by].dims != ("unit",):
+            raise InvalidParameterError(
+                f"The 'by' parameter of spearman must name a coordinate along 'unit'. Got "
+                f"{by!r}, a coordinate with dims {coords[by].dims}."
+            )
         if by in coords:
             labels = np.asarray(coords[by].values).astype(str)
             for label in dict.fromkeys(labels.tolist()):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from directionkit._validation import parameter_error
 from directionkit.errors import InvalidDataError
 
 
@@ -52,25 +53,51 @@ def ablation_auc(curve: xr.DataArray, *, baseline: Any = None) -> xr.DataArray:
     if "fraction" not in curve.coords:
         raise InvalidDataError("The curve given to ablation_auc has no 'fraction' coordinate.")
     fractions = np.asarray(curve["fraction"].values, dtype=np.float64)
-    if (
-        not np.all(np.isfinite(fractions))
-        or np.unique(fractions).size != fractions.size
-        or fractions.min() != 0.0
-        or fractions.max() != 1.0
-        or np.any((fractions < 0) | (fractions > 1))
-    ):
+    problems = []
+    outside = fractions[~((fractions >= 0) & (fractions <= 1))]  # NaN counts as outside
+    if outside.size:
+        problems.append(f"outside [0, 1]: {outside.tolist()}")
+    values, counts = np.unique(fractions[np.isfinite(fractions)], return_counts=True)
+    if np.any(counts > 1):
+        problems.append(f"repeated: {values[counts > 1].tolist()}")
+    missing = [end for end in (0.0, 1.0) if end not in fractions]
+    if missing:
+        problems.append(f"missing: {missing}")
+    if problems:
         raise InvalidDataError(
             "The fractions of a curve given to ablation_auc must be distinct, lie in [0, 1] "
-            f"and include both 0 and 1. Got {fractions.tolist()}."
+            f"and include both 0 and 1. Got {fractions.tolist()} ({'; '.join(problems)})."
+        )
+    if not (np.issubdtype(curve.dtype, np.number) or curve.dtype == bool):
+        raise InvalidDataError(
+            f"The curve given to ablation_auc must hold accuracies. Got dtype {curve.dtype}."
         )
     if not np.all(np.isfinite(curve.values)):
-        raise InvalidDataError("The curve given to ablation_auc holds NaN or Inf accuracies.")
+        bad = int((~np.isfinite(curve.values)).sum())
+        raise InvalidDataError(
+            f"The curve given to ablation_auc holds NaN or Inf accuracies ({bad} values)."
+        )
     curve = curve.sortby("fraction")
     base = curve.sel(fraction=0.0, drop=True) if baseline is None else baseline
-    base_values = np.asarray(base.values if isinstance(base, xr.DataArray) else base)
+    if isinstance(base, xr.DataArray) and "fraction" in base.dims:
+        raise parameter_error(
+            "baseline",
+            "ablation_auc",
+            "a number or a DataArray without a 'fraction' dim",
+            base.dims,
+        )
+    try:
+        base_values = np.asarray(
+            base.values if isinstance(base, xr.DataArray) else base, dtype=np.float64
+        )
+    except (TypeError, ValueError):
+        raise parameter_error(
+            "baseline", "ablation_auc", "a number or a DataArray of numbers", baseline
+        ) from None
     if np.any(base_values == 0) or not np.all(np.isfinite(base_values)):
         raise InvalidDataError(
-            f"The baseline accuracy of ablation_auc must be finite and non-zero. Got {base!r}."
+            "The baseline accuracy of ablation_auc (by default the accuracy at fraction 0) "
+            f"must be finite and non-zero. Got {base_values.ravel()[:10].tolist()}."
         )
     area = (curve / base).integrate("fraction")
     return area.rename("ablation_auc")

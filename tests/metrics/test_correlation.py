@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
 from scipy.stats import spearmanr
 
 from directionkit import spearman
-from directionkit.errors import DirectionKitError
+from directionkit.errors import DirectionKitError, InvalidParameterError
 
 
 def measures(seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:
@@ -49,9 +51,43 @@ def test_nan_pairs_are_dropped_and_degenerate_groups_give_nan() -> None:
 
 def test_bad_input() -> None:
     a, b = measures()
-    with pytest.raises(DirectionKitError, match="'by' parameter of spearman"):
+    with pytest.raises(InvalidParameterError, match=r"'by' parameter of spearman.*\['site'\]"):
         spearman(a, b, by="layer")
+    with pytest.raises(InvalidParameterError, match="'by' parameter of spearman"):
+        spearman(np.arange(5.0), np.arange(5.0), by="layer")
+    with pytest.raises(InvalidParameterError, match="with dims"):
+        spearman(a.assign_coords(run="x"), b, by="run")
     with pytest.raises(DirectionKitError, match="same units"):
         spearman(a, b[:10])
     with pytest.raises(DirectionKitError, match="1-d along 'unit'"):
         spearman(xr.DataArray(np.ones((2, 2)), dims=("unit", "x")), a)
+
+
+def test_small_or_constant_groups_give_nan_without_warnings_and_numpy_input_works() -> None:
+    site = ("unit", ["fc1"] * 4 + ["fc2"] * 2 + ["fc3"] * 4)
+    a = xr.DataArray([1.0, 2, 3, 4, 5, 6, 7, 7, 7, 7], dims="unit", coords={"site": site})
+    b = xr.DataArray([2.0, 1, 4, 3, 6, 5, 1, 2, 3, 4], dims="unit", coords={"site": site})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = spearman(a, b)
+    assert list(result["scope"].values) == ["all", "fc1", "fc2", "fc3"]
+    assert result["n"].values.tolist() == [10, 4, 2, 4]
+    assert float(result["rho"].sel(scope="fc1")) == pytest.approx(
+        spearmanr([1, 2, 3, 4], [2, 1, 4, 3]).statistic
+    )
+    assert np.isnan(result["rho"].sel(scope=["fc2", "fc3"])).all()
+    assert np.isnan(result["p_value"].sel(scope=["fc2", "fc3"])).all()
+    plain = spearman(a.values, b.values)  # no 'site' coord: the default gives "all" only
+    assert list(plain["scope"].values) == ["all"]
+    ref = spearmanr(a.values, b.values)
+    assert float(plain["rho"][0]) == pytest.approx(ref.statistic)
+    assert float(plain["p_value"][0]) == pytest.approx(ref.pvalue)
+
+
+def test_infinite_values_are_ranked_like_scipy() -> None:
+    a = np.array([1.0, np.inf, 3.0, -np.inf, 2.0, 5.0])
+    b = np.array([2.0, 6.0, 1.0, 0.0, 4.0, 3.0])
+    ref = spearmanr(a, b)
+    result = spearman(a, b, by=None)
+    assert float(result["rho"][0]) == pytest.approx(ref.statistic)
+    assert float(result["p_value"][0]) == pytest.approx(ref.pvalue)

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from directionkit import ablation_auc
-from directionkit.errors import DirectionKitError
+from directionkit.errors import DirectionKitError, InvalidDataError, InvalidParameterError
 
 
 def curve(values, fractions, dims=("fraction",)) -> xr.DataArray:  # type: ignore[no-untyped-def]
@@ -44,8 +44,24 @@ def test_auc_keeps_other_dims_and_mean_of_aucs_is_auc_of_mean() -> None:
         (curve([0.5, 0.4, 0.1], [0.0, 1.2, 1.0]), r"lie in \[0, 1\]"),
         (curve([0.0, 0.1], [0.0, 1.0]), "non-zero"),
         (curve([0.5, np.nan], [0.0, 1.0]), "NaN"),
+        (curve([0.5, 0.4, 0.1], [0.0, 1.0, 1.0]), r"repeated: \[1\.0\]"),
+        (curve([0.5, 0.1], [0.0, 0.5]), r"missing: \[1\.0\]"),
+        (curve(np.zeros(0), np.zeros(0)), r"missing: \[0\.0, 1\.0\]"),
+        (xr.DataArray([0.5, 0.1], dims="fraction"), "no 'fraction' coordinate"),
     ],
 )
 def test_bad_curves_are_refused(bad, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DirectionKitError, match=match):
         ablation_auc(bad)
+
+
+def test_an_explicit_baseline_broadcasts_and_is_checked() -> None:
+    c = curve([[0.8, 0.4], [0.6, 0.6]], [0.0, 1.0], dims=("scope", "fraction"))
+    base = xr.DataArray([0.8, 1.2], dims="scope")
+    np.testing.assert_allclose(ablation_auc(c, baseline=base), [0.75, 0.5])
+    with pytest.raises(InvalidDataError, match="non-zero"):
+        ablation_auc(c, baseline=0.0)
+    with pytest.raises(InvalidParameterError, match="'baseline' parameter of ablation_auc"):
+        ablation_auc(c, baseline="high")
+    with pytest.raises(InvalidParameterError, match="'fraction' dim"):
+        ablation_auc(c, baseline=c)

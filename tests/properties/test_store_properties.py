@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 import directionkit as dk
 from directionkit.store import SCHEMA
 
-SIZES = {"unit": 3, "class": 2, "scope": 2, "ordering": 2, "fraction": 3, "rank": 3,
-         "repeat": 2, "noise_scale": 2}  # fmt: skip
 JSON = st.recursive(
     st.none()
     | st.booleans()
@@ -31,13 +29,15 @@ JSON = st.recursive(
 @st.composite
 def analyses(draw: st.DrawFn) -> dk.Analysis:
     names = draw(st.lists(st.sampled_from(sorted(SCHEMA)), min_size=1, max_size=6, unique=True))
+    dims = sorted({d for name in names for d in SCHEMA[name]} | {"unit"})
+    sizes = {d: draw(st.integers(1, 4), label=d) for d in dims}
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     variables = {}
     for name in names:
-        dims = SCHEMA[name]
-        shape = tuple(SIZES[d] for d in dims)
+        var_dims = SCHEMA[name]
+        shape = tuple(sizes[d] for d in var_dims)
         values = rng.integers(-1, 5, shape) if name == "ablation_order" else rng.normal(size=shape)
-        variables[name] = (dims, values)
+        variables[name] = (var_dims, values)
     sites = draw(
         st.lists(
             st.text(
@@ -45,16 +45,16 @@ def analyses(draw: st.DrawFn) -> dk.Analysis:
                 min_size=1,
                 max_size=6,
             ),
-            min_size=3,
-            max_size=3,
+            min_size=sizes["unit"],
+            max_size=sizes["unit"],
         )
     )
-    coords = {"site": ("unit", sites), "unit_index": ("unit", np.arange(3))}
+    coords = {"site": ("unit", sites), "unit_index": ("unit", np.arange(sizes["unit"]))}
     attrs = draw(st.dictionaries(st.text(min_size=1, max_size=6), JSON, max_size=4))
     return dk.Analysis(xr.Dataset(variables, coords=coords, attrs=attrs))
 
 
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(analyses())
 def test_save_then_open_is_identical(result) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as tmp:
