@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,9 +38,11 @@ def as_adapter(
     """The adapter for ``model``: itself if it is one, else one found lazily.
 
     A ``torch.nn.Module`` is recognised only when torch is already imported (so the
-    core never imports it); other adapters register under the entry-point group
-    ``directionkit.adapters`` as a callable ``(model, sites, device, example_input)``
-    returning an adapter, or None when the model is not theirs.
+    core never imports it); an ONNX model (a path ending in ``.onnx``, bytes, or an
+    ``onnx.ModelProto``) goes to the ONNX adapter, imported only then; other adapters
+    register under the entry-point group ``directionkit.adapters`` as a callable
+    ``(model, sites, device, example_input)`` returning an adapter, or None when the
+    model is not theirs.
     """
     if isinstance(model, ModelAdapter):
         if sites is not None or device is not None:
@@ -52,15 +56,35 @@ def as_adapter(
         module = importlib.import_module("directionkit.adapters.torch")
         first = next(iter(Batches(data, func="analyze")))[0]
         return module.TorchAdapter(model, sites=sites, device=device, example_input=first[:1])
+    if _looks_like_onnx(model):
+        try:
+            module = importlib.import_module("directionkit.adapters.onnx")
+        except ImportError as err:
+            raise UnsupportedModelError(
+                f"Reading ONNX models needs onnx and onnxruntime ({err}); install them with "
+                "pip install 'directionkit[onnx]' (or [onnx-gpu], never both)."
+            ) from err
+        return module.OnnxAdapter(model, sites=sites, device=device)
     for entry in entry_points(group="directionkit.adapters"):
         adapter = entry.load()(model, sites, device, None)
         if adapter is not None:
             return adapter
     raise UnsupportedModelError(
         f"analyze() does not know how to run a {type(model).__module__}.{type(model).__name__}. "
-        "Supported: a torch.nn.Module (with torch installed), or any object implementing "
-        "directionkit.adapter.ModelAdapter."
+        "Supported: a torch.nn.Module (with torch installed), an ONNX model (a path to an "
+        ".onnx file, its bytes, or an onnx.ModelProto; with the onnx extra), or any object "
+        "implementing directionkit.adapter.ModelAdapter."
     )
+
+
+def _looks_like_onnx(model: Any) -> bool:
+    """A path to an ``.onnx`` file, raw bytes, or an ``onnx.ModelProto`` (onnx imported)."""
+    if isinstance(model, str | os.PathLike):
+        return Path(model).suffix.lower() == ".onnx"
+    if isinstance(model, bytes | bytearray):
+        return True
+    onnx = sys.modules.get("onnx")
+    return onnx is not None and isinstance(model, onnx.ModelProto)
 
 
 def _identity(data: Any) -> str:
@@ -94,8 +118,11 @@ def analyze(
 
     Parameters
     ----------
-    model : torch.nn.Module or ModelAdapter
-        The classifier.  Its forward returns class scores ``(B, C)``.
+    model : torch.nn.Module, ONNX model or ModelAdapter
+        The classifier: a torch module whose forward returns class scores ``(B, C)``;
+        an ONNX model as a path to an ``.onnx`` file, its bytes or an
+        ``onnx.ModelProto`` (see :class:`directionkit.adapters.onnx.OnnxAdapter`); or
+        any adapter.
     data : (X, y) tuple, torch DataLoader, or iterable of (x, y) batches
         The data every measure is computed on (the paper: training data for ablation
         and noise curves of memorising models, test data for selectivity).
@@ -118,7 +145,7 @@ def analyze(
     seed : int
         Seed of every random choice; the result is deterministic for a seed.
     device : str, optional
-        ``"cpu"`` or ``"cuda"`` for a torch model.
+        ``"cpu"`` or ``"cuda"`` for a torch or ONNX model.
     batch_size : int, optional
         Batch size when data are ``(X, y)`` arrays (default 1000).
     progress : bool

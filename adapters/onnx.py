@@ -1,0 +1,1093 @@
+"""The ONNX adapter: audit a model from its ``.onnx`` file alone, with onnxruntime.
+
+The adapter never touches the caller's file or ``ModelProto``; it rewrites a copy.
+For every set of intervened sites it builds (once, then caches) a graph in which each
+intervened site tensor ``a`` is followed by::
+
+    a' = Reshape(a, (M or 1, B, ...)) * scale + shift + noise  ->  Reshape(a', (M*B, ...))
+
+``scale`` and ``shift`` are new graph inputs of shape ``(M, 1, C, 1, 1)`` for a conv
+site (``(M, 1, U)`` for a dense one) and ``noise`` is ``noise_std * eps``, so one
+``InferenceSession.run`` evaluates M interventions.  The batch grows from B to M*B
+rows at the first intervened site; everything before it runs once per data batch
+(prefix caching).  Where a tensor computed before that site is consumed after it
+(a residual connection, or a shape computed from an early tensor), the rows are
+expanded at the model input instead.  Recorded sites become extra outputs, reduced
+over space in the graph for conv sites.
+
+Sites
+-----
+Outputs of activation nodes (:data:`ACTIVATION_OPS`) that lie on the path to the
+model's output, excluding the activation that produces the output (a final
+Softmax or Sigmoid): no Conv/Gemm/MatMul between it and the output.  A rank-4
+activation is a conv site (unit = channel, axis 1); rank 2 and 3 have their units
+on the last axis.  Names follow the PyTorch module paths when the graph carries
+them, so a torch model and its export report the same site names:
+
+* the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata (an activation
+  module decomposed into several nodes, e.g. GELU at low opsets, is one site: the
+  output of its last node; a module called twice gives ``name`` and ``name#1``);
+* the legacy exporter's node names ``/features/features.2/Relu`` (``features.2``,
+  and ``features.2#1`` for ``Relu_1``);
+* otherwise the node's name, or its output tensor's name.
+
+The output
+----------
+The float output of shape ``(B, C)`` (``output=`` picks one when there are several).
+When it holds probabilities (it comes out of a Softmax or Sigmoid), the adapter
+returns their logarithm as the class scores, so accuracy is unchanged and the
+core's cross-entropy is ``-log p[y]``; it says so once in the log and in
+:attr:`OnnxAdapter.output_kind`.  scikit-learn models converted by skl2onnx
+output a ``ZipMap`` (a sequence of dicts) by default; the adapter then reads the
+probability tensor that feeds it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from onnx import TensorProto, helper, numpy_helper
+>>> w1 = numpy_helper.from_array(np.eye(2, 3, dtype=np.float32), "w1")
+>>> w2 = numpy_helper.from_array(np.ones((3, 2), np.float32), "w2")
+>>> graph = helper.make_graph(
+...     [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+...      helper.make_node("Relu", ["h"], ["a"], name="act"),
+...      helper.make_node("MatMul", ["a", "w2"], ["logits"])],
+...     "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+...     [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])], [w1, w2])
+>>> adapter = OnnxAdapter(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+>>> list(adapter.sites)
+['act']
+>>> iv = Interventions.zero_ablate(adapter.sites, {"act": [[True, False, False], [False] * 3]})
+>>> adapter.run(np.ones((4, 2), np.float32), iv).logits[:, 0]
+array([[1., 1.],
+       [2., 2.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from directionkit.adapter import Interventions, RunOutput, Site
+from directionkit.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    SiteNotFoundError,
+    UnsupportedModelError,
+)
+from directionkit.store import fingerprint
+
+__all__ = ["ACTIVATION_OPS", "OnnxAdapter", "from_model"]
+
+log = logging.getLogger(__name__)
+
+#: ONNX operators whose outputs are sites (default domain).
+ACTIVATION_OPS = frozenset({
+    "Relu", "LeakyRelu", "PRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
+    "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "ThresholdedRelu", "Mish",
+})  # fmt: skip
+#: PyTorch activation classes, as they appear in the dynamo exporter's class hierarchy.
+TORCH_ACTIVATIONS = frozenset({
+    "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "ELU", "Hardswish",
+    "Mish", "Softplus", "PReLU", "SELU", "CELU", "Hardtanh",
+})  # fmt: skip
+_MIXING_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "Einsum"})
+_OUTPUT_ACTIVATIONS = frozenset({"Softmax", "LogSoftmax", "Sigmoid"})
+_SCOPES = "pkg.torch.onnx.name_scopes"
+_CLASSES = "pkg.torch.onnx.class_hierarchy"
+_LEGACY_NAME = re.compile(r"^/(?:.*/)?(?P<module>[^/]+)/(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?$")
+_PREFIX = "directionkit__"
+MIN_OPSET = 7
+
+
+@dataclass(frozen=True)
+class _SiteInfo:
+    """Where a site lives in the graph."""
+
+    tensor: str
+    rank: int
+    dims: tuple[int | None, ...]  # per-example dims (without the batch axis); None = unknown
+    dtype: np.dtype[Any]
+    producer: int  # index of the node that produces ``tensor``
+
+
+def _load(model: Any) -> onnx.ModelProto:
+    """A private, fully loaded copy of ``model`` (path, bytes or ModelProto)."""
+    if isinstance(model, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        source = "the given ModelProto"
+        base = None
+    elif isinstance(model, bytes | bytearray | memoryview):
+        try:
+            copy = onnx.load_model_from_string(bytes(model))
+        except Exception as err:  # protobuf raises its own DecodeError
+            raise UnsupportedModelError(f"The given bytes are not an ONNX model: {err}") from err
+        source, base = "the given bytes", None
+    elif isinstance(model, str | os.PathLike):
+        path = Path(model)
+        if not path.is_file():
+            raise UnsupportedModelError(f"No ONNX model at {str(path)!r}: no such file.")
+        try:
+            copy = onnx.load(str(path), load_external_data=False)
+        except Exception as err:
+            raise UnsupportedModelError(
+                f"{str(path)!r} is not an ONNX model (or is truncated): {err}"
+            ) from err
+        source, base = repr(str(path)), path.parent
+    else:
+        raise UnsupportedModelError(
+            "OnnxAdapter needs a path to an .onnx file, its bytes, or an onnx.ModelProto. "
+            f"Got {type(model).__name__} instead."
+        )
+    if not copy.graph.node:
+        raise UnsupportedModelError(f"{source} is not an ONNX model: its graph has no nodes.")
+    if base is not None:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(copy, str(base))
+        except (OSError, ValueError) as err:
+            raise UnsupportedModelError(
+                f"The external data of {source} could not be read (it is looked for next to "
+                f"the model file, e.g. 'model.onnx.data'): {err}"
+            ) from err
+    elif any(init.data_location == TensorProto.EXTERNAL for init in copy.graph.initializer):
+        raise UnsupportedModelError(
+            f"{source} refers to external data files; pass the path of the .onnx file so "
+            "they can be found next to it."
+        )
+    try:
+        onnx.checker.check_model(copy)
+    except onnx.checker.ValidationError as err:
+        raise UnsupportedModelError(f"{source} is not a valid ONNX model: {err}") from err
+    return copy
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 1
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers and Constant-node values, by tensor name."""
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # shape inference is a help, not a requirement
+        inferred = model
+    graph = inferred.graph
+    types = {}
+    for info in (*graph.value_info, *graph.input, *graph.output):
+        types[info.name] = info.type
+    for init in graph.initializer:
+        types[init.name] = helper.make_tensor_type_proto(init.data_type, list(init.dims))
+    return types
+
+
+def _tensor_shape(tp: onnx.TypeProto | None) -> tuple[int | None, ...] | None:
+    """Static dims (None where symbolic), or None when the rank is unknown."""
+    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim)
+
+
+def _np_dtype(tp: onnx.TypeProto | None) -> np.dtype[Any]:
+    if tp is None or not tp.HasField("tensor_type"):
+        return np.dtype(np.float32)
+    return np.dtype(helper.tensor_dtype_to_np_dtype(tp.tensor_type.elem_type))
+
+
+def _metadata(node: onnx.NodeProto) -> dict[str, str]:
+    return {p.key: p.value for p in node.metadata_props}
+
+
+def _literal_list(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return []
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+class OnnxAdapter:
+    """Run an ONNX classifier under interventions, with onnxruntime.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes or onnx.ModelProto
+        The model.  External data (``model.onnx.data``) is read from next to the file.
+        Neither the file nor a given ``ModelProto`` is ever modified.
+    sites : sequence of str, optional
+        Site names to use (see the module docs); default: every activation site.
+    providers : sequence of str, optional
+        onnxruntime execution providers.  Default: CUDA when onnxruntime-gpu is
+        installed and a GPU is present, else CPU.
+    output : str, optional
+        Name of the graph output holding the class scores, when there are several.
+    device : {"cpu", "cuda"}, optional
+        Shorthand for ``providers``.
+    memory_budget : int
+        Bytes of site activations one session run may hold; M is chunked to fit.
+    graph_optimization : bool
+        Keep onnxruntime's graph optimisations on (the default); off is for checks.
+    io_binding : bool, optional
+        Bind the data batch to the device once for all interventions (default: on
+        for CUDA).
+
+    Attributes
+    ----------
+    output_name : str
+        The output read as class scores.
+    output_kind : {"logits", "probabilities"}
+        What that output holds; probabilities are returned as their logarithm.
+    identity : str
+        A content hash of the model, recorded in an analysis's attrs.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        sites: Sequence[str] | None = None,
+        providers: Sequence[str] | None = None,
+        output: str | None = None,
+        *,
+        device: str | None = None,
+        memory_budget: int = 1 << 30,
+        graph_optimization: bool = True,
+        io_binding: bool | None = None,
+    ) -> None:
+        if sites is not None and (
+            isinstance(sites, str) or not all(isinstance(s, str) for s in sites)
+        ):
+            raise InvalidParameterError(
+                f"The 'sites' parameter of OnnxAdapter must be a sequence of site names. "
+                f"Got {sites!r} instead."
+            )
+        if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
+            raise InvalidParameterError(
+                f"The 'device' parameter of OnnxAdapter must be 'cpu' or 'cuda'. "
+                f"Got {device!r} instead."
+            )
+        self._model = _load(model)
+        self.identity = fingerprint(np.frombuffer(self._model.SerializeToString(), np.uint8))
+        self._opset = _opset(self._model)
+        if self._opset < MIN_OPSET:
+            raise UnsupportedModelError(
+                f"The model uses ONNX opset {self._opset}; OnnxAdapter supports opset "
+                f"{MIN_OPSET} and later (convert it with onnx.version_converter)."
+            )
+        self._graph = self._model.graph
+        self._types = _value_types(self._model)
+        self._consts = _constants(self._graph)
+        self._producers = {out: i for i, node in enumerate(self._graph.node) for out in node.output}
+        self._input, self._input_dtype, self._input_dims = self._find_input()
+        self.output_name, self.output_kind = self._find_output(output)
+        self._keep = self._ancestors([self.output_name])
+        found = self._discover()
+        if sites is not None:
+            found = self._requested_sites(sites, found)
+        self._sites: dict[str, Site] = {
+            name: Site(name, s.n_units, s.kind, depth)
+            for depth, (name, s) in enumerate(found.items())
+        }
+        self._providers = self._choose_providers(providers, device)
+        self._options = ort.SessionOptions()
+        self._options.log_severity_level = 3
+        if not graph_optimization:
+            self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.memory_budget = int(memory_budget)
+        self._sessions: dict[tuple[frozenset[str], frozenset[str]], _Rewrite] = {}
+        self._fixed_batch = self._input_dims[0] if self._input_dims else None
+        if self._fixed_batch is not None:
+            log.warning(
+                "The model's input %r has a fixed batch size of %d; OnnxAdapter runs one "
+                "intervention per session run.", self._input, self._fixed_batch,
+            )  # fmt: skip
+        self._active_device = "cpu"
+        self._io_binding = io_binding
+        self._device_id = 0
+        self._session_for(frozenset(), frozenset())  # fail early, and learn the device
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def sites(self) -> Mapping[str, Site]:
+        """The sites, in topological (forward) order."""
+        return self._sites
+
+    @property
+    def device(self) -> str:
+        """``"cuda:0"`` when the CUDA execution provider runs the model, else ``"cpu"``."""
+        return self._active_device
+
+    @property
+    def prefix_cache(self) -> bool:
+        """True: rows are expanded at the first intervened site where the graph allows."""
+        return True
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the sessions use."""
+        return list(self._providers)
+
+    # -- the seam -----------------------------------------------------------------
+    def run(
+        self,
+        x: Any,
+        interventions: Interventions | None = None,
+        record: Sequence[str] = (),
+    ) -> RunOutput:
+        """Logits ``(M, B, C)`` under ``interventions`` and recorded activations ``(B, n_units)``.
+
+        See :mod:`directionkit.adapter` for the semantics.
+        """
+        array = self._as_input(x)
+        for name in (*record, *(interventions.sites if interventions else ())):
+            if name not in self._sites:
+                raise SiteNotFoundError(name, self._sites)
+        if interventions is not None:
+            for name in interventions.sites:
+                if np.shape(interventions.scale[name])[1] != self._sites[name].n_units:
+                    raise InvalidParameterError(
+                        f"Interventions for site {name!r} have "
+                        f"{np.shape(interventions.scale[name])[1]} units; the site has "
+                        f"{self._sites[name].n_units}."
+                    )
+        if self._fixed_batch is not None:
+            return self._run_fixed_batch(array, interventions, record)
+        rewrite = self._session_for(
+            frozenset(interventions.sites if interventions else ()), frozenset(record)
+        )
+        m_total = 1 if interventions is None else interventions.n_interventions
+        chunk = self._chunk_size(interventions, array.shape[0])
+        logits, recorded = [], {}
+        bound = rewrite.bind_input(array) if self._use_io_binding else None
+        for start in range(0, m_total, chunk):
+            rows = (
+                None
+                if interventions is None
+                else interventions.rows(start, min(start + chunk, m_total))
+            )
+            out, rec = rewrite.run(array, rows, record if start == 0 else (), bound)
+            logits.append(out)
+            recorded.update(rec)
+        return RunOutput(np.concatenate(logits, axis=0), recorded)
+
+    def unit_weight_l1(self, site: str) -> np.ndarray:
+        """L1 norm of each unit's incoming weights, from the initializers of the producer.
+
+        The producer is the Conv, Gemm or MatMul reached from the activation's input
+        through element-wise ops (bias ``Add``, ``BatchNormalization``, ``Mul`` by a
+        constant, ``Identity``; at a residual ``Add`` of two computed tensors, the one
+        computed last, like the torch adapter's "last Linear/Conv called"); a
+        BatchNormalization or per-unit ``Mul`` on the way is folded in
+        (``|W[c]| * |gamma[c] / sqrt(var[c] + eps)|``), as in the torch adapter.
+        Exporters usually fold BatchNorm into the Conv already.  Biases are not
+        included.
+        """
+        if site not in self._sites:
+            raise SiteNotFoundError(site, self._sites)
+        info = self._site_info[site]
+        n_units = self._sites[site].n_units
+        factor = np.ones(n_units)
+        nodes = self._graph.node
+        tensor = nodes[info.producer].input[0]
+        producers = self._producers
+        while True:
+            index = producers.get(tensor)
+            if index is None:
+                break
+            node = nodes[index]
+            op = node.op_type
+            if op in ("Conv", "Gemm", "MatMul"):
+                return factor * self._producer_l1(node, site, n_units)
+            if op == "BatchNormalization":
+                gamma, var = self._consts.get(node.input[1]), self._consts.get(node.input[4])
+                eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+                if gamma is None or var is None:
+                    break
+                factor = factor * np.abs(gamma / np.sqrt(var.astype(np.float64) + eps))
+                tensor = node.input[0]
+            elif op in ("Add", "Sub", "Mul", "Div") and len(node.input) == 2:
+                data = [t for t in node.input if t not in self._consts]
+                const = [t for t in node.input if t in self._consts]
+                if len(data) == 2 and op == "Add":  # a residual sum: the branch computed last
+                    tensor = max(data, key=lambda t: producers.get(t, -1))
+                    continue
+                if len(data) != 1 or len(const) != 1:
+                    break
+                if op in ("Mul", "Div"):
+                    value = np.asarray(self._consts[const[0]], np.float64)
+                    per_unit = self._per_unit(value, n_units)
+                    if per_unit is None:
+                        break
+                    factor = factor * (np.abs(per_unit) if op == "Mul" else 1 / np.abs(per_unit))
+                tensor = data[0]
+            elif op in ("Identity", "Cast", "Dropout"):
+                tensor = node.input[0]
+            else:
+                break
+        raise UnsupportedModelError(
+            f"No Conv, Gemm or MatMul with constant weights produces site {site!r}; its "
+            "incoming weights are unknown."
+        )
+
+    # -- discovery -------------------------------------------------------------------
+    def _find_input(self) -> tuple[str, np.dtype[Any], tuple[int | None, ...]]:
+        initializers = {init.name for init in self._graph.initializer}
+        inputs = [i for i in self._graph.input if i.name not in initializers]
+        if len(inputs) != 1:
+            raise UnsupportedModelError(
+                "OnnxAdapter supports models with exactly one data input. This one has "
+                f"{len(inputs)}: {[i.name for i in inputs]}."
+            )
+        shape = _tensor_shape(inputs[0].type)
+        if not shape:
+            raise UnsupportedModelError(
+                f"The model input {inputs[0].name!r} has no known rank; OnnxAdapter needs a "
+                "tensor input of shape (batch, ...)."
+            )
+        return inputs[0].name, _np_dtype(inputs[0].type), shape
+
+    def _find_output(self, requested: str | None) -> tuple[str, str]:
+        outputs = {o.name: o for o in self._graph.output}
+        if requested is not None:
+            if requested not in outputs:
+                raise InvalidParameterError(
+                    f"The 'output' parameter of OnnxAdapter must name a graph output, one of "
+                    f"{sorted(outputs)}. Got {requested!r} instead."
+                )
+            candidates = [requested]
+        else:
+            candidates = [
+                name
+                for name, info in outputs.items()
+                if np.issubdtype(_np_dtype(info.type), np.floating)
+                and len(_tensor_shape(info.type) or ()) == 2
+                and info.type.HasField("tensor_type")
+            ]
+            if not candidates:  # skl2onnx: probabilities go through a ZipMap
+                candidates = [
+                    n.input[0] for n in self._graph.node if n.op_type == "ZipMap" and n.input
+                ]
+        if not candidates:
+            raise UnsupportedModelError(
+                "The model has no output of class scores: no float output of shape (batch, "
+                f"classes) among {[(o.name, _tensor_shape(o.type)) for o in self._graph.output]}."
+            )
+        if len(candidates) > 1:
+            logits = [c for c in candidates if not self._from_softmax(c)]
+            chosen = (logits or candidates)[0]
+            log.info("The model has outputs %s; reading class scores from %r (pass output= to "
+                     "choose).", candidates, chosen)  # fmt: skip
+        else:
+            chosen = candidates[0]
+        tp = self._types.get(chosen)
+        if (
+            requested is not None
+            and tp is not None
+            and (
+                not np.issubdtype(_np_dtype(tp), np.floating)
+                or len(_tensor_shape(tp) or (0, 0)) != 2
+            )
+        ):
+            raise UnsupportedModelError(
+                f"Output {chosen!r} is not class scores: expected a float tensor of shape "
+                f"(batch, classes), got {_np_dtype(tp)} of shape {_tensor_shape(tp)}."
+            )
+        kind = "probabilities" if self._from_softmax(chosen) else "logits"
+        if kind == "probabilities":
+            log.info("Output %r holds probabilities; directionkit uses their logarithm as class "
+                     "scores, so the loss is -log p[label].", chosen)  # fmt: skip
+        return chosen, kind
+
+    def _from_softmax(self, tensor: str) -> bool:
+        nodes, producers = self._graph.node, self._producers
+        seen = 0
+        while tensor in producers and seen < 16:
+            node = nodes[producers[tensor]]
+            if node.op_type in ("Softmax", "Sigmoid"):
+                return True
+            if node.op_type not in ("Identity", "Cast", "Reshape", "Flatten", "Squeeze"):
+                return False
+            tensor, seen = node.input[0], seen + 1
+        return False
+
+    def _ancestors(self, tensors: Iterable[str]) -> set[int]:
+        """Indices of the nodes that ``tensors`` depend on."""
+        producers = self._producers
+        needed: set[int] = set()
+        stack = [producers[t] for t in tensors if t in producers]
+        while stack:
+            index = stack.pop()
+            if index in needed:
+                continue
+            needed.add(index)
+            stack.extend(producers[t] for t in self._graph.node[index].input if t in producers)
+        return needed
+
+    def _near_output(self) -> set[str]:
+        """Tensors from which the output is reached without a Conv/Gemm/MatMul."""
+        near = {self.output_name}
+        for node in reversed(self._graph.node):
+            if node.op_type not in _MIXING_OPS and any(o in near for o in node.output):
+                near.update(t for t in node.input if t not in self._consts)
+        return near
+
+    def _discover(self) -> dict[str, Site]:
+        nodes = self._graph.node
+        near = self._near_output()
+        found: dict[str, tuple[str, int]] = {}  # name -> (tensor, producing node)
+        calls: dict[str, int] = {}
+        previous_scope: str | None = None
+        for index, node in enumerate(nodes):
+            if index not in self._keep:
+                previous_scope = None
+                continue
+            meta = _metadata(node)
+            scopes, classes = _literal_list(meta.get(_SCOPES)), _literal_list(meta.get(_CLASSES))
+            torch_module = (
+                len(scopes) >= 2
+                and len(classes) >= 2
+                and classes[-2].rsplit(".", 1)[-1] in TORCH_ACTIVATIONS
+            )
+            if torch_module:
+                scope = scopes[-2]
+                if scope != previous_scope:  # a new call of that module
+                    count = calls.get(scope, 0)
+                    calls[scope] = count + 1
+                name = scope if calls[scope] == 1 else f"{scope}#{calls[scope] - 1}"
+                found[name] = (node.output[0], index)  # the group's last node wins
+                previous_scope = scope
+                continue
+            previous_scope = None
+            if node.op_type not in ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
+                continue
+            if meta.get(_SCOPES):
+                continue  # a torch graph, but this node is inside a non-activation module
+            match = _LEGACY_NAME.match(node.name)
+            if match:
+                call = int(match["call"] or 0)
+                name = match["module"] if call == 0 else f"{match['module']}#{call}"
+            else:
+                name = node.name or node.output[0]
+            if name in found:
+                name = node.output[0]
+            found[name] = (node.output[0], index)
+        sites: dict[str, Site] = {}
+        self._site_info: dict[str, _SiteInfo] = {}
+        for name, (tensor, index) in found.items():
+            if tensor in near:
+                continue  # the output activation (a final Softmax/Sigmoid)
+            tp = self._types.get(tensor)
+            shape = _tensor_shape(tp)
+            if shape is None or len(shape) < 2:
+                continue
+            kind = "conv" if len(shape) >= 4 else "dense"
+            n_units = shape[1] if kind == "conv" else shape[-1]
+            if n_units is None:
+                raise UnsupportedModelError(
+                    f"The number of units of site {name!r} (tensor {tensor!r}, shape {shape}) "
+                    "is not known from shape inference."
+                )
+            sites[name] = Site(name, int(n_units), kind, len(sites))
+            self._site_info[name] = _SiteInfo(tensor, len(shape), shape[1:], _np_dtype(tp), index)
+        if not sites:
+            raise UnsupportedModelError(
+                "The model has no hidden activation to use as a site (looked for nodes of "
+                f"type {', '.join(sorted(ACTIVATION_OPS))} before the output)."
+            )
+        return sites
+
+    @staticmethod
+    def _requested_sites(sites: Sequence[str], found: dict[str, Site]) -> dict[str, Site]:
+        for name in sites:
+            if name not in found:
+                raise SiteNotFoundError(name, found)
+        return {name: found[name] for name in found if name in sites}
+
+    # -- sessions --------------------------------------------------------------------
+    def _choose_providers(self, providers: Sequence[str] | None, device: str | None) -> list[str]:
+        available = ort.get_available_providers()
+        if providers is not None:
+            unknown = [p for p in providers if p not in available]
+            if unknown:
+                raise InvalidParameterError(
+                    f"The 'providers' parameter of OnnxAdapter names providers this "
+                    f"onnxruntime does not have: {unknown}. Available: {available}."
+                )
+            return list(providers)
+        wants_cuda = device is not None and device.startswith("cuda")
+        if "CUDAExecutionProvider" in available and (device is None or wants_cuda):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if wants_cuda:
+            log.warning(
+                "device=%r asked for, but this onnxruntime has no CUDA execution provider "
+                "(install the onnx-gpu extra); running on CPU.", device,
+            )  # fmt: skip
+        return ["CPUExecutionProvider"]
+
+    def _session_for(self, intervened: frozenset[str], record: frozenset[str]) -> _Rewrite:
+        key = (intervened, record)
+        if key not in self._sessions:
+            rewrite = _Rewrite(self, intervened, record)
+            active = rewrite.session.get_providers()
+            if "CUDAExecutionProvider" in self._providers and (
+                "CUDAExecutionProvider" not in active
+            ):
+                log.warning(
+                    "The CUDA execution provider could not be used (no GPU, or its libraries "
+                    "are missing); running on CPU."
+                )
+                self._providers = ["CPUExecutionProvider"]
+            self._active_device = "cuda:0" if "CUDAExecutionProvider" in active else "cpu"
+            self._sessions[key] = rewrite
+        return self._sessions[key]
+
+    @property
+    def _use_io_binding(self) -> bool:
+        if self._io_binding is not None:
+            return self._io_binding
+        return self._active_device.startswith("cuda")
+
+    # -- running ---------------------------------------------------------------------
+    def _as_input(self, x: Any) -> np.ndarray:
+        if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
+            x = x.detach().cpu().numpy()
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError) as err:
+            raise InvalidDataError(f"Model input must be array-like: {err}") from err
+        if array.ndim == 0 or array.shape[0] == 0:
+            raise InvalidDataError(
+                f"Model input must have a non-empty batch axis. Got shape {array.shape}."
+            )
+        expected = self._input_dims[1:]
+        if array.ndim != len(self._input_dims) or any(
+            e is not None and e != g for e, g in zip(expected, array.shape[1:], strict=True)
+        ):
+            dims = ", ".join("?" if d is None else str(d) for d in expected)
+            raise InvalidDataError(
+                f"Model input of shape {array.shape} does not fit the model: its input "
+                f"{self._input!r} has shape (batch, {dims})."
+            )
+        if array.dtype != self._input_dtype:
+            if not np.can_cast(array.dtype, self._input_dtype, "same_kind") and not (
+                np.issubdtype(array.dtype, np.integer)
+                and np.issubdtype(self._input_dtype, np.floating)
+            ):
+                raise InvalidDataError(
+                    f"Model input has dtype {array.dtype}; the model expects {self._input_dtype}."
+                )
+            array = array.astype(self._input_dtype)
+        return np.ascontiguousarray(array)
+
+    def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
+        if interventions is None:
+            return 1
+        per_example = sum(
+            int(np.prod([d or 1 for d in info.dims])) for info in self._site_info.values()
+        )
+        per_row = 4 * batch * max(1, per_example) * 3
+        return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
+
+    def _run_fixed_batch(
+        self, x: np.ndarray, interventions: Interventions | None, record: Sequence[str]
+    ) -> RunOutput:
+        """One intervention, and ``fixed`` examples (padded), per session run."""
+        fixed = self._fixed_batch
+        assert fixed is not None
+        rewrite = self._session_for(
+            frozenset(interventions.sites if interventions else ()), frozenset(record)
+        )
+        b = x.shape[0]
+        m_total = 1 if interventions is None else interventions.n_interventions
+        rows_out = []
+        recorded: dict[str, list[np.ndarray]] = {name: [] for name in record}
+        for row in range(m_total):
+            parts = []
+            for start in range(0, b, fixed):
+                piece = x[start : start + fixed]
+                real = len(piece)
+                if real < fixed:
+                    piece = np.concatenate([piece, np.repeat(piece[-1:], fixed - real, axis=0)])
+                iv = None
+                if interventions is not None:
+                    iv = interventions.rows(row, row + 1)
+                out, rec = rewrite.run(
+                    piece, iv, record if row == 0 else (), None, noise_rows=(start, b)
+                )
+                parts.append(out[:, :real])
+                for name, value in rec.items():
+                    recorded[name].append(value[:real])
+            rows_out.append(np.concatenate(parts, axis=1))
+        return RunOutput(
+            np.concatenate(rows_out, axis=0),
+            {name: np.concatenate(v) for name, v in recorded.items()},
+        )
+
+    # -- weights ---------------------------------------------------------------------
+    @staticmethod
+    def _per_unit(value: np.ndarray, n_units: int) -> np.ndarray | None:
+        if value.size == 1:
+            return np.full(n_units, float(value.reshape(())))
+        squeezed = value.reshape(-1)
+        return squeezed if squeezed.size == n_units else None
+
+    def _producer_l1(self, node: onnx.NodeProto, site: str, n_units: int) -> np.ndarray:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv":
+            weight = self._consts.get(node.input[1])
+            axis = 0
+        elif node.op_type == "Gemm":
+            weight = self._consts.get(node.input[1])
+            axis = 0 if attrs.get("transB", 0) else 1
+        else:  # MatMul: x @ W, W of shape (in, out)
+            weight = self._consts.get(node.input[1])
+            axis = weight.ndim - 1 if weight is not None else 0
+        if weight is None:
+            raise UnsupportedModelError(
+                f"The {node.op_type} producing site {site!r} has no constant weights."
+            )
+        w = np.moveaxis(np.abs(np.asarray(weight, np.float64)), axis, 0)
+        l1 = w.reshape(w.shape[0], -1).sum(axis=1)
+        if l1.shape[0] != n_units:
+            raise UnsupportedModelError(
+                f"The {node.op_type} producing site {site!r} has {l1.shape[0]} outputs but "
+                f"the site has {n_units} units."
+            )
+        return l1
+
+
+class _Rewrite:
+    """One rewritten copy of the graph, for a set of intervened and recorded sites."""
+
+    def __init__(
+        self, adapter: OnnxAdapter, intervened: frozenset[str], record: frozenset[str]
+    ) -> None:
+        self.adapter = adapter
+        model = onnx.ModelProto()
+        model.CopyFrom(adapter._model)
+        graph = model.graph
+        self.sites = [n for n in adapter.sites if n in intervened]  # forward order
+        self.record = sorted(record, key=list(adapter.sites).index)
+        info = adapter._site_info
+        self.fixed = adapter._fixed_batch is not None
+        self.at_input = (
+            bool(self.sites)
+            and not self.fixed
+            and self._needs_input_expansion(info[self.sites[0]].producer)
+        )
+        new_nodes: dict[int, list[onnx.NodeProto]] = {}  # insert after node index
+        renames: dict[str, str] = {}
+        outputs: list[onnx.ValueInfoProto] = []
+        self.inputs: dict[str, tuple[str, str, str]] = {}
+        opset = adapter._opset
+        for position, name in enumerate(self.sites):
+            site, where = info[name], info[name].producer
+            key = f"{_PREFIX}{position}"
+            scale, shift, noise = f"{key}_scale", f"{key}_shift", f"{key}_noise"
+            self.inputs[name] = (scale, shift, noise)
+            for tensor in (scale, shift, noise):
+                graph.input.append(
+                    helper.make_tensor_value_info(
+                        tensor, helper.np_dtype_to_tensor_dtype(site.dtype), None
+                    )
+                )
+            expand = position == 0 and not self.at_input and not self.fixed
+            nodes, edited = _edit_nodes(key, site.tensor, site.rank, scale, shift, noise, expand)
+            new_nodes.setdefault(where, []).extend(nodes)
+            renames[site.tensor] = edited
+        if self.at_input:
+            first = adapter._input
+            nodes, tiled = _tile_nodes(
+                f"{_PREFIX}in", first, len(adapter._input_dims), self.inputs[self.sites[0]][0]
+            )
+            new_nodes.setdefault(-1, []).extend(nodes)
+            renames[first] = tiled
+        for name in self.record:
+            site = info[name]
+            tensor = site.tensor
+            if site.rank > 2:
+                axes = list(range(2, site.rank)) if site.rank >= 4 else [1]
+                reduced = f"{_PREFIX}rec_{len(outputs)}"
+                new_nodes.setdefault(site.producer, []).extend(
+                    _reduce_mean_nodes(reduced, tensor, axes, opset)
+                )
+                tensor = reduced
+            outputs.append(
+                helper.make_tensor_value_info(
+                    tensor, helper.np_dtype_to_tensor_dtype(site.dtype), None
+                )
+            )
+        keep = adapter._ancestors([adapter.output_name, *(info[n].tensor for n in self.record)])
+        ordered: list[onnx.NodeProto] = list(new_nodes.get(-1, []))
+        for index, original in enumerate(graph.node):
+            if index not in keep:
+                continue  # pruned: other outputs, ai.onnx.ml post-processing, ...
+            node = onnx.NodeProto()
+            node.CopyFrom(original)
+            for i, tensor in enumerate(node.input):  # consumers read the edited tensors
+                if tensor in renames:
+                    node.input[i] = renames[tensor]
+            ordered.append(node)
+            ordered.extend(new_nodes.get(index, []))
+        del graph.node[:]
+        graph.node.extend(ordered)
+        del graph.value_info[:]
+        scores = helper.make_tensor_value_info(
+            adapter.output_name,
+            helper.np_dtype_to_tensor_dtype(_np_dtype(adapter._types.get(adapter.output_name))),
+            None,
+        )
+        del graph.output[:]
+        graph.output.extend([scores, *outputs])
+        self.record_outputs = [o.name for o in outputs]
+        self.session = ort.InferenceSession(
+            _serialise(model), adapter._options, providers=adapter._providers
+        )
+        self.dtypes = {name: info[name].dtype for name in self.sites}
+
+    def _needs_input_expansion(self, site_node: int) -> bool:
+        """Does a node after the first site read a batch-carrying tensor computed before it?"""
+        adapter = self.adapter
+        nodes = adapter._graph.node
+        consts = adapter._consts
+        after: set[str] = set(nodes[site_node].output)
+        data: set[str] = {adapter._input}  # tensors that depend on the model input
+        for index, node in enumerate(nodes):
+            if any(t in data for t in node.input):
+                data.update(node.output)
+            if index <= site_node:
+                continue
+            if any(t in after for t in node.input):
+                if any(t in data and t not in after and t not in consts for t in node.input):
+                    return True  # e.g. a residual Add, or a Reshape to an early tensor's shape
+                after.update(node.output)
+        return False
+
+    def bind_input(self, x: np.ndarray) -> Any:
+        """The data batch as an OrtValue on the session's device (uploaded once)."""
+        device = "cuda" if self.adapter.device.startswith("cuda") else "cpu"
+        return ort.OrtValue.ortvalue_from_numpy(x, device, 0)
+
+    def run(
+        self,
+        x: np.ndarray,
+        interventions: Interventions | None,
+        record: Sequence[str],
+        bound: Any,
+        noise_rows: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One session run: logits ``(M, B, C)`` and recorded ``(B, n_units)``."""
+        adapter = self.adapter
+        b = x.shape[0]
+        m = 1 if interventions is None else interventions.n_interventions
+        feeds: dict[str, np.ndarray] = {}
+        if self.sites:
+            if interventions is None:
+                interventions = Interventions.identity({n: adapter.sites[n] for n in self.sites})
+            for name in self.sites:
+                feeds.update(self._feeds(name, interventions, b, noise_rows))
+        fetch = [adapter.output_name, *(self.record_outputs if record else ())]
+        if bound is not None:
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(adapter._input, bound)
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            for name in fetch:
+                binding.bind_output(name)
+            self.session.run_with_iobinding(binding)
+            values = binding.copy_outputs_to_cpu()
+        else:
+            values = self.session.run(fetch, {adapter._input: x, **feeds})
+        scores = np.asarray(values[0])
+        if scores.ndim != 2 or scores.shape[0] not in (b, m * b):
+            raise UnsupportedModelError(
+                f"Output {adapter.output_name!r} is not class scores of shape (batch, "
+                f"classes): got shape {scores.shape} for a batch of {b}."
+            )
+        if adapter.output_kind == "probabilities":
+            scores = np.log(np.maximum(scores.astype(np.float32), np.finfo(np.float32).tiny))
+        if scores.shape[0] == b and m > 1:
+            scores = np.broadcast_to(scores, (m, *scores.shape))
+        recorded = {}
+        if record:
+            for name, value in zip(self.record, values[1:], strict=True):
+                recorded[name] = np.asarray(value[:b], dtype=np.float32)
+        return scores.reshape(m, b, scores.shape[-1]), recorded
+
+    def _feeds(
+        self,
+        name: str,
+        iv: Interventions,
+        b: int,
+        noise_rows: tuple[int, int] | None,
+    ) -> dict[str, np.ndarray]:
+        adapter = self.adapter
+        info = adapter._site_info[name]
+        site = adapter.sites[name]
+        scale_name, shift_name, noise_name = self.inputs[name]
+        dtype = info.dtype
+        m = iv.n_interventions
+        shape = [m] + [1] * info.rank
+        shape[2 if site.kind == "conv" else info.rank] = site.n_units
+        if name in iv.sites:
+            scale = np.asarray(iv.scale[name], dtype).reshape(shape)
+            shift = np.asarray(iv.shift[name], dtype).reshape(shape)
+            noise_std = np.asarray(iv.noise_std[name])
+        else:
+            scale = np.ones(shape, dtype)
+            shift = np.zeros(shape, dtype)
+            noise_std = np.zeros((m, site.n_units))
+        if np.any(noise_std != 0):
+            dims = self._site_dims(name, b)
+            total = b if noise_rows is None else noise_rows[1]
+            start = 0 if noise_rows is None else noise_rows[0]
+            eps = np.stack([
+                iv.standard_normal(name, r, (total, *dims))[start : start + b]
+                if noise_rows is not None else iv.standard_normal(name, r, (b, *dims))
+                for r in range(m)
+            ])  # fmt: skip
+            if eps.shape[1] < b:  # the padded tail of a fixed-size batch
+                eps = np.concatenate([eps, np.zeros((m, b - eps.shape[1], *dims), eps.dtype)], 1)
+            noise = (eps * noise_std.astype(np.float32).reshape(shape)).astype(dtype)
+        else:
+            noise = np.zeros([1] * (info.rank + 1), dtype)
+        return {scale_name: scale, shift_name: shift, noise_name: noise}
+
+    def _site_dims(self, name: str, b: int) -> tuple[int, ...]:
+        """The per-example shape of a site's tensor, for drawing its noise."""
+        adapter = self.adapter
+        dims = adapter._site_info[name].dims
+        if all(d is not None for d in dims):
+            return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        raise UnsupportedModelError(
+            f"Noise on site {name!r} needs the shape of its tensor, which shape inference "
+            f"leaves open ({dims}); give the model static spatial dimensions."
+        )
+
+
+def _const(name: str, values: Sequence[int]) -> onnx.NodeProto:
+    return helper.make_node(
+        "Constant",
+        [],
+        [name],
+        value=numpy_helper.from_array(np.asarray(values, np.int64), name),
+    )
+
+
+def _edit_nodes(
+    key: str, tensor: str, rank: int, scale: str, shift: str, noise: str, expand: bool
+) -> tuple[list[onnx.NodeProto], str]:
+    """Nodes computing ``(a grouped by M) * scale + shift + noise``, flattened back."""
+    rest = list(range(1, rank))
+    nodes = [
+        helper.make_node("Shape", [tensor], [f"{key}_shape"]),
+        _const(f"{key}_rest_idx", rest),
+        helper.make_node("Gather", [f"{key}_shape", f"{key}_rest_idx"], [f"{key}_rest"], axis=0),
+        _const(f"{key}_minus1", [-1]),
+    ]
+    if expand:  # (B, ...) -> (1, B, ...)
+        nodes.append(_const(f"{key}_lead", [1]))
+    else:  # (M*B, ...) -> (M, B, ...), M from the scale input
+        nodes += [
+            helper.make_node("Shape", [scale], [f"{key}_scale_shape"]),
+            _const(f"{key}_zero", [0]),
+            helper.make_node(
+                "Gather", [f"{key}_scale_shape", f"{key}_zero"], [f"{key}_lead"], axis=0
+            ),
+        ]
+    nodes += [
+        helper.make_node(
+            "Concat", [f"{key}_lead", f"{key}_minus1", f"{key}_rest"], [f"{key}_grouped_shape"],
+            axis=0,
+        ),
+        helper.make_node("Concat", [f"{key}_minus1", f"{key}_rest"], [f"{key}_flat_shape"], axis=0),
+        helper.make_node("Reshape", [tensor, f"{key}_grouped_shape"], [f"{key}_grouped"]),
+        helper.make_node("Mul", [f"{key}_grouped", scale], [f"{key}_scaled"]),
+        helper.make_node("Add", [f"{key}_scaled", shift], [f"{key}_shifted"]),
+        helper.make_node("Add", [f"{key}_shifted", noise], [f"{key}_noisy"]),
+        helper.make_node("Reshape", [f"{key}_noisy", f"{key}_flat_shape"], [f"{key}_edited"]),
+    ]  # fmt: skip
+    return nodes, f"{key}_edited"
+
+
+def _tile_nodes(key: str, tensor: str, rank: int, scale: str) -> tuple[list[onnx.NodeProto], str]:
+    """Nodes repeating the model input M times along the batch axis, M from ``scale``."""
+    nodes = [
+        helper.make_node("Shape", [tensor], [f"{key}_shape"]),
+        _const(f"{key}_rest_idx", list(range(1, rank))),
+        helper.make_node("Gather", [f"{key}_shape", f"{key}_rest_idx"], [f"{key}_rest"], axis=0),
+        _const(f"{key}_one", [1]),
+        _const(f"{key}_minus1", [-1]),
+        _const(f"{key}_ones", [1] * rank),
+        helper.make_node("Concat", [f"{key}_one", f"{key}_shape"], [f"{key}_unsq_shape"], axis=0),
+        helper.make_node("Reshape", [tensor, f"{key}_unsq_shape"], [f"{key}_unsq"]),
+        helper.make_node("Shape", [scale], [f"{key}_scale_shape"]),
+        _const(f"{key}_zero", [0]),
+        helper.make_node("Gather", [f"{key}_scale_shape", f"{key}_zero"], [f"{key}_m"], axis=0),
+        helper.make_node("Concat", [f"{key}_m", f"{key}_ones"], [f"{key}_repeats"], axis=0),
+        helper.make_node("Tile", [f"{key}_unsq", f"{key}_repeats"], [f"{key}_tiled"]),
+        helper.make_node("Concat", [f"{key}_minus1", f"{key}_rest"], [f"{key}_flat_shape"],
+                         axis=0),
+        helper.make_node("Reshape", [f"{key}_tiled", f"{key}_flat_shape"], [f"{key}_out"]),
+    ]  # fmt: skip
+    return nodes, f"{key}_out"
+
+
+def _reduce_mean_nodes(out: str, tensor: str, axes: list[int], opset: int) -> list[onnx.NodeProto]:
+    if opset >= 18:
+        return [
+            _const(f"{out}_axes", axes),
+            helper.make_node("ReduceMean", [tensor, f"{out}_axes"], [out], keepdims=0),
+        ]
+    return [helper.make_node("ReduceMean", [tensor], [out], axes=axes, keepdims=0)]
+
+
+def _serialise(model: onnx.ModelProto) -> bytes:
+    try:
+        return model.SerializeToString()
+    except ValueError as err:  # protobuf's 2 GB limit
+        raise UnsupportedModelError(
+            f"The rewritten model is too large to serialise in memory: {err}"
+        ) from err
+
+
+def from_model(
+    model: Any, sites: Sequence[str] | None, device: str | None, example_input: Any
+) -> OnnxAdapter | None:
+    """An :class:`OnnxAdapter` when ``model`` is ONNX (path, bytes, ModelProto), else None.
+
+    Examples
+    --------
+    >>> from_model(object(), None, None, None) is None
+    True
+    """
+    del example_input
+    if isinstance(model, onnx.ModelProto | bytes | bytearray):
+        return OnnxAdapter(model, sites=sites, device=device)
+    if isinstance(model, str | os.PathLike) and Path(model).suffix.lower() == ".onnx":
+        return OnnxAdapter(model, sites=sites, device=device)
+    return None
