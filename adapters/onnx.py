@@ -27,8 +27,8 @@ them, so a torch model and its export report the same site names:
 * the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata (an activation
   module decomposed into several nodes, e.g. GELU at low opsets, is one site: the
   output of its last node; a module called twice gives ``name`` and ``name#1``);
-* the legacy exporter's node names ``/features/features.2/Relu`` (``features.2``,
-  and ``features.2#1`` for ``Relu_1``);
+* the legacy exporter's node names: ``/3/relu/Relu`` is ``3.relu``, its second
+  call ``/3/relu_1/Relu`` is ``3.relu#1``; ``/features/features.2/Relu`` is ``features.2``;
 * otherwise the node's name, or its output tensor's name.
 
 The output
@@ -105,7 +105,8 @@ _MIXING_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteg
 _OUTPUT_ACTIVATIONS = frozenset({"Softmax", "LogSoftmax", "Sigmoid"})
 _SCOPES = "pkg.torch.onnx.name_scopes"
 _CLASSES = "pkg.torch.onnx.class_hierarchy"
-_LEGACY_NAME = re.compile(r"^/(?:.*/)?(?P<module>[^/]+)/(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?$")
+_LEGACY_OP = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?")
+_CALL_SUFFIX = re.compile(r"(?P<base>.+)_(?P<call>\d+)")
 _PREFIX = "directionkit__"
 MIN_OPSET = 7
 
@@ -215,6 +216,37 @@ def _np_dtype(tp: onnx.TypeProto | None) -> np.dtype[Any]:
     if tp is None or not tp.HasField("tensor_type"):
         return np.dtype(np.float32)
     return np.dtype(helper.tensor_dtype_to_np_dtype(tp.tensor_type.elem_type))
+
+
+def _legacy_name(node_name: str, calls: dict[str, int]) -> str | None:
+    """The module path in a legacy (TorchScript) exporter's node name, or None.
+
+    ``/3/relu/Relu`` is module ``3.relu``; ``/features/features.2/Relu`` (older
+    exporters spell the full path) is ``features.2``.  A module's second call is
+    ``/3/relu_1/Relu`` (or ``.../Relu_1``): ``3.relu#1``.  ``calls`` counts the
+    calls seen so far, so that a module really named ``relu_1`` keeps its name.
+    """
+    if not node_name.startswith("/"):
+        return None
+    *segments, op = node_name[1:].split("/")
+    match = _LEGACY_OP.fullmatch(op)
+    if not segments or match is None:
+        return None
+    call = int(match["call"] or 0)
+    suffix = _CALL_SUFFIX.fullmatch(segments[-1])
+    if call == 0 and suffix is not None:
+        base = [*segments[:-1], suffix["base"]]
+        if _join_path(base) in calls:
+            segments, call = base, int(suffix["call"])
+    path = _join_path(segments)
+    calls[path] = calls.get(path, 0) + 1
+    return path if call == 0 else f"{path}#{call}"
+
+
+def _join_path(segments: list[str]) -> str:
+    if len(segments) >= 2 and segments[-1].startswith(segments[-2] + "."):
+        return segments[-1]
+    return ".".join(segments)
 
 
 def _metadata(node: onnx.NodeProto) -> dict[str, str]:
@@ -345,6 +377,11 @@ class OnnxAdapter:
     def prefix_cache(self) -> bool:
         """True: rows are expanded at the first intervened site where the graph allows."""
         return True
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The model input's per-example shape (None for a free dimension)."""
+        return self._input_dims[1:]
 
     @property
     def providers(self) -> list[str]:
@@ -586,12 +623,7 @@ class OnnxAdapter:
                 continue
             if meta.get(_SCOPES):
                 continue  # a torch graph, but this node is inside a non-activation module
-            match = _LEGACY_NAME.match(node.name)
-            if match:
-                call = int(match["call"] or 0)
-                name = match["module"] if call == 0 else f"{match['module']}#{call}"
-            else:
-                name = node.name or node.output[0]
+            name = _legacy_name(node.name, calls) or node.name or node.output[0]
             if name in found:
                 name = node.output[0]
             found[name] = (node.output[0], index)

@@ -125,9 +125,9 @@ def test_old_ir_with_initializers_as_inputs_and_old_opsets_run() -> None:
 
 
 def test_legacy_exporter_names_become_module_paths() -> None:
-    names = ["/features/features.1/Relu", "/features/relu/Relu_1"]
-    adapter = OnnxAdapter(dense_graph(*random_dense(), names=names))
-    assert list(adapter.sites) == ["features.1", "relu#1"]
+    names = ["/features/features.1/Relu", "/3/relu/Relu", "/3/relu_1/Relu", "/blk/act/Relu_1"]
+    adapter = OnnxAdapter(dense_graph(*random_dense(sizes=(6, 5, 4, 4, 4, 3)), names=names))
+    assert list(adapter.sites) == ["features.1", "3.relu", "3.relu#1", "blk.act#1"]
 
 
 def test_a_final_softmax_is_no_site_and_probabilities_become_log_probabilities() -> None:
@@ -294,3 +294,30 @@ def test_every_metric_of_analyze_agrees_between_torch_and_its_onnx_export(which:
     np.testing.assert_array_equal(got["ablation_order"], ref["ablation_order"])
     for name in ref.data_vars:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_a_legacy_export_keeps_the_torch_site_names_and_agrees_with_torch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import warnings
+
+    net = convnet()
+    path = tmp_path / "legacy.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
+        torch.onnx.export(
+            net.eval(), (torch.zeros(2, 2, 5, 5),), str(path), dynamo=False, opset_version=11,
+            input_names=["x"], dynamic_axes={"x": {0: "b"}},
+        )  # fmt: skip
+    adapter = OnnxAdapter(path)
+    assert onnx.load(str(path)).opset_import[0].version == 11
+    torch_adapter = TorchAdapter(net, example_input=np.zeros((1, 2, 5, 5), np.float32))
+    assert dict(adapter.sites) == dict(torch_adapter.sites)
+    x = np.random.default_rng(0).normal(size=(4, 2, 5, 5)).astype(np.float32)
+    masks = {n: np.random.default_rng(1).random((3, s.n_units)) < 0.5
+             for n, s in adapter.sites.items()}  # fmt: skip
+    iv = Interventions.zero_ablate(adapter.sites, masks)
+    got, want = adapter.run(x, iv, record=list(adapter.sites)), torch_adapter.run(
+        x, iv, record=list(adapter.sites)
+    )
+    np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
+    for name in adapter.sites:  # recorded conv maps, reduced in the graph (opset 11 form)
+        np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
