@@ -78,7 +78,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from directionkit.adapter import Interventions, RunOutput, Site
+from directionkit.adapter import Interventions, LinearChain, RunOutput, Site
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -358,6 +358,7 @@ class OnnxAdapter:
                 "intervention per session run.", self._input, self._fixed_batch,
             )  # fmt: skip
         self._active_device = "cpu"
+        self._chain: LinearChain | bool | None = None
         self._io_binding = io_binding
         self._device_id = 0
         self._session_for(frozenset(), frozenset())  # fail early, and learn the device
@@ -489,6 +490,75 @@ class OnnxAdapter:
             f"No Conv, Gemm or MatMul with constant weights produces site {site!r}; its "
             "incoming weights are unknown."
         )
+
+    def linear_chain(self) -> LinearChain | None:
+        """The model as a chain of affine layers with ReLU sites, or None if it is not one.
+
+        Recognised along the data path from the input: optional ``Cast``/``Flatten``/
+        ``Reshape`` to ``(B, features)``, then affine layers (``Gemm``, or ``MatMul``
+        with an optional ``Add`` of a constant bias) each followed by a ``Relu`` site,
+        ending in an affine layer and optionally a ``Softmax`` (whose log is the
+        adapter's output, so the chain's logits give the same accuracy and loss).
+        The core then computes ablation curves and importance incrementally.
+        """
+        if self._chain is None:
+            self._chain = self._find_chain() or False
+        return self._chain or None
+
+    def _find_chain(self) -> LinearChain | None:
+        nodes, consts = self._graph.node, self._consts
+        consumers: dict[str, list[int]] = {}
+        for index in sorted(self._keep):
+            for tensor in nodes[index].input:
+                consumers.setdefault(tensor, []).append(index)
+        site_of = {info.tensor: name for name, info in self._site_info.items()}
+        weights: list[np.ndarray] = []
+        biases: list[np.ndarray] = []
+        site_layers: dict[str, int] = {}
+        tensor, flat = self._input, len(self._input_dims) == 2
+        while tensor != self.output_name:
+            users = [i for i in consumers.get(tensor, []) if nodes[i].op_type != "Shape"]
+            if len(users) != 1:
+                return None
+            node = nodes[users[0]]
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            op, out = node.op_type, node.output[0]
+            if op in ("Cast", "Identity") or (op in ("Flatten", "Reshape") and not weights):
+                flat = flat or len(_tensor_shape(self._types.get(out)) or ()) == 2
+            elif op == "Gemm" and flat and node.input[1] in consts and not attrs.get("transA"):
+                if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+                    return None
+                w = np.asarray(consts[node.input[1]], np.float64)
+                weights.append(w.T if attrs.get("transB") else w)
+                b = consts.get(node.input[2]) if len(node.input) > 2 else None
+                n_out = weights[-1].shape[1]
+                bias = np.zeros(n_out) if b is None else np.asarray(b, np.float64).reshape(-1)
+                if bias.size not in (1, n_out):
+                    return None
+                biases.append(np.broadcast_to(bias, n_out).copy())
+            elif op == "MatMul" and flat and node.input[0] == tensor and node.input[1] in consts:
+                weights.append(np.asarray(consts[node.input[1]], np.float64))
+                biases.append(np.zeros(weights[-1].shape[1]))
+            elif op == "Add" and weights and len(biases[-1]) and not biases[-1].any():
+                other = [t for t in node.input if t != tensor]
+                if len(other) != 1 or other[0] not in consts:
+                    return None
+                b = np.asarray(consts[other[0]], np.float64).reshape(-1)
+                if b.size not in (1, weights[-1].shape[1]):
+                    return None
+                biases[-1] = np.broadcast_to(b, weights[-1].shape[1]).copy()
+            elif op == "Relu" and out in site_of and weights:
+                site_layers[site_of[out]] = len(weights) - 1
+            elif op == "Softmax" and out == self.output_name and weights:
+                pass
+            else:
+                return None
+            if weights and weights[-1].ndim != 2:
+                return None
+            tensor = out
+        if not weights or not all(name in site_layers for name in self._sites):
+            return None
+        return LinearChain(tuple(weights), tuple(biases), site_layers)
 
     # -- discovery -------------------------------------------------------------------
     def _find_input(self) -> tuple[str, np.dtype[Any], tuple[int | None, ...]]:

@@ -321,3 +321,29 @@ def test_a_legacy_export_keeps_the_torch_site_names_and_agrees_with_torch(tmp_pa
     np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
     for name in adapter.sites:  # recorded conv maps, reduced in the graph (opset 11 form)
         np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
+
+
+def test_plain_mlps_are_linear_chains_and_take_the_incremental_path() -> None:
+    from directionkit.experiments import ablation_curve, unit_importance
+
+    weights, biases = random_dense(7)
+    for model in (dense_graph(weights, biases), dense_graph(weights, biases, gemm=True),
+                  dense_graph(weights, biases, final="Softmax")):  # fmt: skip
+        chain = OnnxAdapter(model).linear_chain()
+        assert chain is not None and chain.site_layers == {"act0": 0, "act1": 1}
+        for got, want in zip(chain.weights, weights, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+        for got, want in zip(chain.biases, biases, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert OnnxAdapter(dense_graph(weights, biases, final="Sigmoid")).linear_chain() is None
+    assert OnnxAdapter(exported_convnet()).linear_chain() is None
+    adapter = OnnxAdapter(exported_mlp())
+    assert adapter.linear_chain() is not None
+    x = rows(200)
+    y = adapter.run(x).logits[0].argmax(1)
+    y[::3] = np.arange(len(y[::3])) % 3
+    fast = ablation_curve(adapter, (x, y), orderings=3, fractions=6, method="incremental")
+    slow = ablation_curve(adapter, (x, y), orderings=3, fractions=6, method="general")
+    assert np.abs(fast["ablation_accuracy"] - slow["ablation_accuracy"]).max() <= 1 / 200
+    a, b = unit_importance(adapter, (x, y)), unit_importance(adapter, (x, y), method="general")
+    np.testing.assert_allclose(a["importance_loss"], b["importance_loss"], atol=1e-5)
