@@ -249,13 +249,13 @@ class TorchAdapter:
         for position, module in enumerate(layers):
             expect_linear = position % 2 == 0
             if expect_linear and isinstance(module, nn.Linear):
-                w = module.weight.detach().to("cpu", torch.float64)
-                weights.append(w.T.numpy())
+                w = module.weight.detach().to("cpu")  # the model's own dtype
+                weights.append(w.T.numpy().copy())
                 b = module.bias
                 biases.append(
-                    np.zeros(w.shape[0])
+                    np.zeros(w.shape[0], weights[-1].dtype)
                     if b is None
-                    else b.detach().to("cpu", torch.float64).numpy()
+                    else b.detach().to("cpu").numpy().copy()
                 )
             elif not expect_linear and type(module) is nn.ReLU:
                 site_layers[names[id(module)]] = len(weights) - 1
