@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
+
+from directionkit._api import METRICS
 from directionkit._version import __version__
 from directionkit.errors import DirectionKitError
+from directionkit.preprocessing import LAYOUTS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +35,84 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="summarise a saved analysis")
     show.add_argument("path", help="a zarr store written by directionkit")
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="audit a model (an .onnx file) on labelled data and save every measure",
+        description="Run every experiment of the paper on MODEL and save the analysis as a "
+        "zarr store. Inputs are float32 images in [0, 1], NCHW, then --scale, --mean/--std "
+        "and --layout as the model needs; they are checked against the model's input shape.",
+    )
+    analyze.add_argument("model", help="path to an .onnx file (external data next to it)")
+    analyze.add_argument(
+        "--data", required=True,
+        help="digits, fashion-mnist, PATH.npz, or a directory of MNIST-format IDX files",
+    )  # fmt: skip
+    analyze.add_argument("--out", required=True, help="where to write the analysis (zarr)")
+    analyze.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    analyze.add_argument("--split", choices=("train", "test"), default="test",
+                         help="the split every measure is computed on (default test)")  # fmt: skip
+    analyze.add_argument("--limit", type=int, help="use only the first N examples of a split")
+    analyze.add_argument("--sites", nargs="+", help="site names (default: every activation)")
+    analyze.add_argument(
+        "--metrics", nargs="+", choices=METRICS,
+        help="which measures (default: all; noise sd comes from the train split)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--scopes", nargs="+", default=["all"], help="ablation scopes: all, a site, last:K"
+    )
+    analyze.add_argument("--orderings", type=int, default=10, help="ablation orderings (10)")
+    analyze.add_argument("--fractions", type=int, default=21, help="ablation fractions (21)")
+    analyze.add_argument("--ablate-to", choices=("zero", "mean"), default="zero")
+    analyze.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA if present")
+    analyze.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    analyze.add_argument("--batch-size", type=int, default=1000, help="examples per batch")
+    analyze.add_argument("--scale", type=float, default=1.0,
+                         help="multiply the [0, 1] inputs by this first (e.g. 255)")  # fmt: skip
+    analyze.add_argument("--mean", type=float, nargs="+", help="then subtract (per channel)")
+    analyze.add_argument("--std", type=float, nargs="+", help="then divide by (per channel)")
+    analyze.add_argument("--layout", choices=(*LAYOUTS, "auto"), default="auto",
+                         help="the model's input layout (default: the one that fits)")  # fmt: skip
+    analyze.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    report = commands.add_parser("report", help="write PNG figures and report.html")
+    report.add_argument("path", help="a zarr store written by `directionkit analyze`")
+    report.add_argument("--out", required=True, help="directory for the figures and HTML")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    """``directionkit analyze``: load, prepare, check, measure, save, summarise."""
+    from directionkit._api import analyze, as_adapter
+    from directionkit.preprocessing import load_data, prepare_inputs
+    from directionkit.report import summary_table
+    from directionkit.store import check_writable
+
+    check_writable(args.out, overwrite=args.overwrite)  # fail before any work
+    adapter = as_adapter(args.model, sites=args.sites, device=args.device, data=None)
+    shape = getattr(adapter, "input_shape", None)
+
+    def prepared(split: str) -> tuple[np.ndarray, np.ndarray]:
+        X, y = load_data(args.data, split, args.limit)
+        X = prepare_inputs(X, scale=args.scale, mean=args.mean, std=args.std,
+                           layout=args.layout, input_shape=shape)  # fmt: skip
+        return X, y
+
+    data = prepared(args.split)
+    metrics = args.metrics
+    wants_noise = metrics is None or "noise" in metrics
+    train = prepared("train") if wants_noise else None
+    result = analyze(
+        adapter, data, train_data=train, metrics=metrics, scopes=args.scopes,
+        orderings=args.orderings, fractions=args.fractions, ablate_to=args.ablate_to,
+        seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+    )  # fmt: skip
+    result.dataset.attrs["model"] = f"{Path(args.model).name} {result.dataset.attrs['model']}"
+    result.dataset.attrs["data"] = f"{args.data}:{args.split} {result.dataset.attrs['data']}"
+    path = result.save(args.out, overwrite=args.overwrite)
+    print(summary_table(result.dataset, per_site=False))
+    print(f"saved to {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,8 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from directionkit.store import open as open_store
 
             print(open_store(args.path))
+        elif args.command == "analyze":
+            _analyze(args)
+        elif args.command == "report":
+            from directionkit.report import write_report
+
+            print(f"wrote {write_report(args.path, args.out, overwrite=args.overwrite)}")
     except DirectionKitError as err:
-        print(f"directionkit: error: {err}", file=sys.stderr)
+        message = str(err).replace("pass overwrite=True", "pass --overwrite")
+        print(f"directionkit: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -169,6 +169,22 @@ class Analysis:
                 lines.append(f"  {key}: {self.attrs[key]}")
         return "\n".join(lines)
 
+    def plot(self) -> dict[str, Any]:
+        """The paper's figures for this analysis, as matplotlib Figures by name.
+
+        See :func:`directionkit.plots.plot_analysis`; a figure whose variables the
+        analysis lacks is left out.  matplotlib is imported only here.
+
+        Examples
+        --------
+        >>> import xarray as xr
+        >>> sorted(Analysis(xr.Dataset({"selectivity": ("unit", [0.1, 0.5])})).plot())
+        ['selectivity_by_depth', 'selectivity_histograms']
+        """
+        from directionkit.plots import plot_analysis
+
+        return dict(plot_analysis(self))
+
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the analysis as a zarr store at ``path``, atomically.
 
@@ -203,6 +219,24 @@ def _no_consolidation_warning() -> Iterator[None]:
         yield
 
 
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """``path`` as a Path, if a store may be written there; else a :class:`StoreError`.
+
+    Examples
+    --------
+    >>> check_writable("/nonexistent-folder/run.zarr", overwrite=False)
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.StoreError: The folder of '/nonexistent-folder/run.zarr' does not exist.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
+    if not target.parent.is_dir():
+        raise StoreError(f"The folder of {str(target)!r} does not exist.")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success rename it to ``path``.
@@ -211,11 +245,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterat
     removed and an existing ``path`` is left as it was; with ``overwrite`` an existing
     ``path`` is replaced only once the new one is complete.
     """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
-    if not target.parent.is_dir():
-        raise StoreError(f"The folder of {str(target)!r} does not exist.")
+    target = check_writable(path, overwrite=overwrite)
     token = uuid.uuid4().hex[:12]
     temporary = target.parent / f".{target.name}.tmp-{token}"
     backup = target.parent / f".{target.name}.old-{token}"

@@ -48,3 +48,66 @@ def test_console_script_is_installed() -> None:
         [sys.executable, "-m", "directionkit.cli", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.startswith("directionkit ")
+
+
+# -- analyze and report -----------------------------------------------------------------
+def _onnx_model(tmp_path: Path, sizes: tuple[int, ...] = (64, 16, 10)) -> Path:
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from tests.adapters.onnx_models import dense_graph, random_dense
+
+    path = tmp_path / "model.onnx"
+    onnx.save(dense_graph(*random_dense(0, sizes)), str(path))
+    return path
+
+
+def test_analyze_audits_an_onnx_file_and_report_draws_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "run.zarr"
+    args = ["analyze", str(model), "--data", "digits", "--out", str(out), "--limit", "150",
+            "--orderings", "2", "--fractions", "3", "--no-progress", "--seed", "3"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "saved to" in printed
+    result = dk.open(out)
+    for name in ("accuracy", "ablation_accuracy", "selectivity", "importance_loss",
+                 "noise_accuracy", "weight_l1"):  # fmt: skip
+        assert name in result.dataset, name
+    assert result["selectivity"].sizes["unit"] == 16
+    assert result.dataset.attrs["model"].startswith("model.onnx sha256:")
+    assert result.dataset.attrs["parameters"]["seed"] == 3
+
+    report = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(report)]) == 0
+    assert (report / "report.html").is_file()
+    assert any(p.suffix == ".png" for p in report.iterdir())
+
+
+def test_analyze_errors_are_clear_and_write_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "run.zarr"
+    base = ["--data", "digits", "--out", str(out), "--limit", "50", "--no-progress"]
+
+    assert main(["analyze", str(model), *base, "--layout", "NCHW"]) == 2
+    assert "--layout flat" in capsys.readouterr().err  # the model wants 64 flat features
+
+    few = _onnx_model(tmp_path / "few", (64, 8, 5)) if (tmp_path / "few").mkdir() is None else None
+    assert few is not None
+    assert main(["analyze", str(few), *base]) == 2
+    assert "labels" in capsys.readouterr().err.lower()  # digits has 10 classes, the model 5
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(model.read_bytes()[:30])
+    assert main(["analyze", str(broken), *base]) == 2
+    assert "broken.onnx" in capsys.readouterr().err
+
+    assert main(["analyze", str(model), *base, "--sites", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+    assert main(["analyze", str(model), *base, "--data", "nowhere.npz"]) == 2
+    assert "nowhere.npz" in capsys.readouterr().err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "few", "model.onnx"]

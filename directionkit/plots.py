@@ -1,0 +1,542 @@
+"""Figures of an analysis, drawn as in Morcos et al. (2018).
+
+Every function takes an :class:`~directionkit.Analysis` or its
+:class:`xarray.Dataset` and returns a :class:`matplotlib.figure.Figure`, built
+directly (never through ``pyplot``): no global state, no interactive backend, and
+nothing left open to close, so it works the same in scripts, notebooks and on
+headless machines.  Save one with ``fig.savefig("name.png")``.  A function whose
+variable is missing raises :class:`~directionkit.errors.InvalidDataError` naming it
+and the metric that makes it; :func:`plot_analysis` draws every figure whose variables are present.
+
+=================================  =======================================  =======
+function                           variables                                paper
+=================================  =======================================  =======
+:func:`ablation_curves`            ``ablation_accuracy``, ``ablation_auc``  Fig. 1
+:func:`noise_curve`                ``noise_accuracy``                       Fig. 2
+:func:`selectivity_histograms`     ``selectivity``, ``mutual_info``         Fig. 6
+:func:`selectivity_vs_importance`  ``selectivity``, ``importance_*``        Fig. 7
+:func:`selectivity_vs_weight_l1`   ``selectivity``, ``weight_l1``           Fig. A3
+:func:`selectivity_by_depth`       ``selectivity``                          Fig. A2
+=================================  =======================================  =======
+
+Examples
+--------
+>>> import numpy as np, directionkit as dk
+>>> from directionkit.testing import NumpyMLPAdapter
+>>> from directionkit.plots import plot_analysis
+>>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+>>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+>>> result = dk.analyze(net, (X, y), orderings=2, fractions=5, progress=False)
+>>> sorted(plot_analysis(result))  # no noise curve: analyze was given no train_data
+['ablation_curves', 'selectivity_by_depth', 'selectivity_histograms',
+ 'selectivity_vs_importance', 'selectivity_vs_weight_l1']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from directionkit.errors import InvalidDataError, InvalidParameterError
+from directionkit.metrics import spearman
+from directionkit.store import SCHEMA, Analysis
+
+__all__ = [
+    "ablation_curves",
+    "noise_curve",
+    "plot_analysis",
+    "selectivity_by_depth",
+    "selectivity_histograms",
+    "selectivity_vs_importance",
+    "selectivity_vs_weight_l1",
+]
+
+#: The ``metrics`` entry of :func:`directionkit.analyze` that produces each variable.
+_MADE_BY = {
+    "ablation_accuracy": "ablation",
+    "ablation_auc": "ablation",
+    "noise_accuracy": "noise",
+    "selectivity": "statistics",
+    "mutual_info": "statistics",
+    "importance_loss": "importance",
+    "importance_accuracy": "importance",
+    "weight_l1": "weight_l1",
+}
+_LABELS = {
+    "selectivity": "class selectivity",
+    "mutual_info": "mutual information (bits)",
+    "importance_loss": "Δ loss when ablated",
+    "importance_accuracy": "Δ accuracy when ablated",
+    "weight_l1": "L1 norm of incoming weights",
+}
+_IMPORTANCE = ("importance_loss", "importance_accuracy")
+_MAX_COLUMNS = 4
+_RHO = "\N{GREEK SMALL LETTER RHO}"
+
+
+# -- shared helpers ----------------------------------------------------------------------
+def as_dataset(analysis: Analysis | xr.Dataset, func: str) -> xr.Dataset:
+    """The Dataset of ``analysis`` (an :class:`Analysis` or a Dataset), else an error."""
+    if isinstance(analysis, Analysis):
+        return analysis.dataset
+    if isinstance(analysis, xr.Dataset):
+        return analysis
+    raise InvalidDataError(
+        f"{func} needs a directionkit.Analysis or an xarray.Dataset. "
+        f"Got {type(analysis).__name__} instead."
+    )
+
+
+def _variable(ds: xr.Dataset, name: str, func: str) -> xr.DataArray:
+    """Variable ``name`` with its schema dims, or an error saying how to get it."""
+    if name not in ds.data_vars:
+        made_by = _MADE_BY.get(name)
+        hint = f" (made by analyze() with 'metrics' including {made_by!r})" if made_by else ""
+        present = ", ".join(repr(str(v)) for v in ds.data_vars) or "none"
+        raise InvalidDataError(
+            f"{func} needs the variable {name!r}{hint}, which this analysis does not have. "
+            f"Its variables are: {present}."
+        )
+    array = ds[name]
+    expected = SCHEMA.get(name)
+    if expected is not None and tuple(array.dims) != expected:
+        extra = [d for d in array.dims if d not in expected]
+        hint = f"; select one first, e.g. ds.isel({extra[0]}=0)" if extra else ""
+        raise InvalidDataError(
+            f"{func} draws one analysis: the variable {name!r} must have dims {expected}. "
+            f"Got {tuple(array.dims)} instead{hint}."
+        )
+    return array
+
+
+def _coordinate(array: xr.DataArray, dim: str) -> np.ndarray:
+    """Values of the coordinate along ``dim``, or 0..n-1 when there is none."""
+    if dim in array.coords:
+        return np.asarray(array[dim].values)
+    return np.arange(array.sizes[dim])
+
+
+def site_groups(array: xr.DataArray) -> list[tuple[str, np.ndarray]]:
+    """``(site, mask over unit)`` per site, in the order the units are laid out (depth).
+
+    Units without a ``site`` coordinate form one group, ``"all units"``.
+    """
+    if "site" not in array.coords:
+        return [("all units", np.ones(array.sizes["unit"], dtype=bool))]
+    labels = np.asarray(array["site"].values).astype(str)
+    return [(site, labels == site) for site in dict.fromkeys(labels.tolist())]
+
+
+def n_classes(ds: xr.Dataset) -> int | None:
+    """The number of classes: the ``class`` dim, or an ``n_classes`` attr when known."""
+    if "class" in ds.sizes:
+        return int(ds.sizes["class"])
+    parameters = ds.attrs.get("parameters")
+    for source in (ds.attrs, parameters if isinstance(parameters, dict) else {}):
+        value = source.get("n_classes")
+        if isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0:
+            return int(value)
+    return None
+
+
+def _band(ax: Axes, x: np.ndarray, samples: np.ndarray, **style: Any) -> None:
+    """Mean of ``samples`` (rows: repeats) as a line, mean ± sd as a shaded band.
+
+    The sd is the sample sd (ddof=1) when there are two or more repeats, else 0.
+    """
+    mean = np.nanmean(samples, axis=0)
+    sd = np.nanstd(samples, axis=0, ddof=1) if samples.shape[0] > 1 else np.zeros_like(mean)
+    (line,) = ax.plot(x, mean, **style)
+    ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def _chance_line(ax: Axes, ds: xr.Dataset) -> None:
+    classes = n_classes(ds)
+    if classes is not None:
+        ax.axhline(1 / classes, color="0.4", linestyle="--", linewidth=1,
+                   label=f"chance (1/{classes})", gid="chance")  # fmt: skip
+
+
+def _rho_text(rho: float) -> str:
+    return f"{_RHO} = n/a" if math.isnan(rho) else f"{_RHO} = {rho:+.2f}"
+
+
+def _site_scatter(
+    ds: xr.Dataset, x_name: str, y_names: Sequence[str], func: str, title: str
+) -> Figure:
+    """One scatter panel per (y variable, site), Spearman rho in each panel's title.
+
+    Each y variable starts a new row of panels; unused grid cells are removed, so the
+    figure has exactly ``len(y_names) * n_sites`` axes.
+    """
+    x = _variable(ds, x_name, func)
+    ys = [_variable(ds, name, func) for name in y_names]
+    groups = site_groups(x)
+    columns = min(len(groups), _MAX_COLUMNS)
+    rows_per_measure = math.ceil(len(groups) / columns)
+    fig = Figure(figsize=(3.2 * columns, 2.9 * rows_per_measure * len(ys)), layout="constrained")
+    grid = fig.subplots(rows_per_measure * len(ys), columns, squeeze=False)
+    overall = []
+    for block, y in enumerate(ys):
+        rho = spearman(x, y)["rho"].values  # over all units, then each site in order
+        if rho.size == 1:  # no site coordinate: the one group is every unit
+            rho = np.repeat(rho, 2)
+        y_label = _LABELS.get(str(y.name), str(y.name))
+        overall.append(f"{y_label}: {_rho_text(float(rho[0]))}")
+        for i, (site, mask) in enumerate(groups):
+            ax = grid[block * rows_per_measure + i // columns, i % columns]
+            ax.scatter(x.values[mask], y.values[mask], s=12, alpha=0.7,
+                       color=f"C{i % 10}", edgecolors="none")  # fmt: skip
+            ax.set_title(f"{site}  ({_rho_text(float(rho[i + 1]))})", fontsize=9)
+            ax.set_xlabel(_LABELS.get(x_name, x_name), fontsize=8)
+            ax.set_ylabel(y_label, fontsize=8)
+            ax.tick_params(labelsize=7)
+        for i in range(len(groups), rows_per_measure * columns):
+            grid[block * rows_per_measure + i // columns, i % columns].remove()
+    fig.suptitle(f"{title}\nSpearman over all units: " + "; ".join(overall), fontsize=10)
+    return fig
+
+
+# -- the figures ---------------------------------------------------------------------------
+def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
+    """Accuracy as a growing fraction of units is ablated (Fig. 1 of the paper).
+
+    One line per scope: the mean over orderings of ``ablation_accuracy (scope,
+    ordering, fraction)``, with a band of ± one sd over orderings; the legend gives
+    each scope's ``ablation_auc`` when present, and a dashed line marks chance
+    (1 / number of classes) when the number of classes is known.
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``ablation_accuracy``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its scope lines have ``gid`` ``"scope:<name>"``, the chance line
+        ``"chance"``.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["ablation"], scopes=["all", "hidden1"],
+    ...                     orderings=2, fractions=5, progress=False)
+    >>> fig = ablation_curves(result)
+    >>> [line.get_gid() for line in fig.axes[0].lines]
+    ['scope:all', 'scope:hidden1']
+    """
+    ds = as_dataset(analysis, "ablation_curves")
+    curves = _variable(ds, "ablation_accuracy", "ablation_curves")
+    auc: dict[str, float] = {}
+    if "ablation_auc" in ds.data_vars and ds["ablation_auc"].dims == ("scope",):
+        scopes = _coordinate(ds["ablation_auc"], "scope")
+        auc = dict(zip(map(str, scopes), map(float, ds["ablation_auc"].values), strict=True))
+    fractions = _coordinate(curves, "fraction").astype(np.float64)
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for i, scope in enumerate(_coordinate(curves, "scope")):
+        label = str(scope) + (f" (AUC {auc[str(scope)]:.3f})" if str(scope) in auc else "")
+        _band(ax, fractions, np.asarray(curves.isel(scope=i).values, dtype=np.float64),
+              label=label, gid=f"scope:{scope}", marker="o", markersize=3)  # fmt: skip
+    _chance_line(ax, ds)
+    ax.set_xlabel("fraction of units ablated")
+    ax.set_ylabel("accuracy")
+    if fractions.size and fractions.min() >= 0 and fractions.max() <= 1:
+        ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Cumulative ablation (mean ± sd over orderings)")
+    ax.legend(fontsize=8, title="scope", title_fontsize=8)
+    return fig
+
+
+def noise_curve(analysis: Analysis | xr.Dataset) -> Figure:
+    """Accuracy as noise of growing scale is added to every unit (Fig. 2 of the paper).
+
+    The mean of ``noise_accuracy (repeat, noise_scale)`` over repeats, with a band of
+    ± one sd.  The x axis is logarithmic, as in the paper; a scale of 0 (the clean
+    model) cannot sit on a log axis, so when present the axis is symmetric-log,
+    linear between 0 and the smallest positive scale.
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``noise_accuracy``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes, x scale ``"log"`` or ``"symlog"``.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), train_data=(X, y), metrics=["noise"],
+    ...                     noise_scales=[0.0, 0.5, 2.0], noise_repeats=2, progress=False)
+    >>> noise_curve(result).axes[0].get_xscale()
+    'symlog'
+    """
+    ds = as_dataset(analysis, "noise_curve")
+    accuracy = _variable(ds, "noise_accuracy", "noise_curve")
+    scales = _coordinate(accuracy, "noise_scale").astype(np.float64)
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    _band(ax, scales, np.asarray(accuracy.values, dtype=np.float64), marker="o",
+          markersize=3, label="mean ± sd over repeats", gid="noise")  # fmt: skip
+    positive = scales[scales > 0]
+    if positive.size == scales.size and positive.size:
+        ax.set_xscale("log")
+    else:  # 0 has no logarithm: linear up to the smallest positive scale, log beyond
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0,
+                      linscale=0.5)  # fmt: skip
+    _chance_line(ax, ds)
+    ax.set_xlabel("noise scale (\N{MULTIPLICATION SIGN} each unit's sd on the training data)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Noise added to every unit")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def selectivity_histograms(analysis: Analysis | xr.Dataset) -> Figure:
+    """Distributions of class selectivity and mutual information (Fig. 6 of the paper).
+
+    One panel per variable present (``selectivity``, ``mutual_info``), one
+    step-histogram per site overlaid on shared bins.
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``selectivity`` or ``mutual_info`` (both for two panels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per variable present.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
+    >>> [ax.get_xlabel() for ax in selectivity_histograms(result).axes]
+    ['class selectivity', 'mutual information (bits)']
+    """
+    ds = as_dataset(analysis, "selectivity_histograms")
+    names = [n for n in ("selectivity", "mutual_info") if n in ds.data_vars]
+    if not names:
+        _variable(ds, "selectivity", "selectivity_histograms")  # raises, naming it
+    fig = Figure(figsize=(5 * len(names), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        values = _variable(ds, name, "selectivity_histograms")
+        finite = np.asarray(values.values, dtype=np.float64)
+        edges = np.histogram_bin_edges(finite[np.isfinite(finite)], bins=20)
+        for i, (site, mask) in enumerate(site_groups(values)):
+            part = finite[mask]
+            ax.hist(part[np.isfinite(part)], bins=edges, histtype="step", linewidth=1.5,
+                    color=f"C{i % 10}", label=f"{site} (n={int(mask.sum())})")  # fmt: skip
+        ax.set_xlabel(_LABELS[name])
+        ax.set_ylabel("units")
+        ax.legend(fontsize=8, title="site", title_fontsize=8)
+    fig.suptitle("Distribution over units")
+    return fig
+
+
+def selectivity_vs_importance(
+    analysis: Analysis | xr.Dataset, *, measures: Sequence[str] | None = None
+) -> Figure:
+    """Each unit's class selectivity against its ablation importance (Fig. 7).
+
+    One scatter panel per site for each importance measure (a row of panels per
+    measure); each title gives the site's Spearman rho
+    (:func:`directionkit.metrics.spearman`), the figure title the rho over all units.
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``selectivity`` and the importance measures drawn.
+    measures : sequence of str, optional
+        Any of ``"importance_loss"`` (the paper's measure) and
+        ``"importance_accuracy"``.  Default: those present.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(measures) * n_sites`` axes.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["statistics", "importance"],
+    ...                     progress=False)
+    >>> fig = selectivity_vs_importance(result, measures=["importance_loss"])
+    >>> [ax.get_title().split()[0] for ax in fig.axes]
+    ['hidden0', 'hidden1']
+    """
+    func = "selectivity_vs_importance"
+    ds = as_dataset(analysis, func)
+    if measures is None:
+        chosen = [m for m in _IMPORTANCE if m in ds.data_vars] or [_IMPORTANCE[0]]
+    elif isinstance(measures, str) or not measures or any(m not in _IMPORTANCE for m in measures):
+        raise InvalidParameterError(
+            f"The 'measures' parameter of {func} must be a non-empty sequence of "
+            f"{_IMPORTANCE}. Got {measures!r} instead."
+        )
+    else:
+        chosen = list(dict.fromkeys(measures))
+    return _site_scatter(ds, "selectivity", chosen, func, "Selectivity vs importance")
+
+
+def selectivity_vs_weight_l1(analysis: Analysis | xr.Dataset) -> Figure:
+    """Each unit's class selectivity against the L1 norm of its weights (Fig. A3).
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``selectivity`` and ``weight_l1``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One scatter axes per site, Spearman rho in each title.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["statistics", "weight_l1"],
+    ...                     progress=False)
+    >>> len(selectivity_vs_weight_l1(result).axes)
+    2
+    """
+    func = "selectivity_vs_weight_l1"
+    ds = as_dataset(analysis, func)
+    return _site_scatter(ds, "selectivity", ["weight_l1"], func, "Selectivity vs weight L1 norm")
+
+
+def selectivity_by_depth(analysis: Analysis | xr.Dataset) -> Figure:
+    """Class selectivity per site, in depth order (Fig. A2 of the paper).
+
+    Every unit as a faint point, and each site's mean ± sd as an error bar; sites
+    are in the order their units are laid out along ``unit`` (forward order).
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+        Needs ``selectivity``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; the x tick labels are the site names.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
+    >>> [t.get_text() for t in selectivity_by_depth(result).axes[0].get_xticklabels()]
+    ['hidden0', 'hidden1']
+    """
+    ds = as_dataset(analysis, "selectivity_by_depth")
+    selectivity = _variable(ds, "selectivity", "selectivity_by_depth")
+    groups = site_groups(selectivity)
+    values = np.asarray(selectivity.values, dtype=np.float64)
+    jitter = np.random.default_rng(0)  # fixed: the same analysis draws the same figure
+    fig = Figure(figsize=(max(4.0, 1.0 + 0.8 * len(groups)), 4), layout="constrained")
+    ax = fig.add_subplot()
+    means = []
+    for depth, (_, mask) in enumerate(groups):
+        part = values[mask][np.isfinite(values[mask])]
+        ax.scatter(depth + jitter.uniform(-0.15, 0.15, part.size), part, s=8, alpha=0.35,
+                   color=f"C{depth % 10}", edgecolors="none")  # fmt: skip
+        mean = float(part.mean()) if part.size else math.nan
+        sd = float(part.std()) if part.size else math.nan
+        ax.errorbar(depth, mean, yerr=sd, fmt="o", color="black", capsize=4, markersize=5)
+        means.append(mean)
+    ax.plot(range(len(groups)), means, color="black", linewidth=1, gid="mean")
+    ax.set_xticks(range(len(groups)), [site for site, _ in groups],
+                  rotation=45 if len(groups) > 6 else 0)  # fmt: skip
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_xlabel("site (input → output)")
+    ax.set_ylabel("class selectivity")
+    ax.set_title("Selectivity by depth (mean ± sd per site)")
+    return fig
+
+
+#: Figure name -> (function, variables it needs, any one of which suffices when
+#: ``any`` is set).  The names are the keys of :func:`plot_analysis` and the PNG names
+#: of :func:`directionkit.report.write_report`.
+FIGURES: dict[str, tuple[Callable[[xr.Dataset], Figure], tuple[str, ...], bool]] = {
+    "ablation_curves": (ablation_curves, ("ablation_accuracy",), False),
+    "noise_curve": (noise_curve, ("noise_accuracy",), False),
+    "selectivity_histograms": (selectivity_histograms, ("selectivity", "mutual_info"), True),
+    "selectivity_vs_importance": (selectivity_vs_importance, ("selectivity", "importance"), False),
+    "selectivity_vs_weight_l1": (selectivity_vs_weight_l1, ("selectivity", "weight_l1"), False),
+    "selectivity_by_depth": (selectivity_by_depth, ("selectivity",), False),
+}
+
+
+def _available(ds: xr.Dataset, needs: tuple[str, ...], any_of: bool) -> bool:
+    def present(name: str) -> bool:
+        if name == "importance":
+            return any(m in ds.data_vars for m in _IMPORTANCE)
+        return name in ds.data_vars
+
+    return any(map(present, needs)) if any_of else all(map(present, needs))
+
+
+def plot_analysis(analysis: Analysis | xr.Dataset) -> dict[str, Figure]:
+    """Every figure whose variables the analysis has.
+
+    Parameters
+    ----------
+    analysis : Analysis or xarray.Dataset
+
+    Returns
+    -------
+    dict of str to matplotlib.figure.Figure
+        Keyed by the drawing function's name (``"ablation_curves"``,
+        ``"noise_curve"``, ``"selectivity_histograms"``,
+        ``"selectivity_vs_importance"``, ``"selectivity_vs_weight_l1"``,
+        ``"selectivity_by_depth"``), in that order; figures whose variables are
+        missing are left out.
+
+    Examples
+    --------
+    >>> import numpy as np, directionkit as dk
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
+    >>> list(plot_analysis(result))
+    ['selectivity_histograms', 'selectivity_by_depth']
+    """
+    ds = as_dataset(analysis, "plot_analysis")
+    return {
+        name: draw(ds)
+        for name, (draw, needs, any_of) in FIGURES.items()
+        if _available(ds, needs, any_of)
+    }

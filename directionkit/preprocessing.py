@@ -1,0 +1,170 @@
+"""Explicit input preprocessing for models we did not train (``directionkit analyze``).
+
+A third-party model expects its inputs scaled, normalised and laid out its own way;
+directionkit never guesses silently.  :func:`prepare_inputs` applies the steps a user
+names — ``scale``, then ``(x - mean) / std`` per channel, then a ``layout`` — and checks
+the result against the model's input shape, with an error that says what disagrees.
+:func:`load_data` resolves the data names of the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit.errors import InvalidDataError
+
+__all__ = ["LAYOUTS", "load_data", "prepare_inputs"]
+
+#: ``NCHW``: (batch, channels, height, width); ``NHWC``: channels last; ``flat``: (batch, features).
+LAYOUTS = ("NCHW", "NHWC", "flat")
+Layout = Literal["NCHW", "NHWC", "flat", "auto"]
+
+
+def load_data(
+    spec: str, split: str = "test", limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` for a data name of the command line, ``X`` as float32 NCHW in [0, 1].
+
+    Parameters
+    ----------
+    spec : str
+        ``"digits"``, ``"fashion-mnist"`` (from ``/usr/share/datasets/fashion-mnist``),
+        a path to a ``.npz`` file (arrays ``x_train``/``y_train``/``x_test``/``y_test``,
+        or ``x``/``y``), or a directory holding MNIST-format IDX files.
+    split : {"train", "test"}
+    limit : int, optional
+        Keep only the first ``limit`` examples.
+
+    Examples
+    --------
+    >>> X, y = load_data("digits", "test", limit=100)
+    >>> X.shape, y.shape
+    ((100, 1, 8, 8), (100,))
+    """
+    from directionkit.reference_models.datasets import load
+
+    if spec in ("digits", "fashion-mnist"):
+        X, y = load(spec, split)
+    elif spec.endswith(".npz"):
+        X, y = load(Path(spec), split)
+    elif os.path.isdir(spec):
+        X, y = load("mnist", split, root=spec)
+    else:
+        raise parameter_error(
+            "data",
+            "load_data",
+            "'digits', 'fashion-mnist', a path to a .npz file or a directory of IDX files",
+            spec,
+        )
+    if limit is not None:
+        limit = check_int(limit, "limit", "load_data", minimum=1)
+        X, y = X[:limit], y[:limit]
+    return X, y
+
+
+def _per_channel(values: Sequence[float] | float, name: str, channels: int) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(values, dtype=np.float32))
+    if array.ndim != 1 or array.size not in (1, channels):
+        raise parameter_error(
+            name, "prepare_inputs", f"one value or one per channel ({channels})", values
+        )
+    if name == "std" and np.any(array <= 0):
+        raise parameter_error(name, "prepare_inputs", "values > 0", values)
+    return array
+
+
+def prepare_inputs(
+    X: np.ndarray,
+    *,
+    scale: float = 1.0,
+    mean: Sequence[float] | float | None = None,
+    std: Sequence[float] | float | None = None,
+    layout: Layout = "auto",
+    input_shape: Sequence[int | None] | None = None,
+) -> np.ndarray:
+    """Scale, normalise and lay out NCHW images for a model's input.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, C, H, W)
+        Images as :func:`load_data` gives them (float, [0, 1]).
+    scale : float
+        Multiply first (e.g. 255 for a model trained on raw pixel values).
+    mean, std : float or sequence of float (one per channel), optional
+        Then ``(x - mean) / std``, per channel.
+    layout : {"NCHW", "NHWC", "flat", "auto"}
+        The model's layout.  ``"auto"`` picks the one that fits ``input_shape``
+        (and is an error when none or several fit).
+    input_shape : sequence of int or None, optional
+        The model's per-example input shape (None for a free dimension).  When given,
+        the result must fit it.
+
+    Examples
+    --------
+    >>> X = np.ones((2, 1, 8, 8), np.float32)
+    >>> prepare_inputs(X, scale=16, input_shape=(64,)).shape
+    (2, 64)
+    >>> prepare_inputs(X, mean=0.5, std=0.5, layout="NHWC").shape
+    (2, 8, 8, 1)
+    >>> prepare_inputs(X, layout="NHWC", input_shape=(1, 8, 8))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidDataError: With layout 'NHWC' ... (--layout NCHW).
+    """
+    X = np.asarray(X)
+    if X.ndim != 4:
+        raise InvalidDataError(f"Images must have shape (N, C, H, W). Got shape {X.shape}.")
+    check_choice(layout, "layout", "prepare_inputs", (*LAYOUTS, "auto"))
+    if not np.isfinite(scale) or scale <= 0:
+        raise parameter_error("scale", "prepare_inputs", "a finite float > 0", scale)
+    channels = X.shape[1]
+    out = X.astype(np.float32) * np.float32(scale)
+    if mean is not None:
+        out = out - _per_channel(mean, "mean", channels)[None, :, None, None]
+    if std is not None:
+        out = out / _per_channel(std, "std", channels)[None, :, None, None]
+    shapes = {
+        "NCHW": out.shape[1:],
+        "NHWC": (out.shape[2], out.shape[3], out.shape[1]),
+        "flat": (int(np.prod(out.shape[1:])),),
+    }
+    expected = None if input_shape is None else tuple(input_shape)
+
+    def fits(shape: tuple[int, ...]) -> bool:
+        return (
+            expected is not None
+            and len(shape) == len(expected)
+            and all(e is None or e == s for e, s in zip(expected, shape, strict=True))
+        )
+
+    if layout == "auto":
+        if expected is None:
+            layout = "NCHW"
+        else:
+            fitting = [name for name, shape in shapes.items() if fits(shape)]
+            if len(fitting) != 1:
+                raise InvalidDataError(
+                    f"Cannot tell the model's input layout: it expects {expected} per example "
+                    f"and the data give {dict(shapes)}; "
+                    + ("none fits" if not fitting else f"{fitting} all fit")
+                    + ". Pass --layout (and --scale/--mean/--std as the model needs)."
+                )
+            layout = fitting[0]  # type: ignore[assignment]
+    elif expected is not None and not fits(shapes[layout]):
+        fitting = [name for name, shape in shapes.items() if fits(shape)]
+        hint = f" Pick the layout that fits (--layout {fitting[0]})." if fitting else ""
+        raise InvalidDataError(
+            f"With layout {layout!r} the inputs have shape {shapes[layout]} per example, but "
+            f"the model expects {expected}.{hint}"
+        )
+    if layout == "NHWC":
+        out = out.transpose(0, 2, 3, 1)
+    elif layout == "flat":
+        out = out.reshape(out.shape[0], -1)
+    return np.ascontiguousarray(out)

@@ -1,0 +1,55 @@
+"""Input preprocessing for third-party models: exact arithmetic and clear disagreements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from directionkit.errors import InvalidDataError, InvalidParameterError
+from directionkit.preprocessing import load_data, prepare_inputs
+
+
+def test_scale_then_normalise_per_channel_then_lay_out() -> None:
+    X = np.random.default_rng(0).random((4, 3, 5, 6)).astype(np.float32)
+    mean, std = [1.0, 2.0, 3.0], [0.5, 1.0, 2.0]
+    got = prepare_inputs(X, scale=255, mean=mean, std=std, layout="NHWC")
+    want = np.empty((4, 5, 6, 3), np.float32)
+    for c in range(3):  # by hand, channel by channel
+        want[..., c] = (X[:, c] * 255 - mean[c]) / std[c]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    flat = prepare_inputs(X, layout="flat", input_shape=(90,))
+    np.testing.assert_array_equal(flat, X.reshape(4, -1))
+
+
+def test_auto_layout_picks_the_one_that_fits_or_says_why_not() -> None:
+    X = np.zeros((2, 1, 8, 8), np.float32)
+    assert prepare_inputs(X, input_shape=(None, 1, 8, 8)[1:]).shape == (2, 1, 8, 8)
+    assert prepare_inputs(X, input_shape=(8, 8, 1)).shape == (2, 8, 8, 1)
+    assert prepare_inputs(X, input_shape=(64,)).shape == (2, 64)
+    with pytest.raises(InvalidDataError, match="none fits"):
+        prepare_inputs(X, input_shape=(3, 32, 32))
+    with pytest.raises(InvalidDataError, match="all fit"):
+        prepare_inputs(X, input_shape=(None, None, None))
+    with pytest.raises(InvalidDataError, match="expects"):
+        prepare_inputs(X, layout="flat", input_shape=(1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"scale": 0}, "'scale'"), ({"std": [1, 0]}, "'std'"), ({"mean": [1, 2]}, "'mean'"),
+     ({"layout": "NWHC"}, "'layout'")],
+)  # fmt: skip
+def test_bad_preprocessing_values_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        prepare_inputs(np.zeros((1, 3, 2, 2), np.float32), **kwargs)
+
+
+def test_load_data_understands_the_command_line_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    X, y = load_data("digits", "train", limit=10)
+    assert X.shape == (10, 1, 8, 8) and y.shape == (10,)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x_test=np.ones((3, 1, 2, 2), np.float32), y_test=np.arange(3))
+    X, y = load_data(str(npz), "test")
+    assert X.shape == (3, 1, 2, 2) and list(y) == [0, 1, 2]
+    with pytest.raises(InvalidParameterError, match="'imagenet'"):
+        load_data("imagenet")
