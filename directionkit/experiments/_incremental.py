@@ -127,13 +127,14 @@ def incremental_accuracy(
 
 
 def single_unit_scores(
-    chain: LinearChain, batches: Batches, site: str, units_per_step: int = 8
+    chain: LinearChain, batches: Batches, site: str
 ) -> tuple[np.ndarray, np.ndarray, float, float, int]:
     """Summed loss and correct count with each unit of ``site`` alone clamped to zero.
 
     Clamping unit ``u`` changes the consumer's pre-activation by the rank-1 term
     ``-h[:, u] W[u, :]``, so each unit costs one outer product plus the layers after
-    the consumer, never the layers before the site.
+    the consumer, never the layers before the site — and only over the examples
+    where ``h[:, u]`` is not already zero.
 
     Returns
     -------
@@ -155,9 +156,11 @@ def single_unit_scores(
     loss, correct = np.zeros(n_units), np.zeros(n_units)
     clean_loss, clean_correct, total = 0.0, 0.0, 0
 
-    def tail(z: np.ndarray) -> np.ndarray:
+    def tail(z: np.ndarray, inplace: bool = False) -> np.ndarray:
         for later in range(layer + 2, len(weights)):
-            z = np.maximum(z, 0) @ weights[later] + biases[later]
+            z = np.maximum(z, 0, out=z if inplace else None) @ weights[later]
+            z += biases[later]
+            inplace = True  # z is ours from here on
         return z
 
     for x, y in batches:
@@ -166,18 +169,30 @@ def single_unit_scores(
             h = np.maximum(h @ weights[earlier] + biases[earlier], 0)
         check_labels_fit(y, weights[-1].shape[1], batches.func)
         z = h @ consumer + consumer_b
-        logits = tail(z)[None]
-        clean_loss += float(cross_entropy(logits, y).sum())
-        clean_correct += float(np.count_nonzero(logits[0].argmax(axis=1) == y))
-        # blocks of examples, so each (units, block, n_out) edit stays in cache
-        for lo in range(0, y.shape[0], BLOCK):
-            block_y, block_z = y[lo : lo + BLOCK], z[lo : lo + BLOCK]
-            block_h_t = np.ascontiguousarray(h[lo : lo + BLOCK].T)
-            for start in range(0, n_units, units_per_step):
-                units = np.arange(start, min(start + units_per_step, n_units))
-                edited = block_z[None] - block_h_t[units][:, :, None] * consumer[units][:, None, :]
-                out = tail(edited)  # (units, block, C)
-                loss[units] += cross_entropy(out, block_y).sum(axis=1)
-                correct[units] += (out.argmax(axis=2) == block_y[None]).sum(axis=1)
+        logits = tail(z)
+        example_loss = cross_entropy(logits[None], y)[0]
+        example_hit = logits.argmax(axis=1) == y
+        batch_loss, batch_hits = float(example_loss.sum()), int(np.count_nonzero(example_hit))
+        clean_loss += batch_loss
+        clean_correct += batch_hits
+        h_t = np.ascontiguousarray(h.T)
+        # clamping unit u to zero changes nothing where it is already zero (ReLU
+        # sparsity): only the examples where it is active are recomputed
+        for unit in range(n_units):
+            active = np.flatnonzero(h_t[unit])
+            loss[unit] += batch_loss
+            correct[unit] += batch_hits
+            if active.size == 0:
+                continue
+            edited = z[active]  # a copy, edited in place
+            edited -= h_t[unit, active][:, None] * consumer[unit][None, :]
+            out = tail(edited, inplace=True)
+            loss[unit] += float(
+                cross_entropy(out[None], y[active])[0].sum() - example_loss[active].sum()
+            )
+            correct[unit] += int(
+                np.count_nonzero(out.argmax(axis=1) == y[active])
+                - np.count_nonzero(example_hit[active])
+            )
         total += y.shape[0]
     return loss, correct, clean_loss, clean_correct, total
