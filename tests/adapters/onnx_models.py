@@ -48,6 +48,17 @@ def exported_mlp() -> Path:
 
 
 @functools.cache
+def exported_reference_mlp() -> Path:
+    """directionkit.reference_models.models.MLP (Flatten first) on 1x8x8 digits-shaped input."""
+    import torch
+
+    from directionkit.reference_models.models import MLP
+
+    torch.manual_seed(0)
+    return export(MLP(64, (24, 12), 10), np.zeros((2, 1, 8, 8), np.float32), "reference_mlp")
+
+
+@functools.cache
 def exported_convnet() -> Path:
     from tests.adapters.test_torch import convnet
 

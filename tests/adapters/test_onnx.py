@@ -161,6 +161,21 @@ def test_several_outputs_pick_the_logits_and_output_overrides() -> None:
         OnnxAdapter(model, output="label")
 
 
+def test_a_model_without_class_scores_is_refused() -> None:
+    w = onnx.numpy_helper.from_array(np.ones((3, 2, 1, 1), np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Conv", ["x", "w"], ["c"]),
+         onnx.helper.make_node("Relu", ["c"], ["r"]),
+         onnx.helper.make_node("Conv", ["r", "w2"], ["seg"])],
+        "segmenter", [onnx.helper.make_tensor_value_info("x", 1, ["N", 2, 4, 4])],
+        [onnx.helper.make_tensor_value_info("seg", 1, ["N", 3, 4, 4])],
+        [w, onnx.numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w2")],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedModelError, match="no output of class scores"):
+        OnnxAdapter(model)
+
+
 def test_the_callers_file_and_model_proto_are_never_modified(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model = dense_graph(*random_dense())
     before = model.SerializeToString()
@@ -228,7 +243,11 @@ torch = pytest.importorskip("torch")
 
 from directionkit import analyze  # noqa: E402
 from directionkit.adapters.torch import TorchAdapter  # noqa: E402
-from tests.adapters.onnx_models import exported_convnet, exported_mlp  # noqa: E402
+from tests.adapters.onnx_models import (  # noqa: E402
+    exported_convnet,
+    exported_mlp,
+    exported_reference_mlp,
+)
 from tests.adapters.test_torch import convnet, mlp  # noqa: E402
 
 
@@ -272,17 +291,24 @@ def test_a_residual_graph_expands_at_the_input_and_a_chain_at_the_site() -> None
     assert not chain._sessions[(frozenset({"1"}), frozenset())].at_input
 
 
-@pytest.mark.parametrize("which", ["mlp", "convnet"])
+@pytest.mark.parametrize("which", ["mlp", "reference_mlp", "convnet"])
 def test_every_metric_of_analyze_agrees_between_torch_and_its_onnx_export(which: str) -> None:
     if which == "mlp":
         net, path = mlp(), exported_mlp()
         x = np.random.default_rng(1).normal(size=(120, 6)).astype(np.float32)
+    elif which == "reference_mlp":
+        from directionkit.reference_models.models import MLP
+
+        torch.manual_seed(0)
+        net, path = MLP(64, (24, 12), 10), exported_reference_mlp()
+        x = np.random.default_rng(1).random(size=(120, 1, 8, 8)).astype(np.float32)
     else:
         net, path = convnet(), exported_convnet()
         x = np.random.default_rng(1).normal(size=(120, 2, 5, 5)).astype(np.float32)
     with torch.no_grad():
         y = net.eval()(torch.from_numpy(x)).argmax(1).numpy()
-    y[::3] = np.arange(40) % 3  # every class present, and some predictions wrong
+    n_classes = 10 if which == "reference_mlp" else 3
+    y[::3] = np.arange(40) % n_classes  # every class present, and some predictions wrong
     kwargs = dict(
         train_data=(x, y), orderings=3, fractions=6, noise_scales=[0.0, 0.5, 2.0],
         noise_repeats=2, scopes=("all", "last:1"), batch_size=50, progress=False,
@@ -315,8 +341,9 @@ def test_a_legacy_export_keeps_the_torch_site_names_and_agrees_with_torch(tmp_pa
     masks = {n: np.random.default_rng(1).random((3, s.n_units)) < 0.5
              for n, s in adapter.sites.items()}  # fmt: skip
     iv = Interventions.zero_ablate(adapter.sites, masks)
-    got, want = adapter.run(x, iv, record=list(adapter.sites)), torch_adapter.run(
-        x, iv, record=list(adapter.sites)
+    got, want = (
+        adapter.run(x, iv, record=list(adapter.sites)),
+        torch_adapter.run(x, iv, record=list(adapter.sites)),
     )
     np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
     for name in adapter.sites:  # recorded conv maps, reduced in the graph (opset 11 form)
