@@ -78,7 +78,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from directionkit.adapter import Interventions, LinearChain, RunOutput, Site
+from directionkit.adapter import Interventions, LinearChain, RunOutput, Site, check_request
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -401,17 +401,7 @@ class OnnxAdapter:
         See :mod:`directionkit.adapter` for the semantics.
         """
         array = self._as_input(x)
-        for name in (*record, *(interventions.sites if interventions else ())):
-            if name not in self._sites:
-                raise SiteNotFoundError(name, self._sites)
-        if interventions is not None:
-            for name in interventions.sites:
-                if np.shape(interventions.scale[name])[1] != self._sites[name].n_units:
-                    raise InvalidParameterError(
-                        f"Interventions for site {name!r} have "
-                        f"{np.shape(interventions.scale[name])[1]} units; the site has "
-                        f"{self._sites[name].n_units}."
-                    )
+        check_request(self._sites, interventions, record)
         if self._fixed_batch is not None:
             return self._run_fixed_batch(array, interventions, record)
         rewrite = self._session_for(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from directionkit.adapter import Interventions, LinearChain, RunOutput, Site
+from directionkit.adapter import Interventions, LinearChain, RunOutput, Site, check_request
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -166,17 +166,7 @@ class TorchAdapter:
             self._discover(tensor)
         self._check_input(tensor)
         sites = self.sites
-        for name in (*record, *(interventions.sites if interventions else ())):
-            if name not in sites:
-                raise SiteNotFoundError(name, sites)
-        if interventions is not None:
-            for name in interventions.sites:
-                if np.shape(interventions.scale[name])[1] != sites[name].n_units:
-                    raise InvalidParameterError(
-                        f"Interventions for site {name!r} have "
-                        f"{np.shape(interventions.scale[name])[1]} units; the site has "
-                        f"{sites[name].n_units}."
-                    )
+        check_request(sites, interventions, record)
         m_total = 1 if interventions is None else interventions.n_interventions
         chunk = self._chunk_size(interventions, tensor.shape[0])
         logits, recorded = [], {}

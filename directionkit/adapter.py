@@ -69,6 +69,7 @@ __all__ = [
     "SupportsLinearChain",
     "SupportsPrefixCache",
     "SupportsWeightL1",
+    "check_request",
 ]
 
 SiteKind = Literal["dense", "conv"]
@@ -421,6 +422,35 @@ class Interventions:
         absolute = self.row_offset + row
         rng = np.random.default_rng([self.seed, key, absolute, self.batch])
         return rng.standard_normal(shape, dtype=np.float32)
+
+
+def check_request(
+    sites: Mapping[str, Site], interventions: Interventions | None, record: Sequence[str]
+) -> None:
+    """Refuse unknown sites, and interventions whose unit counts do not match the sites.
+
+    Adapters call this at the top of :meth:`ModelAdapter.run`.
+
+    Examples
+    --------
+    >>> sites = {"fc1": Site("fc1", n_units=2)}
+    >>> check_request(sites, None, ["fc1"])
+    >>> check_request(sites, Interventions.identity({"fc1": 3}), [])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidParameterError: Interventions for site 'fc1' have 3 units; ...
+    """
+    for name in (*record, *(interventions.sites if interventions else ())):
+        if name not in sites:
+            raise SiteNotFoundError(name, sites)
+    if interventions is not None:
+        for name in interventions.sites:
+            given = np.shape(interventions.scale[name])[1]
+            if given != sites[name].n_units:
+                raise InvalidParameterError(
+                    f"Interventions for site {name!r} have {given} units; the site has "
+                    f"{sites[name].n_units}."
+                )
 
 
 class RunOutput(NamedTuple):
