@@ -374,3 +374,30 @@ def test_plain_mlps_are_linear_chains_and_take_the_incremental_path() -> None:
     assert np.abs(fast["ablation_accuracy"] - slow["ablation_accuracy"]).max() <= 1 / 200
     a, b = unit_importance(adapter, (x, y)), unit_importance(adapter, (x, y), method="general")
     np.testing.assert_allclose(a["importance_loss"], b["importance_loss"], atol=1e-5)
+
+
+def test_decomposed_torch_activations_are_one_site_each_and_agree_with_torch() -> None:
+    from tests.adapters.onnx_models import export
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 5), torch.nn.GELU(), torch.nn.Linear(5, 4), torch.nn.SiLU(),
+        torch.nn.Linear(4, 4), torch.nn.Hardswish(), torch.nn.Linear(4, 3),
+    )  # fmt: skip
+    adapter = OnnxAdapter(export(net, np.zeros((2, 6), np.float32), "smooth"))
+    torch_adapter = TorchAdapter(net, example_input=np.zeros((1, 6), np.float32))
+    assert dict(adapter.sites) == dict(torch_adapter.sites)
+    assert list(adapter.sites) == ["1", "3", "5"]
+    rng = np.random.default_rng(4)
+    iv = Interventions(
+        scale={n: rng.random((3, s.n_units)) for n, s in adapter.sites.items()},
+        shift={n: rng.normal(size=(3, s.n_units)) for n, s in adapter.sites.items()},
+        noise_std={n: rng.random((3, s.n_units)) for n, s in adapter.sites.items()},
+        seed=2,
+    )
+    x = rows(5)
+    got = adapter.run(x, iv, record=list(adapter.sites))
+    want = torch_adapter.run(x, iv, record=list(adapter.sites))
+    np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
+    for name in adapter.sites:
+        np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
