@@ -13,6 +13,7 @@ from directionkit._api import METRICS
 from directionkit._version import __version__
 from directionkit.errors import DirectionKitError
 from directionkit.preprocessing import LAYOUTS
+from directionkit.reference_models._train_cli import add_arguments as add_train_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--layout", choices=(*LAYOUTS, "auto"), default="auto",
                          help="the model's input layout (default: the one that fits)")  # fmt: skip
     analyze.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    train = commands.add_parser(
+        "train",
+        help="train a reference model (optionally on shuffled labels) into a run directory",
+        description="Train one of the paper's reference models from one config; writes "
+        "checkpoints, history.zarr, config.json and model.onnx to --out, and resumes an "
+        "interrupted run of the same config. Needs the torch extra.",
+    )
+    add_train_arguments(train)
 
     report = commands.add_parser("report", help="write PNG figures and report.html")
     report.add_argument("path", help="a zarr store written by `directionkit analyze`")
@@ -138,6 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(open_store(args.path))
         elif args.command == "analyze":
             _analyze(args)
+        elif args.command == "train":
+            try:
+                from directionkit.reference_models.train import TrainConfig  # noqa: F401
+            except ImportError as err:
+                print(f"directionkit: error: training needs PyTorch ({err}); install it with "
+                      "pip install torch==2.13.0", file=sys.stderr)  # fmt: skip
+                return 2
+            from directionkit.reference_models._train_cli import run as run_training
+
+            return run_training(args)
         elif args.command == "report":
             from directionkit.report import write_report
 

@@ -111,3 +111,30 @@ def test_analyze_errors_are_clear_and_write_nothing(tmp_path: Path, capsys) -> N
     assert "nowhere.npz" in capsys.readouterr().err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "few", "model.onnx"]
+
+
+def test_train_then_analyze_its_export_and_a_rerun_resumes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--hidden", "32", "--epochs", "3", "--seed", "1",
+            "--out", str(run), "--no-progress"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert "saved to" in capsys.readouterr().out
+    assert (run / "config.json").is_file() and (run / "history.zarr").is_dir()
+    history = xr.open_zarr(run / "history.zarr")
+    assert history.sizes["epoch"] == 3
+    assert main(args) == 0  # the same config again: nothing to do
+    assert "already complete" in capsys.readouterr().out
+    onnx_files = list(run.glob("*.onnx"))
+    assert len(onnx_files) == 1
+    out = tmp_path / "audit.zarr"
+    assert main(["analyze", str(onnx_files[0]), "--data", "digits", "--out", str(out),
+                 "--orderings", "2", "--fractions", "3", "--no-progress",
+                 "--metrics", "statistics", "ablation"]) == 0  # fmt: skip
+    audit = dk.open(out)  # the exported model, audited on the test split, is the trained one
+    final = history.isel(epoch=-1)
+    assert float(audit["accuracy"]) == pytest.approx(float(final["test_accuracy"]), abs=1e-9)
+    assert float(audit["loss"]) == pytest.approx(float(final["test_loss"]), rel=1e-4)

@@ -1,0 +1,879 @@
+"""Train the paper's reference models: one :class:`TrainConfig` in, one run directory out.
+
+A run directory holds everything a later analysis needs, and enough to resume:
+
+=============================== ============================================================
+``config.json``                 the :class:`TrainConfig` (``TrainConfig.from_dict`` reads it)
+``run.json``                    what the data gave: input shape, classes, example counts
+``checkpoints/epoch_XXXX.pt``   the model's ``state_dict`` at each requested epoch and the
+                                last one (plain tensors: ``torch.load(..., weights_only=True)``)
+``resume.pt``                   model, optimiser and history after the latest finished epoch
+``history.zarr``                per-epoch ``train_loss``, ``train_accuracy``, ``test_loss``,
+                                ``test_accuracy`` and ``epoch_seconds`` (dim ``epoch``)
+``model.onnx``                  the final model, batch axis free, in one file (no external
+                                data file: every reference model is far below ONNX's 2 GB)
+=============================== ============================================================
+
+Training is deterministic for a seed on CPU (on one machine, at one torch thread count, which
+sets the order of floating-point sums): the initial weights come from a generator
+seeded from ``seed``, and at the start of every epoch both the shuffling order and the
+dropout masks are re-seeded from ``(seed, epoch)``.  So a run killed after epoch ``k`` and
+rerun resumes from ``resume.pt`` and ends with bit-identical weights to an uninterrupted run.
+Every file is written under a temporary name and renamed into place, so an interruption
+never leaves a half-written file behind.
+
+The training metrics of an epoch are measured after it, in eval mode, on the labels the model
+was trained on (corrupted labels included); the test metrics on the true test labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import math
+import numbers
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
+from directionkit.reference_models.datasets import DATASETS, corrupt_labels, load
+from directionkit.reference_models.models import MLP, ConvNet, ResNet
+from directionkit.store import atomic_directory
+
+__all__ = [
+    "HISTORY_VARIABLES",
+    "MODELS",
+    "OPTIMIZERS",
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "load_model",
+    "train",
+]
+
+#: Model families :class:`TrainConfig` accepts.
+MODELS: tuple[str, ...] = ("mlp", "convnet", "resnet")
+#: Optimisers :class:`TrainConfig` accepts.
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+#: Variables of ``history.zarr``, each with the single dim ``epoch``.
+HISTORY_VARIABLES: tuple[str, ...] = (
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "epoch_seconds",
+)
+
+_DEVICES = ("cpu", "cuda", "auto")
+_FORMAT = 1  # version of resume.pt's layout
+_EVAL_BATCH = 1024
+# purposes a seed is derived for, so no two random streams share a seed
+_SEED_INIT, _SEED_EPOCH = 0, 1
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _is_real(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(float(value))
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's result.
+
+    Validated on construction; a bad value raises
+    :class:`~directionkit.errors.InvalidParameterError` naming the field, what it must be
+    and what it got.  Sequences are stored as tuples and paths as strings, so a config
+    compares equal to its JSON round trip.
+
+    Parameters
+    ----------
+    dataset : {"digits", "fashion-mnist", "mnist", "cifar10"} or path to a ``.npz`` file
+        Passed to :func:`directionkit.reference_models.datasets.load`.
+    data_root : str, optional
+        Directory of the data set's files (required for ``"mnist"`` and ``"cifar10"``).
+    corruption : float in [0, 1], default 0
+        Fraction of training labels shuffled among themselves
+        (:func:`~directionkit.reference_models.datasets.corrupt_labels`); test labels stay true.
+    label_seed : int >= 0, optional
+        Seed of the label shuffle; defaults to ``seed`` (set it to train several
+        initialisations on the same corrupted labels).
+    train_limit, test_limit : int >= 1, optional
+        Use only the first N examples of the split (before corruption).
+    model : {"mlp", "convnet", "resnet"}, default "mlp"
+        :func:`~directionkit.reference_models.models.MLP`,
+        :class:`~directionkit.reference_models.models.ConvNet` or a bottleneck
+        :class:`~directionkit.reference_models.models.ResNet` (3x3 stem for inputs of 32
+        pixels or fewer).
+    hidden : tuple of int, default (512, 512)
+        MLP hidden widths.
+    dropout : float in [0, 1), default 0
+        MLP dropout after each ReLU.
+    batch_norm : bool, default True
+        ConvNet batch normalisation (the ResNet always has it).
+    width : float > 0, default 1
+        ConvNet channel multiplier; for the ResNet, the first stage has ``round(64 * width)``
+        planes.
+    blocks : tuple of int, default (3, 4, 6, 3)
+        ResNet bottleneck blocks per stage (``(3, 4, 6, 3)`` is ResNet-50).
+    epochs : int >= 1, default 10
+        Epochs to train (at most; see ``stop_at_train_accuracy``).
+    optimizer : {"adam", "sgd"}, default "adam"
+    lr : float > 0, default 1e-3
+    momentum : float in [0, 1), default 0.9
+        SGD momentum (ignored by Adam).
+    weight_decay : float >= 0, default 0
+    batch_size : int >= 1, default 128
+    seed : int >= 0, default 0
+        Seeds initial weights, shuffling and dropout (and the label shuffle, unless
+        ``label_seed`` is given).
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        ``"auto"`` is CUDA when available.  Only CPU runs are guaranteed bit-reproducible.
+    checkpoint_epochs : tuple of int, default ()
+        Epochs after which to save the model's weights, ``0`` for the initial ones; the last
+        epoch is always saved.
+    stop_at_train_accuracy : float in (0, 1], optional
+        Stop once the training accuracy reaches this (e.g. 0.95 to train until memorised);
+        the last epoch trained is then the final one.
+
+    Examples
+    --------
+    >>> config = TrainConfig(dataset="digits", corruption=1.0, hidden=[64], epochs=3)
+    >>> config.hidden, config.model, config.optimizer
+    ((64,), 'mlp', 'adam')
+    >>> TrainConfig.from_dict(config.to_dict()) == config
+    True
+    >>> TrainConfig(corruption=1.5)
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidParameterError: The 'corruption' parameter of TrainConfig must be a float in [0, 1]. Got 1.5 instead.
+    """  # noqa: E501
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    corruption: float = 0.0
+    label_seed: int | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (512, 512)
+    dropout: float = 0.0
+    batch_norm: bool = True
+    width: float = 1.0
+    blocks: tuple[int, ...] = (3, 4, 6, 3)
+    epochs: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_epochs: tuple[int, ...] = field(default=())
+    stop_at_train_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        func = "TrainConfig"
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        def real(name: str, expected: str, ok: Callable[[float], bool]) -> None:
+            value = getattr(self, name)
+            if not _is_real(value) or not ok(float(value)):
+                raise parameter_error(name, func, expected, value)
+            put(name, float(value))
+
+        def optional_int(name: str, minimum: int) -> None:
+            value = getattr(self, name)
+            if value is not None:
+                put(name, check_int(value, name, func, minimum=minimum))
+
+        def ints(name: str, minimum: int) -> tuple[int, ...]:
+            value = getattr(self, name)
+            expected = f"a sequence of ints >= {minimum}"
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+                raise parameter_error(name, func, expected, value)
+            if any(isinstance(v, bool) or not isinstance(v, int | np.integer) for v in value):
+                raise parameter_error(name, func, expected, value)
+            if any(v < minimum for v in value):
+                raise parameter_error(name, func, expected, value)
+            result = tuple(int(v) for v in value)
+            put(name, result)
+            return result
+
+        dataset = self.dataset
+        if isinstance(dataset, os.PathLike):
+            dataset = os.fspath(dataset)
+        if not isinstance(dataset, str) or not (dataset in DATASETS or dataset.endswith(".npz")):
+            listed = ", ".join(repr(d) for d in DATASETS)
+            raise parameter_error(
+                "dataset", func, f"one of {{{listed}}} or a path to a .npz file", self.dataset
+            )
+        put("dataset", dataset)
+        if self.data_root is not None:
+            if not isinstance(self.data_root, str | os.PathLike):
+                raise parameter_error("data_root", func, "a path or None", self.data_root)
+            put("data_root", os.fspath(self.data_root))
+        real("corruption", "a float in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+        optional_int("label_seed", 0)
+        optional_int("train_limit", 1)
+        optional_int("test_limit", 1)
+        check_choice(self.model, "model", func, MODELS)
+        if not ints("hidden", 1):
+            raise parameter_error("hidden", func, "a non-empty sequence of ints >= 1", ())
+        real("dropout", "a float in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        if self.dropout and self.model != "mlp":
+            raise parameter_error(
+                "dropout",
+                func,
+                f"0 for model={self.model!r} (only the MLP has dropout)",
+                self.dropout,
+            )
+        if not isinstance(self.batch_norm, bool | np.bool_):
+            raise parameter_error("batch_norm", func, "a bool", self.batch_norm)
+        put("batch_norm", bool(self.batch_norm))
+        real("width", "a float > 0", lambda v: v > 0.0)
+        if not ints("blocks", 1):
+            raise parameter_error("blocks", func, "a non-empty sequence of ints >= 1", ())
+        put("epochs", check_int(self.epochs, "epochs", func, minimum=1))
+        check_choice(self.optimizer, "optimizer", func, OPTIMIZERS)
+        real("lr", "a float > 0", lambda v: v > 0.0)
+        real("momentum", "a float in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        real("weight_decay", "a float >= 0", lambda v: v >= 0.0)
+        put("batch_size", check_int(self.batch_size, "batch_size", func, minimum=1))
+        put("seed", check_int(self.seed, "seed", func, minimum=0))
+        check_choice(self.device, "device", func, _DEVICES)
+        epochs = ints("checkpoint_epochs", 0)
+        if any(e > self.epochs for e in epochs):
+            raise parameter_error(
+                "checkpoint_epochs", func, f"epochs in [0, epochs={self.epochs}]", epochs
+            )
+        put("checkpoint_epochs", tuple(sorted(set(epochs))))
+        if self.stop_at_train_accuracy is not None:
+            real("stop_at_train_accuracy", "a float in (0, 1] or None", lambda v: 0 < v <= 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict (tuples become lists).
+
+        Examples
+        --------
+        >>> TrainConfig(hidden=(32,)).to_dict()["hidden"]
+        [32]
+        """
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict`'s output; missing fields take their defaults.
+
+        Raises
+        ------
+        InvalidParameterError
+            An unknown field (the message lists the valid ones) or a bad value.
+
+        Examples
+        --------
+        >>> TrainConfig.from_dict({"epochs": 2, "hidden": [8, 8]}).hidden
+        (8, 8)
+        >>> TrainConfig.from_dict({"epoch": 2})
+        Traceback (most recent call last):
+        ...
+        directionkit.errors.InvalidParameterError: Unknown TrainConfig field 'epoch'. Valid fields are: 'dataset', 'data_root', 'corruption', 'label_seed', 'train_limit', 'test_limit', 'model', 'hidden', 'dropout', 'batch_norm', 'width', 'blocks', 'epochs', 'optimizer', 'lr', 'momentum', 'weight_decay', 'batch_size', 'seed', 'device', 'checkpoint_epochs', 'stop_at_train_accuracy'.
+        """  # noqa: E501
+        if not isinstance(data, Mapping):
+            raise parameter_error("data", "TrainConfig.from_dict", "a mapping", data)
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                listed = ", ".join(repr(n) for n in names)
+                raise InvalidParameterError(
+                    f"Unknown TrainConfig field {key!r}. Valid fields are: {listed}."
+                )
+        return cls(**dict(data))
+
+    def to_json(self) -> str:
+        """The config as indented, key-sorted JSON."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` wrote.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The run directory.
+    config : TrainConfig
+    history : xarray.Dataset
+        Dim ``epoch`` (1, 2, ... up to the last epoch trained); variables
+        :data:`HISTORY_VARIABLES`; ``attrs["config"]`` is the config as JSON.
+    checkpoints : dict of int to Path
+        Epoch -> ``state_dict`` file, the requested epochs and the last one.
+    final_epoch : int
+        The last epoch trained (``config.epochs`` unless stopped early).
+    onnx_path : Path or None
+        ``model.onnx``, or None when the export was not asked for.
+    resumed_from : int
+        The epoch this call started from: 0 for a fresh run, ``final_epoch`` when the run
+        was already complete.
+    """
+
+    out_dir: Path
+    config: TrainConfig
+    history: xr.Dataset
+    checkpoints: dict[int, Path]
+    final_epoch: int
+    onnx_path: Path | None
+    resumed_from: int
+
+    @property
+    def final_checkpoint(self) -> Path:
+        """The ``state_dict`` file of the final model."""
+        return self.checkpoints[self.final_epoch]
+
+    def load_model(self, epoch: int | None = None) -> nn.Module:
+        """The model at ``epoch`` (default: the final one), on CPU, in eval mode."""
+        return load_model(self.out_dir, epoch)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(config: TrainConfig, input_shape: Sequence[int], n_classes: int) -> nn.Module:
+    """The untrained model ``config`` describes, for inputs of ``input_shape`` (no batch axis).
+
+    Uses torch's current random state; :func:`train` seeds it first.
+
+    Examples
+    --------
+    >>> net = build_model(TrainConfig(hidden=(16,)), (1, 8, 8), 10)
+    >>> net(torch.zeros(3, 1, 8, 8)).shape
+    torch.Size([3, 10])
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if config.model == "mlp":
+        return MLP(math.prod(shape), config.hidden, n_classes, config.dropout)
+    if len(shape) != 3:
+        raise InvalidDataError(
+            f"model={config.model!r} needs images of shape (C, H, W); the data have examples "
+            f"of shape {shape}. Use model='mlp' for flat inputs."
+        )
+    if config.model == "convnet":
+        return ConvNet(shape[0], n_classes, batch_norm=config.batch_norm, width=config.width)
+    return ResNet(
+        config.blocks,
+        n_classes,
+        shape[0],
+        base=max(1, round(64 * config.width)),
+        small_input=max(shape[1:]) <= 32,
+    )
+
+
+def load_model(out_dir: str | os.PathLike[str], epoch: int | None = None) -> nn.Module:
+    """Rebuild a trained model from a run directory of :func:`train`.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The run directory.
+    epoch : int, optional
+        A checkpointed epoch; default the final one.
+
+    Returns
+    -------
+    torch.nn.Module
+        On CPU, in eval mode.
+
+    Raises
+    ------
+    StoreError
+        ``out_dir`` is not a run directory, or has no checkpoint for ``epoch`` (the message
+        lists the ones it has).
+    """
+    run = Path(out_dir)
+    try:
+        config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        meta = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{str(run)!r} is not a training run directory: {err}") from err
+    saved = _saved_checkpoints(run)
+    if epoch is None:
+        if not saved:
+            raise StoreError(f"{str(run)!r} has no checkpoints yet.")
+        epoch = max(saved)
+    if epoch not in saved:
+        raise StoreError(
+            f"{str(run)!r} has no checkpoint for epoch {epoch!r}; it has epochs {sorted(saved)}."
+        )
+    model = build_model(config, meta["input_shape"], meta["n_classes"])
+    model.load_state_dict(torch.load(saved[epoch], map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    resume: bool = True,
+    overwrite: bool = False,
+    onnx: bool = True,
+    on_epoch_end: Callable[[int, Mapping[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train the model ``config`` describes and write a run directory (see the module doc).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out_dir : str or path-like
+        The run directory; created (with its parents) if missing.
+    progress : bool, default True
+        Show a tqdm bar advancing once per epoch, with the latest accuracies.
+    resume : bool, default True
+        If ``out_dir`` holds a run of the same config, continue from its latest epoch (or just
+        return it when it is complete).  False starts that run again from scratch.
+    overwrite : bool, default False
+        Replace a run of a *different* config in ``out_dir``.  Without it such a directory,
+        or a non-empty one that is not a run, is refused before anything is written.
+    onnx : bool, default True
+        Export the final model to ``out_dir/model.onnx`` (a free batch axis; input
+        ``input``, output ``logits``).
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(epoch, metrics)`` once an epoch's checkpoints are saved;
+        ``metrics`` maps :data:`HISTORY_VARIABLES` to that epoch's values.  An exception it
+        raises stops training there, leaving a resumable run.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InvalidParameterError
+        ``config`` is not a :class:`TrainConfig`, or its device is unavailable.
+    StoreError
+        ``out_dir`` holds something else (see ``overwrite``).
+    DatasetNotFoundError, InvalidDataError
+        The data set cannot be loaded; nothing is written then.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> config = TrainConfig(dataset="digits", hidden=(32,), epochs=3, lr=1e-2, seed=0)
+    >>> result = train(config, tempfile.mkdtemp(), progress=False, onnx=False)
+    >>> result.history.sizes["epoch"], sorted(result.checkpoints)
+    (3, [3])
+    >>> float(result.history["test_accuracy"][-1]) > 0.85
+    True
+    """
+    if not isinstance(config, TrainConfig):
+        raise parameter_error("config", "train", "a TrainConfig", config)
+    run = Path(out_dir)
+    device = _resolve_device(config.device)
+    if run.exists() and not run.is_dir():
+        raise StoreError(f"{str(run)!r} exists and is not a directory.")
+    previous = _existing_config(run)
+    if previous is not None and previous != config and not overwrite:
+        difference = _describe_difference(previous, config)
+        raise StoreError(
+            f"{str(run)!r} holds a run of a different config ({difference}); "
+            "pass overwrite=True to replace it, or choose another out_dir."
+        )
+    if previous is None and run.exists() and any(run.iterdir()) and not overwrite:
+        raise StoreError(
+            f"{str(run)!r} is not empty and holds no training run (no config.json); "
+            "pass overwrite=True to write into it anyway, or choose another out_dir."
+        )
+
+    data = _prepare_data(config, device)  # may raise: nothing written yet
+    fresh = previous != config or not resume
+    if fresh:
+        _remove_outputs(run)
+    run.mkdir(parents=True, exist_ok=True)
+    _write_text(run / "config.json", config.to_json() + "\n")
+    _write_text(run / "run.json", json.dumps(data.meta, indent=2, sort_keys=True) + "\n")
+
+    torch.manual_seed(_derive_seed(config.seed, _SEED_INIT))
+    model = build_model(config, data.input_shape, data.n_classes).to(device)
+    optimizer = _optimizer(config, model)
+    history: dict[str, list[float]] = {name: [] for name in HISTORY_VARIABLES}
+    start = 0
+    state_path = run / "resume.pt"
+    if not fresh and state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = {name: list(state["history"][name]) for name in HISTORY_VARIABLES}
+        start = int(state["epoch"])
+    resumed_from = start
+    (run / "checkpoints").mkdir(exist_ok=True)
+    if start == 0 and 0 in config.checkpoint_epochs:
+        _save(_cpu_state(model), _checkpoint_path(run, 0))
+
+    done = _finished(config, history)
+    bar = _progress(progress, config, start)
+    try:
+        for epoch in range(start + 1, config.epochs + 1):
+            if done:
+                break
+            began = time.perf_counter()
+            _train_epoch(model, optimizer, data, config, epoch, device)
+            metrics = {
+                **_evaluate(model, data.x_train, data.y_train, "train"),
+                **_evaluate(model, data.x_test, data.y_test, "test"),
+                "epoch_seconds": time.perf_counter() - began,
+            }
+            for name in HISTORY_VARIABLES:
+                history[name].append(metrics[name])
+            done = _finished(config, history)
+            if epoch in config.checkpoint_epochs or done:
+                _save(_cpu_state(model), _checkpoint_path(run, epoch))
+            _save(
+                {
+                    "format": _FORMAT,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                },
+                state_path,
+            )
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    train_acc=f"{metrics['train_accuracy']:.3f}",
+                    test_acc=f"{metrics['test_accuracy']:.3f}",
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, dict(metrics))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    final_epoch = len(history["train_loss"])
+    final = _checkpoint_path(run, final_epoch)
+    if not final.exists():  # e.g. killed between the two saves of the last epoch
+        _save(_cpu_state(model), final)
+    dataset = _history_dataset(history, config, data.meta)
+    with atomic_directory(run / "history.zarr", overwrite=True) as temporary:
+        with _quiet_consolidation():
+            dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
+    onnx_path = None
+    if onnx:
+        onnx_path = run / "model.onnx"
+        if fresh or resumed_from < final_epoch or not onnx_path.exists():
+            # two rows, so the exporter does not specialise the batch axis to a size of 1
+            example = data.x_train[:1].expand(2, *data.input_shape)
+            _export_onnx(model, example, onnx_path)
+    checkpoints = {
+        e: p
+        for e, p in _saved_checkpoints(run).items()
+        if e in config.checkpoint_epochs or e == final_epoch
+    }
+    return TrainResult(run, config, dataset, checkpoints, final_epoch, onnx_path, resumed_from)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Data:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    n_classes: int
+    meta: dict[str, Any]
+
+
+def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
+    """Load, cut and corrupt the data; the tensors go to ``device`` whole (they are small)."""
+    X_train, y_train = load(config.dataset, "train", root=config.data_root)
+    X_test, y_test = load(config.dataset, "test", root=config.data_root)
+    X_train, y_train = X_train[: config.train_limit], y_train[: config.train_limit]
+    X_test, y_test = X_test[: config.test_limit], y_test[: config.test_limit]
+    if X_train.shape[1:] != X_test.shape[1:]:
+        raise InvalidDataError(
+            f"The train and test examples of {config.dataset!r} differ in shape: "
+            f"{X_train.shape[1:]} and {X_test.shape[1:]}."
+        )
+    n_classes = max(int(y_train.max()), int(y_test.max())) + 1
+    label_seed = config.seed if config.label_seed is None else config.label_seed
+    y_trained, mask = corrupt_labels(y_train, config.corruption, seed=label_seed)
+    meta = {
+        "input_shape": list(X_train.shape[1:]),
+        "n_classes": n_classes,
+        "n_train": int(X_train.shape[0]),
+        "n_test": int(X_test.shape[0]),
+        "n_corrupted": int(mask.sum()),
+        "n_changed_labels": int((y_trained != y_train).sum()),
+    }
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    return _Data(
+        tensor(X_train.astype(np.float32, copy=False)),
+        tensor(y_trained),
+        tensor(X_test.astype(np.float32, copy=False)),
+        tensor(y_test),
+        tuple(X_train.shape[1:]),
+        n_classes,
+        meta,
+    )
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise parameter_error(
+            "device", "train", "'cpu' or 'auto' here (torch sees no CUDA device)", name
+        )
+    return torch.device(name)
+
+
+def _derive_seed(seed: int, *keys: int) -> int:
+    """A 63-bit seed for one purpose, derived from the run's seed (``SeedSequence``)."""
+    state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)
+    return int(state[0]) >> 1
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _batches(n: int, size: int) -> list[tuple[int, int]]:
+    bounds = [(i, min(i + size, n)) for i in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        # a batch of one example breaks batch norm in training mode; fold it into the last
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    config: TrainConfig,
+    epoch: int,
+    device: torch.device,
+) -> None:
+    # everything random in an epoch depends on (seed, epoch) alone, so resuming is exact
+    seed = _derive_seed(config.seed, _SEED_EPOCH, epoch)
+    order = torch.randperm(data.x_train.shape[0], generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)  # dropout masks (CPU and CUDA generators)
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    for lo, hi in _batches(len(order), config.batch_size):
+        index = order[lo:hi].to(device)
+        x, y = data.x_train[index], data.y_train[index]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, split: str) -> dict[str, float]:
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for lo, hi in _batches(x.shape[0], _EVAL_BATCH):
+        logits = model(x[lo:hi])
+        target = y[lo:hi]
+        total_loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(1) == target).sum())
+    n = x.shape[0]
+    return {f"{split}_loss": total_loss / n, f"{split}_accuracy": correct / n}
+
+
+def _finished(config: TrainConfig, history: Mapping[str, Sequence[float]]) -> bool:
+    trained = len(history["train_accuracy"])
+    if trained >= config.epochs:
+        return True
+    target = config.stop_at_train_accuracy
+    return bool(trained and target is not None and history["train_accuracy"][-1] >= target)
+
+
+def _progress(enabled: bool, config: TrainConfig, start: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=config.epochs,
+        initial=start,
+        unit="epoch",
+        desc=f"{config.model} on {config.dataset} (corruption {config.corruption:g})",
+    )
+
+
+def _history_dataset(
+    history: Mapping[str, Sequence[float]], config: TrainConfig, meta: Mapping[str, Any]
+) -> xr.Dataset:
+    epochs = np.arange(1, len(history["train_loss"]) + 1, dtype=np.int64)
+    units = {
+        "train_loss": "mean cross-entropy on the training labels (corrupted ones included)",
+        "train_accuracy": "accuracy on the training labels (corrupted ones included)",
+        "test_loss": "mean cross-entropy on the true test labels",
+        "test_accuracy": "accuracy on the true test labels",
+        "epoch_seconds": "wall-clock seconds of the epoch (training and evaluation)",
+    }
+    variables = {
+        name: xr.DataArray(
+            np.asarray(history[name], dtype=np.float64),
+            dims=("epoch",),
+            attrs={"description": units[name]},
+        )
+        for name in HISTORY_VARIABLES
+    }
+    attrs = {"config": config.to_json(), **meta, "torch_version": torch.__version__}
+    return xr.Dataset(variables, coords={"epoch": epochs}, attrs=attrs)
+
+
+def _existing_config(run: Path) -> TrainConfig | None:
+    path = run / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise StoreError(
+            f"{str(path)!r} is not a readable TrainConfig ({err}); "
+            "pass overwrite=True to replace the run."
+        ) from err
+
+
+def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
+    parts = [
+        f"{f.name}: saved {getattr(saved, f.name)!r}, given {getattr(given, f.name)!r}"
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(saved, f.name) != getattr(given, f.name)
+    ]
+    return "; ".join(parts)
+
+
+def _remove_outputs(run: Path) -> None:
+    """Delete what a previous run wrote into ``run`` (and nothing else)."""
+    for name in ("config.json", "run.json", "resume.pt", "model.onnx", "model.onnx.data"):
+        (run / name).unlink(missing_ok=True)
+    for name in ("checkpoints", "history.zarr"):
+        shutil.rmtree(run / name, ignore_errors=True)
+
+
+def _checkpoint_path(run: Path, epoch: int) -> Path:
+    return run / "checkpoints" / f"epoch_{epoch:04d}.pt"
+
+
+def _saved_checkpoints(run: Path) -> dict[int, Path]:
+    found = {}
+    for path in (run / "checkpoints").glob("epoch_*.pt"):
+        suffix = path.stem.removeprefix("epoch_")
+        if suffix.isdigit():
+            found[int(suffix)] = path
+    return dict(sorted(found.items()))
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it to ``path`` on success."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's ``state_dict`` on CPU, so a checkpoint loads on machines without a GPU."""
+    return {name: value.detach().to("cpu") for name, value in model.state_dict().items()}
+
+
+def _save(obj: Any, path: Path) -> None:
+    with _replacing(path) as temporary:
+        torch.save(obj, temporary)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with _replacing(path) as temporary:
+        temporary.write_text(text)
+
+
+@contextlib.contextmanager
+def _quiet_consolidation() -> Iterator[None]:
+    # zarr 3 flags consolidated metadata as outside its spec; it is what lets plain
+    # xarray.open_zarr read the history quickly and without a warning
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    # the exporter logs a warning per torchvision operator it cannot register when torchvision
+    # is not installed; none of them matter for these models
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    cpu = copy.deepcopy(model).to("cpu").eval()
+    batch = torch.export.Dim("batch")
+    with _replacing(path) as temporary, warnings.catch_warnings(), _quiet_logger("torch.onnx"):
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracing notes
+        torch.onnx.export(
+            cpu,
+            (example.to("cpu").contiguous(),),
+            str(temporary),
+            dynamo=True,
+            dynamic_shapes=({0: batch},),
+            input_names=["input"],
+            output_names=["logits"],
+            external_data=False,
+            verbose=False,
+        )
