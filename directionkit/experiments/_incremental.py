@@ -14,10 +14,14 @@ weights of the layer after it.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from directionkit.adapter import LinearChain
 from directionkit.experiments._data import Batches
@@ -26,6 +30,24 @@ from directionkit.experiments._engine import check_labels_fit
 #: Examples per block: an ordering's steps then work on a cache-resident (units, BLOCK)
 #: array instead of streaming the whole batch through memory at every step.
 BLOCK = 256
+
+
+def _workers(tasks: int) -> int:
+    """Worker threads for ``tasks`` independent pieces: one per usable core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(tasks, cores or 1))
+
+
+def _split(n: int, parts: int) -> list[range]:
+    """``range(n)`` cut into ``parts`` contiguous pieces of near-equal size.
+
+    Examples
+    --------
+    >>> _split(5, 2)
+    [range(0, 2), range(2, 5)]
+    """
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _as_matrix(x: Any, dtype: np.dtype[Any]) -> np.ndarray:
@@ -98,32 +120,57 @@ def incremental_accuracy(
             new = np.flatnonzero(masks[first_site][row] & ~clamped)
             clamped[new] = True
             steps.append((new, np.ascontiguousarray(consumer_t[:, new])))
-    correct = np.zeros(n_rows)
-    total = 0
-    for x, y in batches:
-        h = _as_matrix(x, dtype)
-        for layer in range(first + 1):  # the prefix, once per batch
-            h = np.maximum(h @ weights[layer] + biases[layer], 0)
-        check_labels_fit(y, weights[-1].shape[1], batches.func)
-        delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
-        clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
-        # blocks of examples small enough that an ordering's steps stay in cache
+
+    def one_ordering(
+        start: int, delta_t: np.ndarray, clean_t: np.ndarray, y: np.ndarray
+    ) -> np.ndarray:
+        """Correct counts of the curve points ``start..`` of one ordering, on one batch."""
+        hits = np.zeros(points_per_ordering)
+        # blocks of examples small enough that the ordering's steps stay in cache
         for lo in range(0, y.shape[0], BLOCK):
             block_y = y[lo : lo + BLOCK]
-            block_delta = np.ascontiguousarray(delta_t[:, lo : lo + BLOCK])
-            block_clean = np.ascontiguousarray(clean_t[:, lo : lo + BLOCK])
-            for start in range(0, n_rows, points_per_ordering):
-                z_t = block_clean.copy()
-                for row in range(start, start + points_per_ordering):
-                    new, columns = steps[row]
-                    if new.size:
-                        z_t -= columns @ block_delta[new]
-                    out = z_t
-                    for weight_t, bias in tails[row]:
-                        out = weight_t @ np.maximum(out, 0) + bias[:, None]
-                    correct[row] += np.count_nonzero(out.argmax(axis=0) == block_y)
-        total += y.shape[0]
+            block_delta = delta_t[:, lo : lo + BLOCK]
+            z_t = clean_t[:, lo : lo + BLOCK].copy()  # edited in place; C-ordered
+            for point, row in enumerate(range(start, start + points_per_ordering)):
+                new, columns = steps[row]
+                if new.size:
+                    z_t -= columns @ block_delta[new]
+                out = z_t
+                for weight_t, bias in tails[row]:
+                    out = weight_t @ np.maximum(out, 0) + bias[:, None]
+                hits[point] += np.count_nonzero(out.argmax(axis=0) == block_y)
+        return hits
+
+    correct = np.zeros(n_rows)
+    total = 0
+    starts = range(0, n_rows, points_per_ordering)
+    # orderings are independent: one per worker thread (numpy releases the GIL), each
+    # with a single-threaded BLAS, which beats threading the small matmuls themselves
+    workers = _workers(len(starts))
+    with ThreadPoolExecutor(workers) as pool:
+        for x, y in batches:
+            h = _as_matrix(x, dtype)
+            for layer in range(first + 1):  # the prefix, once per batch, BLAS threaded
+                h = np.maximum(h @ weights[layer] + biases[layer], 0)
+            check_labels_fit(y, weights[-1].shape[1], batches.func)
+            delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
+            clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
+            with threadpool_limits(1, user_api="blas"):
+                jobs = [pool.submit(one_ordering, s, delta_t, clean_t, y) for s in starts]
+                for start, job in zip(starts, jobs, strict=True):
+                    correct[start : start + points_per_ordering] += job.result()
+            total += y.shape[0]
     return correct / total
+
+
+class _Batch(NamedTuple):
+    """One data batch of :func:`single_unit_scores`: site activity and clean results."""
+
+    h_t: np.ndarray  # (units, B)
+    z: np.ndarray  # (B, n_out), the consumer's clean pre-activation
+    y: np.ndarray
+    loss: np.ndarray  # clean per-example loss
+    hit: np.ndarray  # clean per-example correctness
 
 
 def single_unit_scores(
@@ -156,6 +203,8 @@ def single_unit_scores(
     loss, correct = np.zeros(n_units), np.zeros(n_units)
     clean_loss, clean_correct, total = 0.0, 0.0, 0
 
+    workers = _workers(n_units)
+
     def tail(z: np.ndarray, inplace: bool = False) -> np.ndarray:
         for later in range(layer + 2, len(weights)):
             z = np.maximum(z, 0, out=z if inplace else None) @ weights[later]
@@ -163,36 +212,41 @@ def single_unit_scores(
             inplace = True  # z is ours from here on
         return z
 
-    for x, y in batches:
-        h = _as_matrix(x, dtype)
-        for earlier in range(layer + 1):
-            h = np.maximum(h @ weights[earlier] + biases[earlier], 0)
-        check_labels_fit(y, weights[-1].shape[1], batches.func)
-        z = h @ consumer + consumer_b
-        logits = tail(z)
-        example_loss = cross_entropy(logits[None], y)[0]
-        example_hit = logits.argmax(axis=1) == y
-        batch_loss, batch_hits = float(example_loss.sum()), int(np.count_nonzero(example_hit))
-        clean_loss += batch_loss
-        clean_correct += batch_hits
-        h_t = np.ascontiguousarray(h.T)
+    def some_units(units: range, batch: _Batch) -> None:
         # clamping unit u to zero changes nothing where it is already zero (ReLU
         # sparsity): only the examples where it is active are recomputed
-        for unit in range(n_units):
-            active = np.flatnonzero(h_t[unit])
-            loss[unit] += batch_loss
-            correct[unit] += batch_hits
+        for unit in units:
+            active = np.flatnonzero(batch.h_t[unit])
             if active.size == 0:
                 continue
-            edited = z[active]  # a copy, edited in place
-            edited -= h_t[unit, active][:, None] * consumer[unit][None, :]
+            edited = batch.z[active]  # a copy, edited in place
+            edited -= batch.h_t[unit, active][:, None] * consumer[unit][None, :]
             out = tail(edited, inplace=True)
+            labels = batch.y[active]
             loss[unit] += float(
-                cross_entropy(out[None], y[active])[0].sum() - example_loss[active].sum()
+                cross_entropy(out[None], labels)[0].sum() - batch.loss[active].sum()
             )
             correct[unit] += int(
-                np.count_nonzero(out.argmax(axis=1) == y[active])
-                - np.count_nonzero(example_hit[active])
+                np.count_nonzero(out.argmax(axis=1) == labels) - np.count_nonzero(batch.hit[active])
             )
-        total += y.shape[0]
+
+    with ThreadPoolExecutor(workers) as pool:
+        for x, y in batches:
+            h = _as_matrix(x, dtype)
+            for earlier in range(layer + 1):
+                h = np.maximum(h @ weights[earlier] + biases[earlier], 0)
+            check_labels_fit(y, weights[-1].shape[1], batches.func)
+            z = h @ consumer + consumer_b
+            logits = tail(z)
+            example_loss = cross_entropy(logits[None], y)[0]
+            example_hit = logits.argmax(axis=1) == y
+            clean_loss += float(example_loss.sum())
+            clean_correct += int(np.count_nonzero(example_hit))
+            loss += float(example_loss.sum())
+            correct += int(np.count_nonzero(example_hit))
+            batch = _Batch(np.ascontiguousarray(h.T), z, y, example_loss, example_hit)
+            # disjoint units per worker thread, each with a single-threaded BLAS
+            with threadpool_limits(1, user_api="blas"):
+                list(pool.map(some_units, _split(n_units, workers), [batch] * workers))
+            total += y.shape[0]
     return loss, correct, clean_loss, clean_correct, total

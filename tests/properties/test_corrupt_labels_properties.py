@@ -66,7 +66,13 @@ def test_different_seeds_usually_differ(seed) -> None:  # type: ignore[no-untype
 @PROPERTY
 @given(st.integers(20, 300), st.integers(2, 10), SEEDS)
 def test_fraction_1_changes_many_labels(n, n_classes, seed) -> None:  # type: ignore[no-untyped-def]
-    y = np.arange(n) % n_classes  # balanced, so a shuffle keeps about 1/n_classes in place
-    new, mask = corrupt_labels(y, 1.0, seed)
-    assert mask.all()
-    assert (new != y).mean() >= 0.25
+    # balanced labels, so a shuffle keeps about 1/n_classes of them in place; one shuffle
+    # of few examples may keep many by chance, so average over 40 seeds (the mean's sd is
+    # below 0.02 here, and the margin 0.15)
+    y = np.arange(n) % n_classes
+    changed = []
+    for offset in range(40):
+        new, mask = corrupt_labels(y, 1.0, (seed + offset) % 2**32)
+        assert mask.all()
+        changed.append((new != y).mean())
+    assert np.mean(changed) >= (1 - 1 / n_classes) - 0.15
