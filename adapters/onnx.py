@@ -12,7 +12,9 @@ site (``(M, 1, U)`` for a dense one) and ``noise`` is ``noise_std * eps``, so on
 rows at the first intervened site; everything before it runs once per data batch
 (prefix caching).  Where a tensor computed before that site is consumed after it
 (a residual connection, or a shape computed from an early tensor), the rows are
-expanded at the model input instead.  Recorded sites become extra outputs, reduced
+expanded at the latest earlier tensor that everything after it depends on (in a
+ResNet, the input of the block holding the site), so only the blocks from there on
+run M times; failing that, at the model input.  Recorded sites become extra outputs, reduced
 over space in the graph for conv sites.
 
 Sites
@@ -108,6 +110,7 @@ _CLASSES = "pkg.torch.onnx.class_hierarchy"
 _LEGACY_OP = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?")
 _CALL_SUFFIX = re.compile(r"(?P<base>.+)_(?P<call>\d+)")
 _PREFIX = "directionkit__"
+_MAX_EXPANSION_CANDIDATES = 64  # tensors tried, latest first, before expanding at the input
 MIN_OPSET = 7
 
 
@@ -886,11 +889,15 @@ class _Rewrite:
         self.record = sorted(record, key=list(adapter.sites).index)
         info = adapter._site_info
         self.fixed = adapter._fixed_batch is not None
-        self.at_input = (
-            bool(self.sites)
-            and not self.fixed
-            and self._needs_input_expansion(info[self.sites[0]].producer)
-        )
+        #: the tensor at which B rows become M*B: the first intervened site where the graph
+        #: allows, else the latest tensor before it that every later computation depends
+        #: on (e.g. the input of a residual block), else the model input; None: no expansion
+        self.expand_at: str | None = None
+        expand_node, expand_rank = -1, len(adapter._input_dims)
+        if self.sites and not self.fixed:
+            self.expand_at, expand_node, expand_rank = self._expansion_point(
+                info[self.sites[0]].tensor, info[self.sites[0]].producer
+            )
         new_nodes: dict[int, list[onnx.NodeProto]] = {}  # insert after node index
         renames: dict[str, str] = {}
         outputs: list[onnx.ValueInfoProto] = []
@@ -907,17 +914,16 @@ class _Rewrite:
                         tensor, helper.np_dtype_to_tensor_dtype(site.dtype), None
                     )
                 )
-            expand = position == 0 and not self.at_input and not self.fixed
+            expand = position == 0 and self.expand_at == site.tensor
             nodes, edited = _edit_nodes(key, site.tensor, site.rank, scale, shift, noise, expand)
             new_nodes.setdefault(where, []).extend(nodes)
             renames[site.tensor] = edited
-        if self.at_input:
-            first = adapter._input
+        if self.expand_at is not None and self.expand_at != info[self.sites[0]].tensor:
             nodes, tiled = _tile_nodes(
-                f"{_PREFIX}in", first, len(adapter._input_dims), self.inputs[self.sites[0]][0]
+                f"{_PREFIX}expand", self.expand_at, expand_rank, self.inputs[self.sites[0]][0]
             )
-            new_nodes.setdefault(-1, []).extend(nodes)
-            renames[first] = tiled
+            new_nodes.setdefault(expand_node, []).extend(nodes)
+            renames[self.expand_at] = tiled
         for name in self.record:
             site = info[name]
             tensor = site.tensor
@@ -961,21 +967,43 @@ class _Rewrite:
         )
         self.dtypes = {name: info[name].dtype for name in self.sites}
 
-    def _needs_input_expansion(self, site_node: int) -> bool:
-        """Does a node after the first site read a batch-carrying tensor computed before it?"""
+    @property
+    def at_input(self) -> bool:
+        """Whether the rows are expanded at the model input (no prefix is shared)."""
+        return self.expand_at == self.adapter._input
+
+    def _expansion_point(self, site: str, site_node: int) -> tuple[str, int, int]:
+        """``(tensor, producing node, rank)`` where B rows can become M*B (see ``expand_at``).
+
+        A tensor qualifies when no node computed after it reads both a tensor that
+        depends on it and a batch-carrying tensor that does not (a residual ``Add``, a
+        ``Reshape`` to an early tensor's shape): those two would have M*B and B rows.
+        """
         adapter = self.adapter
         nodes = adapter._graph.node
-        consts = adapter._consts
-        after: set[str] = set(nodes[site_node].output)
         data: set[str] = {adapter._input}  # tensors that depend on the model input
-        for index, node in enumerate(nodes):
+        for node in nodes:
             if any(t in data for t in node.input):
                 data.update(node.output)
-            if index <= site_node:
-                continue
+        earlier = [
+            (nodes[i].output[0], i)
+            for i in range(site_node - 1, -1, -1)
+            if i in adapter._keep and nodes[i].output[0] in data
+        ]
+        candidates = [(site, site_node), *earlier[:_MAX_EXPANSION_CANDIDATES]]
+        for tensor, index in candidates:
+            rank = len(_tensor_shape(adapter._types.get(tensor)) or ())
+            if rank >= 1 and not self._conflicts(tensor, index, data):
+                return tensor, index, rank
+        return adapter._input, -1, len(adapter._input_dims)
+
+    def _conflicts(self, tensor: str, producer: int, data: set[str]) -> bool:
+        nodes = self.adapter._graph.node
+        after = {tensor}
+        for node in nodes[producer + 1 :]:
             if any(t in after for t in node.input):
-                if any(t in data and t not in after and t not in consts for t in node.input):
-                    return True  # e.g. a residual Add, or a Reshape to an early tensor's shape
+                if any(t in data and t not in after for t in node.input):
+                    return True
                 after.update(node.output)
         return False
 

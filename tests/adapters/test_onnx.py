@@ -281,11 +281,13 @@ def test_an_export_keeps_its_torch_site_names_and_weights() -> None:
     assert list(OnnxAdapter(exported_convnet()).sites) == ["2", "3.relu", "3.relu#1"]
 
 
-def test_a_residual_graph_expands_at_the_input_and_a_chain_at_the_site() -> None:
+def test_a_residual_graph_expands_before_its_block_and_a_chain_at_the_site() -> None:
     conv = OnnxAdapter(exported_convnet())
     x = np.random.default_rng(0).normal(size=(3, 2, 5, 5)).astype(np.float32)
     conv.run(x, Interventions.zero_ablate(conv.sites, {"3.relu": np.eye(4, dtype=bool)}))
-    assert conv._sessions[(frozenset({"3.relu"}), frozenset())].at_input
+    rewrite = conv._sessions[(frozenset({"3.relu"}), frozenset())]
+    # "3.relu" is inside the residual block whose input (site "2") the skip reads
+    assert rewrite.expand_at == conv._site_info["2"].tensor
     chain = OnnxAdapter(exported_mlp())
     chain.run(rows(3), Interventions.zero_ablate(chain.sites, {"1": np.eye(5, dtype=bool)}))
     assert not chain._sessions[(frozenset({"1"}), frozenset())].at_input
@@ -401,3 +403,29 @@ def test_decomposed_torch_activations_are_one_site_each_and_agree_with_torch() -
     np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
     for name in adapter.sites:
         np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
+
+
+def test_a_residual_network_expands_at_the_block_input_not_the_model_input() -> None:
+    from directionkit.reference_models.models import ResNet
+    from tests.adapters.onnx_models import export
+
+    torch.manual_seed(0)
+    net = ResNet(blocks=(1, 1), n_classes=3, in_channels=2, base=4, small_input=True)
+    x = np.random.default_rng(0).normal(size=(3, 2, 8, 8)).astype(np.float32)
+    adapter = OnnxAdapter(export(net, x, "small_resnet"))
+    torch_adapter = TorchAdapter(net, example_input=x[:1])
+    assert dict(adapter.sites) == dict(torch_adapter.sites)
+    last_block = [n for n in adapter.sites if n.startswith("stages.1.")]
+    rng = np.random.default_rng(2)
+    iv = Interventions.zero_ablate(
+        adapter.sites, {n: rng.random((4, adapter.sites[n].n_units)) < 0.5 for n in last_block}
+    )
+    record = list(adapter.sites)
+    got, want = adapter.run(x, iv, record=record), torch_adapter.run(x, iv, record=record)
+    np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
+    for name in record:
+        np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
+    rewrite = adapter._sessions[(frozenset(last_block), frozenset(record))]
+    # the rows grow at the output of the first block (the site before the last block)
+    assert rewrite.expand_at == adapter._site_info["stages.0.0.relu#2"].tensor
+    assert not rewrite.at_input
