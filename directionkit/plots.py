@@ -21,11 +21,10 @@ function                           variables                                pape
 
 Examples
 --------
->>> import numpy as np, directionkit as dk
->>> from directionkit.testing import NumpyMLPAdapter
+>>> import directionkit as dk
+>>> from directionkit.testing import example_model
 >>> from directionkit.plots import plot_analysis
->>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
->>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+>>> net, X, y = example_model()
 >>> result = dk.analyze(net, (X, y), orderings=2, fractions=5, progress=False)
 >>> sorted(plot_analysis(result))  # no noise curve: analyze was given no train_data
 ['ablation_curves', 'selectivity_by_depth', 'selectivity_histograms',
@@ -225,10 +224,9 @@ def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["ablation"], scopes=["all", "hidden1"],
     ...                     orderings=2, fractions=5, progress=False)
     >>> fig = ablation_curves(result)
@@ -279,10 +277,9 @@ def noise_curve(analysis: Analysis | xr.Dataset) -> Figure:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), train_data=(X, y), metrics=["noise"],
     ...                     noise_scales=[0.0, 0.5, 2.0], noise_repeats=2, progress=False)
     >>> noise_curve(result).axes[0].get_xscale()
@@ -328,10 +325,9 @@ def selectivity_histograms(analysis: Analysis | xr.Dataset) -> Figure:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> [ax.get_xlabel() for ax in selectivity_histograms(result).axes]
     ['class selectivity', 'mutual information (bits)']
@@ -381,10 +377,9 @@ def selectivity_vs_importance(
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics", "importance"],
     ...                     progress=False)
     >>> fig = selectivity_vs_importance(result, measures=["importance_loss"])
@@ -420,10 +415,9 @@ def selectivity_vs_weight_l1(analysis: Analysis | xr.Dataset) -> Figure:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics", "weight_l1"],
     ...                     progress=False)
     >>> len(selectivity_vs_weight_l1(result).axes)
@@ -452,10 +446,9 @@ def selectivity_by_depth(analysis: Analysis | xr.Dataset) -> Figure:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> [t.get_text() for t in selectivity_by_depth(result).axes[0].get_xticklabels()]
     ['hidden0', 'hidden1']
@@ -526,10 +519,9 @@ def plot_analysis(analysis: Analysis | xr.Dataset) -> dict[str, Figure]:
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> list(plot_analysis(result))
     ['selectivity_histograms', 'selectivity_by_depth']

@@ -111,10 +111,9 @@ def summary_table(analysis: Analysis | xr.Dataset, *, per_site: bool = True) -> 
 
     Examples
     --------
-    >>> import numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["ablation"], orderings=2, fractions=5,
     ...                     progress=False)
     >>> print(summary_table(result))  # doctest: +ELLIPSIS
@@ -238,10 +237,9 @@ def write_report(
 
     Examples
     --------
-    >>> import tempfile, numpy as np, directionkit as dk
-    >>> from directionkit.testing import NumpyMLPAdapter
-    >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=0)
-    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = net.predict(X)
+    >>> import tempfile, directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     out = write_report(result, f"{tmp}/report")

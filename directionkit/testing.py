@@ -24,7 +24,7 @@ import numpy as np
 from directionkit.adapter import Interventions, LinearChain, ModelAdapter, RunOutput, Site
 from directionkit.errors import DirectionKitError, SiteNotFoundError
 
-__all__ = ["AdapterTests", "NumpyMLPAdapter"]
+__all__ = ["AdapterTests", "NumpyMLPAdapter", "example_model"]
 
 
 class AdapterTests:
@@ -239,3 +239,19 @@ class NumpyMLPAdapter:
         return LinearChain(
             tuple(self.weights), tuple(self.biases), {n: s.depth for n, s in self._sites.items()}
         )
+
+
+def example_model(n: int = 60, seed: int = 0) -> tuple[NumpyMLPAdapter, np.ndarray, np.ndarray]:
+    """A small random MLP (4 inputs, hidden 6 and 5, 3 classes) and ``n`` examples it fits.
+
+    For runnable examples in docstrings: the labels are the model's own predictions.
+
+    Examples
+    --------
+    >>> net, X, y = example_model()
+    >>> list(net.sites), X.shape, bool((net.predict(X) == y).all())
+    (['hidden0', 'hidden1'], (60, 4), True)
+    """
+    net = NumpyMLPAdapter.random(n_in=4, hidden=(6, 5), n_classes=3, seed=seed)
+    X = np.random.default_rng(seed).normal(size=(n, 4))
+    return net, X, net.predict(X)
