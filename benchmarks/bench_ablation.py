@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from workload import b1_workload
 
 from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import ablation_curve, n_clamped
@@ -57,13 +58,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n, orderings, fractions = (1000, 3, 5) if args.quick else (10_000, 10, 21)
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
-    )
-    x = torch.rand(n, 784)
-    y = model(x).argmax(1)
-    y[::3] = torch.randint(0, 10, y[::3].shape)  # not a perfect fit
+    model, x, y = b1_workload(n)
     adapter = TorchAdapter(model, example_input=x[:1])
 
     data = (x, y.numpy())

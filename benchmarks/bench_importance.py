@@ -22,6 +22,7 @@ import torch
 from captum.attr import LayerFeatureAblation
 from torch import nn
 from torch.nn import functional
+from workload import mlp
 
 from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import unit_importance
@@ -48,9 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     n, per_evals = (500, (1, 16)) if args.quick else (10_000, (1, 4, 16, 64))
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
-    ).eval()
+    model = mlp()
     x = torch.rand(n, 784)
     y = torch.randint(0, 10, (n,))
     adapter = TorchAdapter(model, example_input=x[:1])

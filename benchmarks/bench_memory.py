@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import nn
+from workload import mlp
 
 from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import activation_statistics
@@ -47,9 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     n = 2_000 if args.quick else 60_000
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10)
-    )
+    model = mlp(hidden=1024)
     data = Generated(n, batch=1000)
     adapter = TorchAdapter(model, example_input=next(iter(data))[0][:1])
     before = peak_mb()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch import nn
+from workload import b1_workload
 
 from directionkit.adapters.onnx import OnnxAdapter
 from directionkit.adapters.torch import TorchAdapter
@@ -40,14 +40,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n, orderings, fractions = (1000, 2, 5) if args.quick else (10_000, 10, 21)
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
-    ).eval()
-    x = torch.rand(n, 784)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    y[::3] = torch.randint(0, 10, y[::3].shape)
+    model, x, y = b1_workload(n)
     path = Path(tempfile.mkdtemp()) / "mlp.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
