@@ -361,9 +361,8 @@ class OnnxAdapter:
                 "intervention per session run.", self._input, self._fixed_batch,
             )  # fmt: skip
         self._active_device = "cpu"
-        self._chain: LinearChain | bool | None = None
+        self._chain = self._find_chain()  # one walk along the graph
         self._io_binding = io_binding
-        self._device_id = 0
         self._session_for(frozenset(), frozenset())  # fail early, and learn the device
 
     # -- properties ---------------------------------------------------------------
@@ -494,9 +493,7 @@ class OnnxAdapter:
         adapter's output, so the chain's logits give the same accuracy and loss).
         The core then computes ablation curves and importance incrementally.
         """
-        if self._chain is None:
-            self._chain = self._find_chain() or False
-        return self._chain or None
+        return self._chain
 
     def _find_chain(self) -> LinearChain | None:
         nodes, consts = self._graph.node, self._consts
@@ -965,7 +962,6 @@ class _Rewrite:
         self.session = ort.InferenceSession(
             _serialise(model), adapter._options, providers=adapter._providers
         )
-        self.dtypes = {name: info[name].dtype for name in self.sites}
 
     @property
     def at_input(self) -> bool:
@@ -1020,14 +1016,16 @@ class _Rewrite:
         bound: Any,
         noise_rows: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """One session run: logits ``(M, B, C)`` and recorded ``(B, n_units)``."""
+        """One session run: logits ``(M, B, C)`` and recorded ``(B, n_units)``.
+
+        ``noise_rows=(start, total)``: ``x`` is rows ``start..`` of a batch of ``total``
+        (a fixed-size piece), so the noise drawn is that batch's, as other adapters draw it.
+        """
         adapter = self.adapter
         b = x.shape[0]
         m = 1 if interventions is None else interventions.n_interventions
         feeds: dict[str, np.ndarray] = {}
-        if self.sites:
-            if interventions is None:
-                interventions = Interventions.identity({n: adapter.sites[n] for n in self.sites})
+        if interventions is not None:  # the rewrite edits exactly the sites it names
             for name in self.sites:
                 feeds.update(self._feeds(name, interventions, b, noise_rows))
         fetch = [adapter.output_name, *(self.record_outputs if record else ())]
@@ -1073,23 +1071,16 @@ class _Rewrite:
         m = iv.n_interventions
         shape = [m] + [1] * info.rank
         shape[2 if site.kind == "conv" else info.rank] = site.n_units
-        if name in iv.sites:
-            scale = np.asarray(iv.scale[name], dtype).reshape(shape)
-            shift = np.asarray(iv.shift[name], dtype).reshape(shape)
-            noise_std = np.asarray(iv.noise_std[name])
-        else:
-            scale = np.ones(shape, dtype)
-            shift = np.zeros(shape, dtype)
-            noise_std = np.zeros((m, site.n_units))
+        scale = np.asarray(iv.scale[name], dtype).reshape(shape)
+        shift = np.asarray(iv.shift[name], dtype).reshape(shape)
+        noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
-            dims = self._site_dims(name, b)
-            total = b if noise_rows is None else noise_rows[1]
-            start = 0 if noise_rows is None else noise_rows[0]
-            eps = np.stack([
-                iv.standard_normal(name, r, (total, *dims))[start : start + b]
-                if noise_rows is not None else iv.standard_normal(name, r, (b, *dims))
-                for r in range(m)
-            ])  # fmt: skip
+            dims = self._site_dims(name)
+            # a piece of a larger batch draws that batch's noise and keeps its own rows
+            start, total = noise_rows or (0, b)
+            eps = np.stack(
+                [iv.standard_normal(name, r, (total, *dims))[start : start + b] for r in range(m)]
+            )
             if eps.shape[1] < b:  # the padded tail of a fixed-size batch
                 eps = np.concatenate([eps, np.zeros((m, b - eps.shape[1], *dims), eps.dtype)], 1)
             noise = (eps * noise_std.astype(np.float32).reshape(shape)).astype(dtype)
@@ -1097,7 +1088,7 @@ class _Rewrite:
             noise = np.zeros([1] * (info.rank + 1), dtype)
         return {scale_name: scale, shift_name: shift, noise_name: noise}
 
-    def _site_dims(self, name: str, b: int) -> tuple[int, ...]:
+    def _site_dims(self, name: str) -> tuple[int, ...]:
         """The per-example shape of a site's tensor, for drawing its noise."""
         adapter = self.adapter
         dims = adapter._site_info[name].dims
