@@ -25,7 +25,15 @@ import xarray as xr
 from directionkit._version import __version__
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 
-__all__ = ["SCHEMA", "ActivationWriter", "Analysis", "fingerprint", "open", "open_activations"]
+__all__ = [
+    "SCHEMA",
+    "ActivationWriter",
+    "Analysis",
+    "fingerprint",
+    "open",
+    "open_activations",
+    "write_zarr",
+]
 
 #: Variable name -> dims: the public contract of an analysis (DESIGN §4).
 SCHEMA: dict[str, tuple[str, ...]] = {
@@ -204,10 +212,28 @@ class Analysis:
         pathlib.Path
             The path written.
         """
-        with atomic_directory(path, overwrite=overwrite) as temporary:
-            with _no_consolidation_warning():
-                self._dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
-        return Path(path)
+        return write_zarr(self._dataset, path, overwrite=overwrite)
+
+
+def write_zarr(
+    dataset: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Write ``dataset`` as a consolidated zarr (format 3) store at ``path``, atomically.
+
+    What :meth:`Analysis.save` does, for any dataset (e.g. a training history).
+
+    Examples
+    --------
+    >>> import tempfile, xarray as xr
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_zarr(xr.Dataset({"a": ("x", [1, 2])}), f"{tmp}/a.zarr")
+    ...     xr.open_zarr(path)["a"].values.tolist()
+    [1, 2]
+    """
+    with atomic_directory(path, overwrite=overwrite) as temporary:
+        with _no_consolidation_warning():
+            dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -53,7 +53,7 @@ from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 from directionkit.reference_models.datasets import DATASETS, corrupt_labels, load
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
-from directionkit.store import atomic_directory
+from directionkit.store import write_zarr
 
 __all__ = [
     "HISTORY_VARIABLES",
@@ -586,9 +586,7 @@ def train(
     if not final.exists():  # e.g. killed between the two saves of the last epoch
         _save(_cpu_state(model), final)
     dataset = _history_dataset(history, config, data.meta)
-    with atomic_directory(run / "history.zarr", overwrite=True) as temporary:
-        with _quiet_consolidation():
-            dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
+    write_zarr(dataset, run / "history.zarr", overwrite=True)
     onnx_path = None
     if onnx:
         onnx_path = run / "model.onnx"
@@ -837,15 +835,6 @@ def _save(obj: Any, path: Path) -> None:
 def _write_text(path: Path, text: str) -> None:
     with _replacing(path) as temporary:
         temporary.write_text(text)
-
-
-@contextlib.contextmanager
-def _quiet_consolidation() -> Iterator[None]:
-    # zarr 3 flags consolidated metadata as outside its spec; it is what lets plain
-    # xarray.open_zarr read the history quickly and without a warning
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        yield
 
 
 @contextlib.contextmanager
