@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from directionkit._api import METRICS
 from directionkit._version import __version__
-from directionkit.errors import DirectionKitError
+from directionkit.errors import DirectionKitError, StoreError
 from directionkit.preprocessing import LAYOUTS
 from directionkit.reference_models._train_cli import add_arguments as add_train_arguments
 
@@ -44,10 +44,15 @@ def _parser() -> argparse.ArgumentParser:
         "zarr store. Inputs are float32 images in [0, 1], NCHW, then --scale, --mean/--std "
         "and --layout as the model needs; they are checked against the model's input shape.",
     )
-    analyze.add_argument("model", help="path to an .onnx file (external data next to it)")
+    analyze.add_argument(
+        "model",
+        help="path to an .onnx file (external data next to it), or a training run directory "
+        "(its model.onnx)",
+    )
     analyze.add_argument(
         "--data", required=True,
-        help="digits, fashion-mnist, PATH.npz, or a directory of MNIST-format IDX files",
+        help="digits, fashion-mnist, PATH.npz, a training run directory (its data, with the "
+        "labels it trained on), or a directory of MNIST-format IDX files",
     )  # fmt: skip
     analyze.add_argument("--out", required=True, help="where to write the analysis (zarr)")
     analyze.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -100,7 +105,15 @@ def _analyze(args: argparse.Namespace) -> None:
     from directionkit.store import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
-    adapter = as_adapter(args.model, sites=args.sites, device=args.device, data=None)
+    model = args.model
+    if os.path.isfile(os.path.join(model, "config.json")):  # a run directory of `train`
+        model = os.path.join(model, "model.onnx")
+        if not os.path.isfile(model):
+            raise StoreError(
+                f"The training run {args.model!r} has no model.onnx (trained with --no-onnx, "
+                "or not finished); rerun `directionkit train` on it without --no-onnx."
+            )
+    adapter = as_adapter(model, sites=args.sites, device=args.device, data=None)
     shape = getattr(adapter, "input_shape", None)
 
     def prepared(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +131,8 @@ def _analyze(args: argparse.Namespace) -> None:
         orderings=args.orderings, fractions=args.fractions, ablate_to=args.ablate_to,
         seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
     )  # fmt: skip
-    result.dataset.attrs["model"] = f"{Path(args.model).name} {result.dataset.attrs['model']}"
+    name = os.path.basename(os.path.normpath(args.model))
+    result.dataset.attrs["model"] = f"{name} {result.dataset.attrs['model']}"
     result.dataset.attrs["data"] = f"{args.data}:{args.split} {result.dataset.attrs['data']}"
     path = result.save(args.out, overwrite=args.overwrite)
     print(summary_table(result.dataset, per_site=False))

@@ -36,7 +36,10 @@ def load_data(
     spec : str
         ``"digits"``, ``"fashion-mnist"`` (from ``/usr/share/datasets/fashion-mnist``),
         a path to a ``.npz`` file (arrays ``x_train``/``y_train``/``x_test``/``y_test``,
-        or ``x``/``y``), or a directory holding MNIST-format IDX files.
+        or ``x``/``y``), a training run directory of ``directionkit train`` (its data
+        set, with the shuffled labels it trained on for ``"train"``: see
+        :func:`directionkit.reference_models.runs.run_data`), or a directory holding
+        MNIST-format IDX files.
     split : {"train", "test"}
     limit : int, optional
         Keep only the first ``limit`` examples.
@@ -48,18 +51,22 @@ def load_data(
     ((100, 1, 8, 8), (100,))
     """
     from directionkit.reference_models.datasets import load
+    from directionkit.reference_models.runs import run_data
 
     if spec in ("digits", "fashion-mnist"):
         X, y = load(spec, split)
     elif spec.endswith(".npz"):
         X, y = load(Path(spec), split)
+    elif os.path.isfile(os.path.join(spec, "config.json")):
+        X, y = run_data(spec, split)
     elif os.path.isdir(spec):
         X, y = load("mnist", split, root=spec)
     else:
         raise parameter_error(
             "data",
             "load_data",
-            "'digits', 'fashion-mnist', a path to a .npz file or a directory of IDX files",
+            "'digits', 'fashion-mnist', a path to a .npz file, a training run directory "
+            "or a directory of IDX files",
             spec,
         )
     if limit is not None:

@@ -16,8 +16,8 @@ __all__ = ["add_arguments", "run"]
 # the options that fill TrainConfig (dest == field name); torch-free, so not read off the class
 _CONFIG_FIELDS = tuple(
     """dataset data_root corruption label_seed train_limit test_limit model hidden dropout
-    batch_norm width blocks epochs optimizer lr momentum weight_decay batch_size seed device
-    checkpoint_epochs stop_at_train_accuracy""".split()
+    standardize batch_norm width blocks epochs optimizer lr momentum weight_decay batch_size
+    seed device checkpoint_epochs stop_at_train_accuracy""".split()
 )
 
 
@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hidden", type=int, nargs="+", metavar="W", help="MLP hidden widths (default 512 512)"
     )
     model.add_argument("--dropout", type=float, help="MLP dropout after each ReLU (default 0)")
+    model.add_argument(
+        "--standardize",
+        action="store_const",
+        const=True,
+        help="MLP: train on standardised inputs (folded into layer one when saved)",
+    )
     model.add_argument(
         "--no-batch-norm",
         dest="batch_norm",

@@ -14,6 +14,11 @@ A run directory holds everything a later analysis needs, and enough to resume:
                                 data file: every reference model is far below ONNX's 2 GB)
 =============================== ============================================================
 
+Checkpoints and ``model.onnx`` always take the data set's own inputs (as
+:func:`~directionkit.reference_models.datasets.load` returns them), also when the MLP was
+trained on standardised ones (``standardize``): the standardisation is folded into its
+first layer when it is saved.
+
 Training is deterministic for a seed on CPU (on one machine, at one torch thread count, which
 sets the order of floating-point sums): the initial weights come from a generator
 seeded from ``seed``, and at the start of every epoch both the shuffling order and the
@@ -51,8 +56,9 @@ from torch import nn
 
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
-from directionkit.reference_models.datasets import DATASETS, corrupt_labels, load
+from directionkit.reference_models.datasets import DATASETS
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
+from directionkit.reference_models.runs import split_data
 from directionkit.store import write_zarr
 
 __all__ = [
@@ -129,6 +135,12 @@ class TrainConfig:
         MLP hidden widths.
     dropout : float in [0, 1), default 0
         MLP dropout after each ReLU.
+    standardize : bool, default False
+        MLP only: train on inputs minus the training set's per-feature mean, divided by
+        its overall standard deviation.  This conditions the first layer, which speeds up
+        training (memorising shuffled labels most of all).  The shift and scale are folded
+        into the first ``Linear`` of every saved checkpoint and of the ONNX export, so saved
+        models take the data set's usual inputs.
     batch_norm : bool, default True
         ConvNet batch normalisation (the ResNet always has it).
     width : float > 0, default 1
@@ -178,6 +190,7 @@ class TrainConfig:
     model: str = "mlp"
     hidden: tuple[int, ...] = (512, 512)
     dropout: float = 0.0
+    standardize: bool = False
     batch_norm: bool = True
     width: float = 1.0
     blocks: tuple[int, ...] = (3, 4, 6, 3)
@@ -250,6 +263,17 @@ class TrainConfig:
                 f"0 for model={self.model!r} (only the MLP has dropout)",
                 self.dropout,
             )
+        if not isinstance(self.standardize, bool | np.bool_):
+            raise parameter_error("standardize", func, "a bool", self.standardize)
+        put("standardize", bool(self.standardize))
+        if self.standardize and self.model != "mlp":
+            raise parameter_error(
+                "standardize",
+                func,
+                f"False for model={self.model!r} (only the MLP's first layer can absorb it; "
+                "the conv nets have batch normalisation)",
+                self.standardize,
+            )
         if not isinstance(self.batch_norm, bool | np.bool_):
             raise parameter_error("batch_norm", func, "a bool", self.batch_norm)
         put("batch_norm", bool(self.batch_norm))
@@ -302,7 +326,7 @@ class TrainConfig:
         >>> TrainConfig.from_dict({"epoch": 2})
         Traceback (most recent call last):
         ...
-        directionkit.errors.InvalidParameterError: Unknown TrainConfig field 'epoch'. Valid fields are: 'dataset', 'data_root', 'corruption', 'label_seed', 'train_limit', 'test_limit', 'model', 'hidden', 'dropout', 'batch_norm', 'width', 'blocks', 'epochs', 'optimizer', 'lr', 'momentum', 'weight_decay', 'batch_size', 'seed', 'device', 'checkpoint_epochs', 'stop_at_train_accuracy'.
+        directionkit.errors.InvalidParameterError: Unknown TrainConfig field 'epoch'. Valid fields are: 'dataset', 'data_root', 'corruption', 'label_seed', 'train_limit', 'test_limit', 'model', 'hidden', 'dropout', 'standardize', 'batch_norm', 'width', 'blocks', 'epochs', 'optimizer', 'lr', 'momentum', 'weight_decay', 'batch_size', 'seed', 'device', 'checkpoint_epochs', 'stop_at_train_accuracy'.
         """  # noqa: E501
         if not isinstance(data, Mapping):
             raise parameter_error("data", "TrainConfig.from_dict", "a mapping", data)
@@ -491,7 +515,8 @@ def train(
     --------
     >>> import tempfile
     >>> config = TrainConfig(dataset="digits", hidden=(32,), epochs=3, lr=1e-2, seed=0)
-    >>> result = train(config, tempfile.mkdtemp(), progress=False, onnx=False)
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     result = train(config, run, progress=False, onnx=False)
     >>> result.history.sizes["epoch"], sorted(result.checkpoints)
     (3, [3])
     >>> float(result.history["test_accuracy"][-1]) > 0.85
@@ -539,7 +564,7 @@ def train(
     resumed_from = start
     (run / "checkpoints").mkdir(exist_ok=True)
     if start == 0 and 0 in config.checkpoint_epochs:
-        _save(_cpu_state(model), _checkpoint_path(run, 0))
+        _save(_saved_state(model, data), _checkpoint_path(run, 0))
 
     done = _finished(config, history)
     bar = _progress(progress, config, start)
@@ -558,7 +583,7 @@ def train(
                 history[name].append(metrics[name])
             done = _finished(config, history)
             if epoch in config.checkpoint_epochs or done:
-                _save(_cpu_state(model), _checkpoint_path(run, epoch))
+                _save(_saved_state(model, data), _checkpoint_path(run, epoch))
             _save(
                 {
                     "format": _FORMAT,
@@ -584,7 +609,7 @@ def train(
     final_epoch = len(history["train_loss"])
     final = _checkpoint_path(run, final_epoch)
     if not final.exists():  # e.g. killed between the two saves of the last epoch
-        _save(_cpu_state(model), final)
+        _save(_saved_state(model, data), final)
     dataset = _history_dataset(history, config, data.meta)
     write_zarr(dataset, run / "history.zarr", overwrite=True)
     onnx_path = None
@@ -593,7 +618,9 @@ def train(
         if fresh or resumed_from < final_epoch or not onnx_path.exists():
             # two rows, so the exporter does not specialise the batch axis to a size of 1
             example = data.x_train[:1].expand(2, *data.input_shape)
-            _export_onnx(model, example, onnx_path)
+            saved = copy.deepcopy(model).to("cpu")
+            saved.load_state_dict(_saved_state(model, data))
+            _export_onnx(saved, example, onnx_path)
     checkpoints = {
         e: p
         for e, p in _saved_checkpoints(run).items()
@@ -614,22 +641,22 @@ class _Data:
     input_shape: tuple[int, ...]
     n_classes: int
     meta: dict[str, Any]
+    #: with ``standardize``: the per-feature training mean (flat) and the overall std that
+    #: ``x_train`` and ``x_test`` were standardised with
+    shift: torch.Tensor | None = None
+    scale: float = 1.0
 
 
 def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
     """Load, cut and corrupt the data; the tensors go to ``device`` whole (they are small)."""
-    X_train, y_train = load(config.dataset, "train", root=config.data_root)
-    X_test, y_test = load(config.dataset, "test", root=config.data_root)
-    X_train, y_train = X_train[: config.train_limit], y_train[: config.train_limit]
-    X_test, y_test = X_test[: config.test_limit], y_test[: config.test_limit]
+    X_train, y_trained, y_train, mask = split_data(config.to_dict(), "train")
+    X_test, y_test, _, _ = split_data(config.to_dict(), "test")
     if X_train.shape[1:] != X_test.shape[1:]:
         raise InvalidDataError(
             f"The train and test examples of {config.dataset!r} differ in shape: "
             f"{X_train.shape[1:]} and {X_test.shape[1:]}."
         )
-    n_classes = max(int(y_train.max()), int(y_test.max())) + 1
-    label_seed = config.seed if config.label_seed is None else config.label_seed
-    y_trained, mask = corrupt_labels(y_train, config.corruption, seed=label_seed)
+    n_classes = max(int(y_trained.max()), int(y_test.max())) + 1
     meta = {
         "input_shape": list(X_train.shape[1:]),
         "n_classes": n_classes,
@@ -642,6 +669,21 @@ def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
+    shift, scale = None, 1.0
+    if config.standardize:
+        mean = X_train.mean(axis=0, dtype=np.float64)
+        scale = float(np.sqrt(np.mean((X_train - mean) ** 2, dtype=np.float64)))
+        if not scale > 0.0:
+            raise InvalidDataError(
+                f"standardize=True needs training inputs that vary; all {X_train.shape[0]} "
+                f"training examples of {config.dataset!r} are identical."
+            )
+        X_train = (X_train - mean) / scale
+        X_test = (X_test - mean) / scale
+        shift = tensor(mean.reshape(-1))
+        meta["input_mean_range"] = [float(mean.min()), float(mean.max())]
+        meta["input_std"] = scale
+
     return _Data(
         tensor(X_train.astype(np.float32, copy=False)),
         tensor(y_trained),
@@ -650,6 +692,8 @@ def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
         tuple(X_train.shape[1:]),
         n_classes,
         meta,
+        shift,
+        scale,
     )
 
 
@@ -825,6 +869,24 @@ def _replacing(path: Path) -> Iterator[Path]:
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's ``state_dict`` on CPU, so a checkpoint loads on machines without a GPU."""
     return {name: value.detach().to("cpu") for name, value in model.state_dict().items()}
+
+
+def _saved_state(model: nn.Module, data: _Data) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` to save: on CPU, the input standardisation folded into layer one.
+
+    The model trains on ``(x - shift) / scale``; its first ``Linear`` computes
+    ``W' x' + b'``, which equals ``(W' / scale) x + (b' - W' shift / scale)`` on raw inputs.
+    """
+    state = _cpu_state(model)
+    if data.shift is None:
+        return state
+    name = next(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    weight = state[f"{name}.weight"].double()
+    shift = data.shift.to("cpu", torch.float64)
+    dtype = state[f"{name}.weight"].dtype
+    state[f"{name}.bias"] = (state[f"{name}.bias"].double() - weight @ shift / data.scale).to(dtype)
+    state[f"{name}.weight"] = (weight / data.scale).to(dtype)
+    return state
 
 
 def _save(obj: Any, path: Path) -> None:

@@ -138,3 +138,36 @@ def test_train_then_analyze_its_export_and_a_rerun_resumes(tmp_path: Path, capsy
     final = history.isel(epoch=-1)
     assert float(audit["accuracy"]) == pytest.approx(float(final["test_accuracy"]), abs=1e-9)
     assert float(audit["loss"]) == pytest.approx(float(final["test_loss"]), rel=1e-4)
+
+
+def test_analyze_a_shuffled_label_run_on_the_labels_it_memorised(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A run directory as model and data: its model.onnx, its data, its shuffled labels."""
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from directionkit.reference_models.datasets import load
+    from directionkit.reference_models.runs import run_data
+
+    run = tmp_path / "shuffled"
+    assert main(["train", "--dataset", "digits", "--corruption", "1", "--standardize",
+                 "--hidden", "64", "--epochs", "4", "--lr", "0.01", "--seed", "2",
+                 "--out", str(run), "--no-progress"]) == 0, capsys.readouterr().err  # fmt: skip
+    final = xr.open_zarr(run / "history.zarr").isel(epoch=-1)
+    for split, on in (("train", "train_accuracy"), ("test", "test_accuracy")):
+        out = tmp_path / f"{split}.zarr"
+        argv = ["analyze", str(run), "--data", str(run), "--split", split, "--out", str(out)]
+        assert main([*argv, "--no-progress", "--metrics", "statistics"]) == 0
+        audit = dk.open(out)
+        # the training accuracy was measured on the shuffled labels: so is the audit's
+        assert float(audit["accuracy"]) == pytest.approx(float(final[on]), abs=1e-9), split
+        assert audit.attrs["model"].startswith("shuffled sha256:")
+    X, y = run_data(run, "train")
+    true = load("digits", "train")[1]
+    assert X.shape[0] == len(true) and (y != true).mean() > 0.5  # the labels are shuffled
+
+    (run / "model.onnx").unlink()
+    assert main(["analyze", str(run), "--data", "digits", "--out", str(tmp_path / "x.zarr"),
+                 "--no-progress"]) == 2  # fmt: skip
+    assert "has no model.onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()

@@ -213,6 +213,50 @@ def test_onnx_export_loads_in_onnxruntime_and_matches_torch(tmp_path: Path) -> N
         np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
 
 
+def test_standardized_training_saves_models_that_take_raw_inputs(tmp_path: Path) -> None:
+    """The fold into layer one is checked against the run's own evaluation and a refit.
+
+    The history's test loss was measured by the training model on standardised inputs; the
+    saved checkpoint and the ONNX export must give that loss on the raw test images.  And a
+    plain model given the standardised data by hand must train to the same weights.
+    """
+    ort = pytest.importorskip("onnxruntime")
+    config = TrainConfig(**SMALL, standardize=True, epochs=3, checkpoint_epochs=(0,))
+    result = train(config, tmp_path / "run", progress=False)
+    X, y = load("digits", "test")
+    last = result.history.isel(epoch=-1)
+    with torch.no_grad():
+        logits = result.load_model()(torch.from_numpy(X))
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)))
+    assert loss == pytest.approx(float(last["test_loss"]), abs=1e-5)
+    accuracy = float((logits.argmax(1).numpy() == y).mean())
+    assert accuracy == pytest.approx(float(last["test_accuracy"]), abs=1.5 / len(y))
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    (exported,) = session.run(["logits"], {"input": X})
+    np.testing.assert_allclose(exported, logits.numpy(), atol=1e-4, rtol=0)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    X_train, _ = load("digits", "train")
+    mean = X_train.mean(axis=0, dtype=np.float64)
+    assert meta["input_std"] == pytest.approx(float(np.sqrt(((X_train - mean) ** 2).mean())))
+
+    # a standardising first layer, undone: the epoch-0 checkpoint is the initial model,
+    # and on raw inputs it must equal the unstandardised initial model on standardised ones
+    plain = load_model(
+        train(
+            TrainConfig(**SMALL, epochs=1, checkpoint_epochs=(0,)),
+            tmp_path / "plain",
+            progress=False,
+            onnx=False,
+        ).out_dir,
+        0,
+    )
+    folded = load_model(tmp_path / "run", 0)
+    x = torch.from_numpy(X[:50])
+    z = (x - torch.from_numpy(mean.astype(np.float32)).reshape(1, 1, 8, 8)) / meta["input_std"]
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), plain(z), atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -239,6 +283,8 @@ def test_onnx_export_loads_in_onnxruntime_and_matches_torch(tmp_path: Path) -> N
         ({"stop_at_train_accuracy": 0.0}, "'stop_at_train_accuracy' parameter"),
         ({"train_limit": 0}, "'train_limit' parameter"),
         ({"batch_norm": "yes"}, "'batch_norm' parameter of TrainConfig must be a bool"),
+        ({"standardize": 1}, "'standardize' parameter of TrainConfig must be a bool. Got 1"),
+        ({"model": "convnet", "standardize": True}, "False for model='convnet' (only the MLP"),
     ],
 )
 def test_bad_config_values_are_named(options: dict[str, object], message: str) -> None:
