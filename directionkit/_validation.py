@@ -82,12 +82,22 @@ def as_labelled(values: Any, dims: tuple[str, ...], name: str, func: str) -> xr.
 
 
 def check_labels(
-    labels: Any, n_examples: int, func: str, n_classes: int | None = None
+    labels: Any,
+    n_examples: int,
+    func: str,
+    n_classes: int | None = None,
+    *,
+    classes_from: str | None = None,
+    allow_empty: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Validate integer class labels; return them as int64 and the number of classes.
 
     ``n_classes`` defaults to ``labels.max() + 1``.  Labels must lie in
-    ``[0, n_classes)`` and there must be one label per example.
+    ``[0, n_classes)`` and there must be one label per example.  ``classes_from`` says
+    where ``n_classes`` comes from in the out-of-range message (default
+    ``"n_classes=N"``; e.g. ``"the model has N outputs"``).  The one label check of the
+    package: metrics, streaming accumulators and experiments all call it.  ``allow_empty``
+    admits zero labels (a streamed batch may be empty) when ``n_classes`` is given.
     """
     array = labels.values if isinstance(labels, xr.DataArray) else np.asarray(labels)
     if array.ndim != 1:
@@ -100,7 +110,7 @@ def check_labels(
             f"'labels' of {func} must have one entry per example: {n_examples} examples but "
             f"{array.shape[0]} labels."
         )
-    if array.size == 0:
+    if array.size == 0 and not (allow_empty and n_classes is not None):
         raise InvalidDataError(f"'labels' of {func} is empty; it needs at least one example.")
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
@@ -119,8 +129,9 @@ def check_labels(
         n_classes = check_int(n_classes, "n_classes", func, minimum=1)
     bad = (array < 0) | (array >= n_classes)
     if bad.any():
+        why = classes_from or f"n_classes={n_classes}"
         raise InvalidDataError(
-            f"'labels' of {func} must lie in [0, {n_classes}) (n_classes={n_classes}). "
+            f"'labels' of {func} must lie in [0, {n_classes}) ({why}). "
             f"Got {array[bad][0]} at example {int(np.argmax(bad))}."
         )
     return array, n_classes

@@ -55,6 +55,19 @@ def test_analyze_skips_noise_without_training_data_unless_asked(problem) -> None
         dk.analyze(net, (x, y), metrics=["magic"], progress=False)
 
 
+@pytest.mark.parametrize("metrics", [["statistics"], ["ablation"], ["importance"]])
+def test_labels_beyond_the_models_outputs_are_named(problem, metrics) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    y = y.copy()
+    y[7] = 3  # the model has 3 outputs
+    with pytest.raises(
+        DirectionKitError, match=r"must lie in \[0, 3\) \(the model has 3 outputs\)\. Got 3"
+    ):
+        dk.analyze(net, (x, y), metrics=metrics, orderings=1, fractions=2, progress=False)
+    with pytest.raises(DirectionKitError, match="must be integer class indices"):
+        dk.analyze(net, (x, y + 0.5), metrics=metrics, orderings=1, fractions=2, progress=False)
+
+
 def test_unknown_models_are_refused_with_what_is_supported(problem) -> None:  # type: ignore[no-untyped-def]
     _, x, y = problem
     with pytest.raises(UnsupportedModelError, match=r"torch\.nn\.Module"):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from directionkit._validation import check_labels
 from directionkit.adapter import Interventions, ModelAdapter, Site
-from directionkit.errors import InvalidDataError, InvalidParameterError, SiteNotFoundError
+from directionkit.errors import InvalidParameterError, SiteNotFoundError
 from directionkit.experiments._data import Batches
 
 
@@ -68,16 +69,8 @@ def evaluate(
 
 def check_labels_fit(y: np.ndarray, n_classes: int, func: str) -> None:
     """Labels must be integer class indices below the model's number of outputs."""
-    if not np.issubdtype(y.dtype, np.integer):
-        raise InvalidDataError(
-            f"The labels given to {func} must be integers. Got dtype {y.dtype} instead."
-        )
-    bad = (y < 0) | (y >= n_classes)
-    if bad.any():
-        raise InvalidDataError(
-            f"The labels given to {func} must lie in [0, {n_classes}) — the model has "
-            f"{n_classes} outputs. Got {y[bad][0]}."
-        )
+    outputs = f"the model has {n_classes} outputs"
+    check_labels(y, len(y), func, n_classes, classes_from=outputs, allow_empty=True)
 
 
 def unit_coords(sites: Mapping[str, Site]) -> dict[str, tuple[str, np.ndarray]]:

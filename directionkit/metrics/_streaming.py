@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int
+from directionkit._validation import check_int, check_labels
 from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.metrics._information import assign_bins, equal_width_edges, mi_from_counts
 from directionkit.metrics._selectivity import (
@@ -45,17 +45,7 @@ def _batch(values: Any, n_units: int, owner: str) -> np.ndarray:
 
 
 def _labels(labels: Any, n: int, n_classes: int, owner: str) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise InvalidDataError(
-            f"{owner}.update needs {n} integer labels. Got {y.dtype} labels of shape {y.shape}."
-        )
-    bad = (y < 0) | (y >= n_classes)
-    if bad.any():
-        raise InvalidDataError(
-            f"{owner}.update: labels must lie in [0, {n_classes}). Got {y[bad][0]}."
-        )
-    return y.astype(np.int64)
+    return check_labels(labels, n, f"{owner}.update", n_classes, allow_empty=True)[0]
 
 
 def _same(a: Any, b: Any, what: str) -> None:

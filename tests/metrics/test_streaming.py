@@ -78,8 +78,13 @@ def test_bad_updates_and_merges_are_refused() -> None:
         sums.update(np.ones((4, 2)), [0, 1, 0, 1])
     with pytest.raises(DirectionKitError, match="NaN or Inf"):
         sums.update(np.full((1, 3), np.nan), [0])
-    with pytest.raises(DirectionKitError, match=r"labels must lie in \[0, 2\). Got 2"):
+    with pytest.raises(
+        DirectionKitError,
+        match=r"'labels' of ClassConditionalSums.update must lie in \[0, 2\) \(n_classes=2\)",
+    ):
         sums.update(np.ones((1, 3)), [2])
+    with pytest.raises(DirectionKitError, match="one entry per example: 2 examples but 1 labels"):
+        sums.update(np.ones((2, 3)), [1])
     with pytest.raises(DirectionKitError, match=r"classes \[0, 1\] have none"):
         sums.class_mean()
     with pytest.raises(DirectionKitError, match="Cannot merge"):
