@@ -41,7 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     n, orderings, fractions = (1000, 2, 5) if args.quick else (10_000, 10, 21)
     model, x, y = b1_workload(n)
-    path = Path(tempfile.mkdtemp()) / "mlp.onnx"
+    scratch = tempfile.TemporaryDirectory()
+    path = Path(scratch.name) / "mlp.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         batch = torch.export.Dim("batch")

@@ -1,13 +1,16 @@
 """ONNX models for the adapter tests: torch exports (dynamo) and hand-built graphs.
 
 Exports are slow (seconds), so each is made once per test session, into a temporary
-directory, with the torch exporter's default external data file next to it.
+directory (removed when the test process exits), with the torch exporter's default
+external data file next to it.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +20,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 _DIR = Path(tempfile.mkdtemp(prefix="directionkit-onnx-tests-"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 
 
 def export(module, example: np.ndarray, name: str, opset: int | None = None) -> Path:  # type: ignore[no-untyped-def]
