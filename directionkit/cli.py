@@ -101,12 +101,13 @@ def _analyze(args: argparse.Namespace) -> None:
     """``directionkit analyze``: load, prepare, check, measure, save, summarise."""
     from directionkit._api import analyze, as_adapter
     from directionkit.preprocessing import load_data, prepare_inputs
+    from directionkit.reference_models.runs import is_run_dir
     from directionkit.report import summary_table
     from directionkit.store import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
     model = args.model
-    if os.path.isfile(os.path.join(model, "config.json")):  # a run directory of `train`
+    if is_run_dir(model):  # a run directory of `directionkit train`: its export
         model = os.path.join(model, "model.onnx")
         if not os.path.isfile(model):
             raise StoreError(

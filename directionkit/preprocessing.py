@@ -51,13 +51,13 @@ def load_data(
     ((100, 1, 8, 8), (100,))
     """
     from directionkit.reference_models.datasets import load
-    from directionkit.reference_models.runs import run_data
+    from directionkit.reference_models.runs import is_run_dir, run_data
 
     if spec in ("digits", "fashion-mnist"):
         X, y = load(spec, split)
     elif spec.endswith(".npz"):
         X, y = load(Path(spec), split)
-    elif os.path.isfile(os.path.join(spec, "config.json")):
+    elif is_run_dir(spec):
         X, y = run_data(spec, split)
     elif os.path.isdir(spec):
         X, y = load("mnist", split, root=spec)

@@ -20,7 +20,7 @@ from directionkit._validation import check_choice
 from directionkit.errors import StoreError
 from directionkit.reference_models.datasets import corrupt_labels, load
 
-__all__ = ["RunSplit", "read_config", "run_data", "split_data"]
+__all__ = ["RunSplit", "is_run_dir", "read_config", "run_data", "split_data"]
 
 
 class RunSplit(NamedTuple):
@@ -75,13 +75,32 @@ def split_data(config: Mapping[str, Any], split: str) -> RunSplit:
     return RunSplit(X, used, y, corrupted)
 
 
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a training run directory (it holds a ``config.json``).
+
+    Examples
+    --------
+    >>> is_run_dir("/nonexistent"), is_run_dir(__file__)
+    (False, False)
+    """
+    return (Path(path) / "config.json").is_file()
+
+
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``config.json`` of a run directory, as a dict.
 
     Raises
     ------
     StoreError
-        ``run_dir`` holds no readable ``config.json``.
+        ``run_dir`` holds no readable ``config.json``, or it has no ``dataset`` field.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = (Path(run) / "config.json").write_text(json.dumps({"dataset": "digits"}))
+    ...     read_config(run)
+    {'dataset': 'digits'}
     """
     path = Path(run_dir) / "config.json"
     try:

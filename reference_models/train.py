@@ -618,9 +618,7 @@ def train(
         if fresh or resumed_from < final_epoch or not onnx_path.exists():
             # two rows, so the exporter does not specialise the batch axis to a size of 1
             example = data.x_train[:1].expand(2, *data.input_shape)
-            saved = copy.deepcopy(model).to("cpu")
-            saved.load_state_dict(_saved_state(model, data))
-            _export_onnx(saved, example, onnx_path)
+            _export_onnx(model, _saved_state(model, data), example, onnx_path)
     checkpoints = {
         e: p
         for e, p in _saved_checkpoints(run).items()
@@ -641,8 +639,8 @@ class _Data:
     input_shape: tuple[int, ...]
     n_classes: int
     meta: dict[str, Any]
-    #: with ``standardize``: the per-feature training mean (flat) and the overall std that
-    #: ``x_train`` and ``x_test`` were standardised with
+    #: with ``standardize``: the per-feature training mean (flat, float64, on CPU) and the
+    #: overall std that ``x_train`` and ``x_test`` were standardised with
     shift: torch.Tensor | None = None
     scale: float = 1.0
 
@@ -672,15 +670,16 @@ def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
     shift, scale = None, 1.0
     if config.standardize:
         mean = X_train.mean(axis=0, dtype=np.float64)
-        scale = float(np.sqrt(np.mean((X_train - mean) ** 2, dtype=np.float64)))
+        centred = X_train - mean
+        scale = float(np.sqrt(np.mean(centred**2)))
         if not scale > 0.0:
             raise InvalidDataError(
                 f"standardize=True needs training inputs that vary; all {X_train.shape[0]} "
                 f"training examples of {config.dataset!r} are identical."
             )
-        X_train = (X_train - mean) / scale
+        X_train = centred / scale
         X_test = (X_test - mean) / scale
-        shift = tensor(mean.reshape(-1))
+        shift = torch.from_numpy(mean.reshape(-1))  # stays on CPU: only saving reads it
         meta["input_mean_range"] = [float(mean.min()), float(mean.max())]
         meta["input_std"] = scale
 
@@ -882,7 +881,7 @@ def _saved_state(model: nn.Module, data: _Data) -> dict[str, torch.Tensor]:
         return state
     name = next(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
     weight = state[f"{name}.weight"].double()
-    shift = data.shift.to("cpu", torch.float64)
+    shift = data.shift
     dtype = state[f"{name}.weight"].dtype
     state[f"{name}.bias"] = (state[f"{name}.bias"].double() - weight @ shift / data.scale).to(dtype)
     state[f"{name}.weight"] = (weight / data.scale).to(dtype)
@@ -912,8 +911,12 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _export_onnx(
+    model: nn.Module, state: Mapping[str, torch.Tensor], example: torch.Tensor, path: Path
+) -> None:
+    """Export a CPU copy of ``model`` holding the weights ``state`` (the saved ones)."""
     cpu = copy.deepcopy(model).to("cpu").eval()
+    cpu.load_state_dict(state)
     batch = torch.export.Dim("batch")
     with _replacing(path) as temporary, warnings.catch_warnings(), _quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracing notes

@@ -11,7 +11,7 @@ import pytest
 from directionkit.errors import InvalidParameterError, StoreError
 from directionkit.preprocessing import load_data
 from directionkit.reference_models.datasets import corrupt_labels, load
-from directionkit.reference_models.runs import read_config, run_data, split_data
+from directionkit.reference_models.runs import is_run_dir, read_config, run_data, split_data
 
 
 def write_run(path: Path, config: dict[str, object]) -> Path:
@@ -46,6 +46,8 @@ def test_test_split_keeps_the_true_labels() -> None:
 
 def test_run_directories_feed_the_command_line_data_loader(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", {"dataset": "digits", "corruption": 1.0, "seed": 1})
+    assert is_run_dir(run) and is_run_dir(str(run))
+    assert not is_run_dir(tmp_path) and not is_run_dir(run / "config.json")
     X, y = run_data(run, "train")
     X2, y2 = load_data(str(run), "train", limit=40)
     np.testing.assert_array_equal(X2, X[:40])
