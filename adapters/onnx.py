@@ -33,15 +33,38 @@ them, so a torch model and its export report the same site names:
   call ``/3/relu_1/Relu`` is ``3.relu#1``; ``/features/features.2/Relu`` is ``features.2``;
 * otherwise the node's name, or its output tensor's name.
 
+A site's :attr:`~directionkit.adapter.Site.layer` (counted by ``scope="last:K"``)
+follows the torch adapter's rule where the dynamo exporter's class metadata allows:
+the block owning the activation module (a module with its own forward, not the model
+and not a Sequential/ModuleList/ModuleDict).  Without that metadata (legacy exports,
+other producers) every site is a layer of its own.  A site's
+:attr:`~directionkit.adapter.Site.shape` is its tensor's per-example shape when shape
+inference fixes it.  Per-element ``fill`` templates are fed as the ``shift`` input,
+``shift + (1 - scale) * fill`` of shape ``(M, 1, *element shape)``.
+
 The output
 ----------
-The float output of shape ``(B, C)`` (``output=`` picks one when there are several).
-When it holds probabilities (it comes out of a Softmax or Sigmoid), the adapter
-returns their logarithm as the class scores, so accuracy is unchanged and the
-core's cross-entropy is ``-log p[y]``; it says so once in the log and in
+The float output of shape ``(B, C)``, or ``(B, C, 1, 1)`` as CNNs ending in a 1x1
+convolution and global pooling give it (read as ``(B, C)``); ``output=`` picks one
+when there are several.  When it holds probabilities (it comes out of a Softmax or
+Sigmoid), the adapter returns their logarithm as the class scores, so accuracy is
+unchanged and the core's cross-entropy is ``-log p[y]``; it says so once in the log and in
 :attr:`OnnxAdapter.output_kind`.  scikit-learn models converted by skl2onnx
 output a ``ZipMap`` (a sequence of dicts) by default; the adapter then reads the
 probability tensor that feeds it.
+
+Files from elsewhere
+--------------------
+What onnxruntime runs is audited: a model that fails ``onnx.checker`` (an old IR
+version, say) gets a warning, not a refusal; one onnxruntime cannot load (a
+custom-domain operator without its library) is an :class:`UnsupportedModelError`
+naming the domain.  A batch axis fixed in the file (``torch.onnx.export`` without
+dynamic shapes) is made symbolic in the private copy, batch sizes built into
+``Reshape`` targets included, and kept only if the copy gives the original's scores
+on a batch of another size and on each example alone; otherwise the adapter runs one
+intervention per session run and warns, with the cost and how to re-export.
+External data must lie inside the model file's folder: locations with ``..``,
+absolute paths and symlinks that resolve outside it are refused.
 
 Examples
 --------
@@ -67,9 +90,11 @@ array([[1., 1.],
 from __future__ import annotations
 
 import ast
+import dataclasses
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +103,8 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from directionkit.adapter import Interventions, LinearChain, RunOutput, Site, check_request
 from directionkit.errors import (
@@ -112,6 +138,10 @@ _CALL_SUFFIX = re.compile(r"(?P<base>.+)_(?P<call>\d+)")
 _PREFIX = "directionkit__"
 _MAX_EXPANSION_CANDIDATES = 64  # tensors tried, latest first, before expanding at the input
 MIN_OPSET = 7
+#: What onnxruntime raises when it cannot load or run a model (its own classes, not builtins).
+_ORT_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in vars(_ort_state).values() if isinstance(cls, type) and issubclass(cls, Exception)
+)
 
 
 @dataclass(frozen=True)
@@ -156,24 +186,79 @@ def _load(model: Any) -> onnx.ModelProto:
         )
     if not copy.graph.node:
         raise UnsupportedModelError(f"{source} is not an ONNX model: its graph has no nodes.")
-    if base is not None:
-        try:
-            onnx.external_data_helper.load_external_data_for_model(copy, str(base))
-        except (OSError, ValueError) as err:
-            raise UnsupportedModelError(
-                f"The external data of {source} could not be read (it is looked for next to "
-                f"the model file, e.g. 'model.onnx.data'): {err}"
-            ) from err
-    elif any(init.data_location == TensorProto.EXTERNAL for init in copy.graph.initializer):
+    external = [
+        t
+        for t in onnx.external_data_helper._get_all_tensors(copy)
+        if onnx.external_data_helper.uses_external_data(t)
+    ]
+    if external and base is None:
         raise UnsupportedModelError(
             f"{source} refers to external data files; pass the path of the .onnx file so "
             "they can be found next to it."
         )
+    if external:
+        assert base is not None
+        for tensor in external:
+            _check_external_location(tensor, base, source)
+        try:
+            onnx.external_data_helper.load_external_data_for_model(copy, str(base))
+        except (OSError, ValueError, onnx.checker.ValidationError) as err:
+            raise UnsupportedModelError(
+                f"The external data of {source} could not be read (it is looked for next to "
+                f"the model file, e.g. 'model.onnx.data'): {err}"
+            ) from err
     try:
         onnx.checker.check_model(copy)
     except onnx.checker.ValidationError as err:
-        raise UnsupportedModelError(f"{source} is not a valid ONNX model: {err}") from err
+        # onnxruntime is the judge of what runs: a model it loads is audited (the session
+        # built next fails with a clear error otherwise), but the user hears of the defect
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.warning(
+            "%s fails onnx.checker (%s); auditing it anyway, as long as onnxruntime runs it.",
+            source, first,
+        )  # fmt: skip
     return copy
+
+
+def _check_external_location(tensor: onnx.TensorProto, base: Path, source: str) -> None:
+    """Refuse external data stored anywhere but inside the model file's folder.
+
+    Checked here on resolved paths (``..``, absolute paths and symlinks pointing out of
+    the folder), whatever the installed ``onnx`` loader checks, so that a model file
+    cannot make the audit read other files of the machine.
+    """
+    entries = {e.key: e.value for e in tensor.external_data}
+    location = entries.get("location", "")
+    folder = base.resolve()
+    try:
+        resolved: Path | None = (folder / location).resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        resolved = None
+    if (
+        not location
+        or Path(location).is_absolute()
+        or resolved is None
+        or not resolved.is_relative_to(folder)
+    ):
+        where = "cannot be resolved" if resolved is None else f"resolves to {str(resolved)!r}"
+        raise UnsupportedModelError(
+            f"{source} stores tensor {tensor.name!r} in {location!r}, which is not a file "
+            f"inside the model's folder {str(folder)!r} (it {where}). External data must sit "
+            "next to the model file; refused."
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``"3.2 h"``: a rough duration for a message."""
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _class_scores_shape(shape: Sequence[int | None] | None) -> bool:
+    """``(batch, classes)``, or that followed by static singleton dims (``(N, C, 1, 1)``)."""
+    return shape is not None and len(shape) >= 2 and all(d == 1 for d in shape[2:])
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -195,6 +280,11 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    if model.ir_version < 4:  # IR 3 lists every initializer as an input; old files may not
+        upgraded = onnx.ModelProto()
+        upgraded.CopyFrom(model)
+        upgraded.ir_version = 4  # the same graph, initializers read as constants
+        model = upgraded
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # shape inference is a help, not a requirement
@@ -256,6 +346,28 @@ def _metadata(node: onnx.NodeProto) -> dict[str, str]:
     return {p.key: p.value for p in node.metadata_props}
 
 
+def _torch_layer(scopes: list[str], classes: list[str]) -> str | None:
+    """The layer of an exported torch activation: the block owning its module, as the
+    torch adapter defines it (a module with its own forward, not the model itself and
+    not a Sequential/ModuleList/ModuleDict); None when it is a layer of its own.
+
+    ``scopes``/``classes`` are the dynamo exporter's module path and class stack,
+    outermost (the model, scope ``""``) first, the aten op last.
+
+    Examples
+    --------
+    >>> _torch_layer(["", "3", "3.relu", "relu_1"], ["m.Net", "m.Block", "nn.ReLU", "aten.relu"])
+    '3'
+    >>> _torch_layer(["", "2", "relu"], ["torch.nn.modules.container.Sequential", "ReLU", "op"])
+    """
+    if len(scopes) < 4 or len(classes) < 4:
+        return None  # owned by the model itself
+    owner = classes[-3].rsplit(".", 1)[-1]
+    if owner in ("Sequential", "ModuleList", "ModuleDict") or not scopes[-3]:
+        return None
+    return scopes[-3]
+
+
 def _literal_list(text: str | None) -> list[str]:
     if not text:
         return []
@@ -272,8 +384,9 @@ class OnnxAdapter:
     Parameters
     ----------
     model : str, os.PathLike, bytes or onnx.ModelProto
-        The model.  External data (``model.onnx.data``) is read from next to the file.
-        Neither the file nor a given ``ModelProto`` is ever modified.
+        The model.  External data (``model.onnx.data``) is read from next to the file,
+        and only from inside its folder.  Neither the file nor a given ``ModelProto`` is
+        ever modified.
     sites : sequence of str, optional
         Site names to use (see the module docs); default: every activation site.
     providers : sequence of str, optional
@@ -339,12 +452,16 @@ class OnnxAdapter:
         self._producers = {out: i for i, node in enumerate(self._graph.node) for out in node.output}
         self._input, self._input_dtype, self._input_dims = self._find_input()
         self.output_name, self.output_kind = self._find_output(output)
+        self._fixed_batch: int | None = self._input_dims[0]
+        self._fixed_reason = ""
+        fixed_run_seconds = self._free_batch_axis() if self._fixed_batch is not None else None
+        self._flatten_scores()
         self._keep = self._ancestors([self.output_name])
         found = self._discover()
         if sites is not None:
             found = self._requested_sites(sites, found)
         self._sites: dict[str, Site] = {
-            name: Site(name, s.n_units, s.kind, depth)
+            name: dataclasses.replace(s, depth=depth)
             for depth, (name, s) in enumerate(found.items())
         }
         self._providers = self._choose_providers(providers, device)
@@ -353,23 +470,37 @@ class OnnxAdapter:
         if not graph_optimization:
             self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.memory_budget = int(memory_budget)
-        self._sessions: dict[tuple[frozenset[str], frozenset[str]], _Rewrite] = {}
-        self._fixed_batch = self._input_dims[0] if self._input_dims else None
-        if self._fixed_batch is not None:
-            log.warning(
-                "The model's input %r has a fixed batch size of %d; OnnxAdapter runs one "
-                "intervention per session run.", self._input, self._fixed_batch,
-            )  # fmt: skip
+        self._sessions: dict[tuple[Any, ...], _Rewrite] = {}
+        if fixed_run_seconds is not None:
+            self._warn_fixed_batch(fixed_run_seconds)
         self._active_device = "cpu"
         self._chain = self._find_chain()  # one walk along the graph
         self._io_binding = io_binding
-        self._session_for(frozenset(), frozenset())  # fail early, and learn the device
+        try:  # fail early, and learn the device
+            self._session_for(frozenset(), frozenset())
+        except _ORT_ERRORS as err:
+            custom = sorted({n.domain for n in self._graph.node} - {"", "ai.onnx", "ai.onnx.ml"})
+            hint = (
+                f"it uses operators of the custom domain(s) {custom}, which need their "
+                "onnxruntime extension library"
+                if custom
+                else "the file may be damaged, or made by an exporter newer than this "
+                f"onnxruntime ({ort.__version__})"
+            )
+            raise UnsupportedModelError(
+                f"onnxruntime cannot run this model ({hint}): {str(err).strip()}"
+            ) from err
 
     # -- properties ---------------------------------------------------------------
     @property
     def sites(self) -> Mapping[str, Site]:
         """The sites, in topological (forward) order."""
         return self._sites
+
+    @property
+    def site_ops(self) -> Mapping[str, str]:
+        """The op type producing each site's tensor (e.g. ``"Relu"``), for figure labels."""
+        return dict(self._site_ops)
 
     @property
     def device(self) -> str:
@@ -424,18 +555,65 @@ class OnnxAdapter:
             recorded.update(rec)
         return RunOutput(np.concatenate(logits, axis=0), recorded)
 
+    def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
+        """The clean, unreduced activations ``(B, *site shape)`` of ``sites`` for batch ``x``.
+
+        The sites' tensors become extra outputs of a rewritten graph, as for recording,
+        without the spatial mean.
+        """
+        array = self._as_input(x)
+        check_request(self._sites, None, sites)
+        rewrite = self._session_for(frozenset(), frozenset(sites), elements=True)
+        fixed, b = self._fixed_batch, array.shape[0]
+        if fixed is None:
+            return rewrite.run(array, None, sites, None)[1]
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in sites}
+        for start in range(0, b, fixed):
+            piece = array[start : start + fixed]
+            real = len(piece)
+            if real < fixed:
+                piece = np.concatenate([piece, np.repeat(piece[-1:], fixed - real, axis=0)])
+            for name, value in rewrite.run(piece, None, sites, None)[1].items():
+                parts[name].append(value[:real])
+        return {name: np.concatenate(values) for name, values in parts.items()}
+
     def unit_weight_l1(self, site: str) -> np.ndarray:
-        """L1 norm of each unit's incoming weights, from the initializers of the producer.
+        """L1 norm of each unit's raw incoming filter, from the initializers of the producer.
 
         The producer is the Conv, Gemm or MatMul reached from the activation's input
         through element-wise ops (bias ``Add``, ``BatchNormalization``, ``Mul`` by a
         constant, ``Identity``; at a residual ``Add`` of two computed tensors, the one
-        computed last, like the torch adapter's "last Linear/Conv called"); a
-        BatchNormalization or per-unit ``Mul`` on the way is folded in
-        (``|W[c]| * |gamma[c] / sqrt(var[c] + eps)|``), as in the torch adapter.
-        Exporters usually fold BatchNorm into the Conv already.  Biases are not
-        included.
+        computed last, like the torch adapter's "last Linear/Conv called").  This is the
+        paper's "L1-norm of the filter weights" (A.3): a BatchNormalization or per-unit
+        ``Mul`` on the way is not included (see :meth:`unit_weight_l1_folded`).  Biases
+        are not included.
+
+        The dynamo exporter folds an eval-mode BatchNorm into the Conv before it and
+        marks that Conv as coming from the BatchNorm module; the raw filter is then not
+        in the model, and this raises :class:`~directionkit.errors.UnsupportedModelError`.
+        (Other exporters that fold BatchNorm leave no such mark: their Conv weights are
+        the folded ones, and are reported as they are.)
         """
+        l1, from_batchnorm = self._weight_l1(site, folded=False)
+        if from_batchnorm:
+            raise UnsupportedModelError(
+                f"The exporter folded a BatchNorm into the layer producing site {site!r}, so "
+                "its raw filter is not in the model; unit_weight_l1_folded() gives the folded "
+                "norm."
+            )
+        return l1
+
+    def unit_weight_l1_folded(self, site: str) -> np.ndarray:
+        """Like :meth:`unit_weight_l1`, with BatchNorm and per-unit ``Mul``/``Div`` folded in.
+
+        ``|W[c]|_1 * |gamma[c] / sqrt(var[c] + eps)|``, as the torch adapter's
+        ``unit_weight_l1_folded``; for a Conv into which the exporter already folded a
+        BatchNorm, its weights as they are.
+        """
+        return self._weight_l1(site, folded=True)[0]
+
+    def _weight_l1(self, site: str, folded: bool) -> tuple[np.ndarray, bool]:
+        """The L1 norms, and whether the producer carries an exporter-folded BatchNorm."""
         if site not in self._sites:
             raise SiteNotFoundError(site, self._sites)
         info = self._site_info[site]
@@ -451,7 +629,10 @@ class OnnxAdapter:
             node = nodes[index]
             op = node.op_type
             if op in ("Conv", "Gemm", "MatMul"):
-                return factor * self._producer_l1(node, site, n_units)
+                classes = _literal_list(_metadata(node).get(_CLASSES))
+                from_batchnorm = len(classes) >= 2 and "BatchNorm" in classes[-2]
+                l1 = self._producer_l1(node, site, n_units)
+                return (factor * l1 if folded else l1), from_batchnorm
             if op == "BatchNormalization":
                 gamma, var = self._consts.get(node.input[1]), self._consts.get(node.input[4])
                 eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
@@ -581,7 +762,7 @@ class OnnxAdapter:
                 name
                 for name, info in outputs.items()
                 if np.issubdtype(_np_dtype(info.type), np.floating)
-                and len(_tensor_shape(info.type) or ()) == 2
+                and _class_scores_shape(_tensor_shape(info.type))
                 and info.type.HasField("tensor_type")
             ]
             if not candidates:  # skl2onnx: probabilities go through a ZipMap
@@ -589,9 +770,10 @@ class OnnxAdapter:
                     n.input[0] for n in self._graph.node if n.op_type == "ZipMap" and n.input
                 ]
         if not candidates:
+            found = [(o.name, _tensor_shape(o.type)) for o in self._graph.output]
             raise UnsupportedModelError(
                 "The model has no output of class scores: no float output of shape (batch, "
-                f"classes) among {[(o.name, _tensor_shape(o.type)) for o in self._graph.output]}."
+                f"classes), or (batch, classes, 1, 1), among {found}."
             )
         if len(candidates) > 1:
             logits = [c for c in candidates if not self._from_softmax(c)]
@@ -606,7 +788,7 @@ class OnnxAdapter:
             and tp is not None
             and (
                 not np.issubdtype(_np_dtype(tp), np.floating)
-                or len(_tensor_shape(tp) or (0, 0)) != 2
+                or not _class_scores_shape(_tensor_shape(tp) or (0, 0))
             )
         ):
             raise UnsupportedModelError(
@@ -618,6 +800,167 @@ class OnnxAdapter:
             log.info("Output %r holds probabilities; directionkit uses their logarithm as class "
                      "scores, so the loss is -log p[label].", chosen)  # fmt: skip
         return chosen, kind
+
+    def _free_batch_axis(self) -> float | None:
+        """Make a fixed batch axis symbolic in the private copy, if that changes nothing.
+
+        Exporters without dynamic shapes fix the batch (``torch.onnx.export`` gives the
+        example's batch, often 1 or 2), which would force one intervention per session
+        run.  The copy gets a symbolic batch axis and is kept only if it runs, on a
+        batch of another size and on each example alone, and gives the same scores as
+        the original model on its own fixed-size batches.  Returns the seconds one
+        run of the original took when the batch stays fixed (for the warning), None when
+        it was freed or the model does not run at all.
+        """
+        fixed = self._fixed_batch
+        assert fixed is not None
+        dims = self._input_dims[1:]
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures here are expected and reported by us
+        cpu = ["CPUExecutionProvider"]
+        reference = onnx.ModelProto()
+        reference.CopyFrom(self._model)
+        if self.output_name not in {o.name for o in reference.graph.output}:  # e.g. a ZipMap's
+            elem = _np_dtype(self._types.get(self.output_name))
+            reference.graph.output.append(
+                helper.make_tensor_value_info(
+                    self.output_name, helper.np_dtype_to_tensor_dtype(elem), None
+                )
+            )
+        try:
+            original = ort.InferenceSession(_serialise(reference), options, providers=cpu)
+        except _ORT_ERRORS:
+            return None  # the session built later reports why the model does not load
+        if any(d is None for d in dims):
+            self._fixed_reason = f"its other input dims {dims} are not all known"
+            return self._time_run(original, None)
+        candidate = onnx.ModelProto()
+        candidate.CopyFrom(reference)
+        symbol = f"{_PREFIX}batch"
+        for value in (*candidate.graph.input, *candidate.graph.output):
+            shape = value.type.tensor_type.shape if value.type.HasField("tensor_type") else None
+            if (
+                shape is not None
+                and len(shape.dim)
+                and (value.name == self._input or shape.dim[0].dim_value == fixed)
+            ):
+                shape.dim[0].Clear()
+                shape.dim[0].dim_param = symbol
+        del candidate.graph.value_info[:]  # shapes inferred with the fixed batch
+        for index, node in enumerate(candidate.graph.node):
+            # exporters bake the batch into Reshape targets (x.view(2, 64) becomes shape
+            # [2, 64]): -1 infers it, or 0 copies the input's first dim where -1 is taken
+            # (and allowzero is off); checked below with everything else
+            allowzero = any(a.name == "allowzero" and a.i for a in node.attribute)
+            reshape = node.op_type == "Reshape" and len(node.input) > 1
+            target = self._consts.get(node.input[1]) if reshape else None
+            if target is None or target.ndim != 1 or not target.size or int(target[0]) != fixed:
+                continue
+            free_dim = -1 if -1 not in target[1:] else 0 if not allowzero else None
+            if free_dim is not None:
+                freed = np.array(target, np.int64)
+                freed[0] = free_dim
+                name = f"{_PREFIX}free_batch_shape_{index}"
+                candidate.graph.initializer.append(numpy_helper.from_array(freed, name))
+                node.input[1] = name
+        rng = np.random.default_rng(0)
+        n = 3 if fixed != 3 else 2  # a size other than the fixed one
+        x = rng.random((n, *dims)).astype(self._input_dtype)  # type: ignore[misc]
+        out = self.output_name
+        pieces = []
+        try:
+            for start in range(0, n, fixed):
+                piece = x[start : start + fixed]
+                padded = np.concatenate([piece, np.repeat(piece[-1:], fixed - len(piece), 0)])
+                scores = original.run([out], {self._input: padded})[0]
+                pieces.append(np.asarray(scores)[: len(piece)])
+        except _ORT_ERRORS:
+            return None  # the model fails on such input; running it says why
+        want = np.concatenate(pieces)
+        try:
+            free = ort.InferenceSession(_serialise(candidate), options, providers=cpu)
+            got = [np.asarray(free.run([out], {self._input: x})[0])]
+            got += [np.asarray(free.run([out], {self._input: x[i : i + 1]})[0]) for i in range(n)]
+        except _ORT_ERRORS as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            self._fixed_reason = f"with a free batch axis it fails: {first[:300]}"
+            return self._time_run(original, x)
+        same = got[0].shape == want.shape and np.allclose(got[0], want, rtol=1e-4, atol=1e-5)
+        same = same and all(
+            g.shape == want[i : i + 1].shape
+            and np.allclose(g, want[i : i + 1], rtol=1e-4, atol=1e-5)
+            for i, g in enumerate(got[1:])
+        )
+        if not same:
+            self._fixed_reason = (
+                "with a free batch axis its outputs differ from those of its fixed-size "
+                "batches (the graph mixes examples, or has the batch size built in)"
+            )
+            return self._time_run(original, x)
+        self._model = candidate
+        self._graph = candidate.graph
+        self._types = _value_types(candidate)
+        self._input_dims = (None, *dims)
+        self._fixed_batch = None
+        log.info("The model's input %r had a fixed batch size of %d; it runs with a free "
+                 "batch axis (checked against the original).", self._input, fixed)  # fmt: skip
+        return None
+
+    def _time_run(self, session: Any, x: np.ndarray | None) -> float:
+        """Seconds one run of the original (fixed-batch) session takes, 0 if it cannot run."""
+        if x is None:
+            return 0.0
+        fixed = self._fixed_batch
+        assert fixed is not None
+        piece = np.resize(x, (fixed, *x.shape[1:])).astype(x.dtype)
+        start = time.perf_counter()
+        session.run([self.output_name], {self._input: piece})
+        return time.perf_counter() - start
+
+    def _warn_fixed_batch(self, seconds: float) -> None:
+        fixed = self._fixed_batch
+        assert fixed is not None
+        examples = 10_000
+        interventions = 10 * 21 + sum(s.n_units for s in self._sites.values())
+        runs = -(-examples // fixed) * interventions
+        if seconds > 0:
+            total = runs * seconds
+            estimate = (
+                f" One run took {seconds * 1e3:.2g} ms here, so ablation curves and per-unit "
+                f"importance on {examples:,} examples ({interventions} interventions, {runs:,} "
+                f"runs) would take at least {_duration(total)}."
+            )
+        else:
+            estimate = f" Ablation curves and importance on {examples:,} examples: {runs:,} runs."
+        log.warning(
+            "The model's input %r has a fixed batch size of %d, and the batch axis cannot be "
+            "freed (%s); OnnxAdapter runs one intervention on %d examples per session run, "
+            "which is slow.%s Re-export the model with a dynamic batch axis: "
+            "torch.onnx.export(model, (x,), 'model.onnx', dynamo=True, "
+            "dynamic_shapes=({0: torch.export.Dim('batch')},)), or with the legacy exporter "
+            "dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}}.",
+            self._input, fixed, self._fixed_reason, fixed, estimate,
+        )  # fmt: skip
+
+    def _flatten_scores(self) -> None:
+        """Read ``(B, C, 1, ..., 1)`` class scores (a 1x1-conv head) as ``(B, C)``.
+
+        A ``Flatten`` appended to the private copy gives the output the shape every
+        consumer expects; probabilities stay probabilities (Flatten is looked through).
+        """
+        shape = _tensor_shape(self._types.get(self.output_name))
+        if shape is None or len(shape) <= 2:
+            return
+        flat = f"{_PREFIX}scores"
+        self._graph.node.append(helper.make_node("Flatten", [self.output_name], [flat], axis=1))
+        elem = self._types[self.output_name].tensor_type.elem_type
+        info = helper.make_tensor_value_info(flat, elem, list(shape[:2]))
+        self._graph.output.append(info)
+        self._types[flat] = info.type
+        self._producers[flat] = len(self._graph.node) - 1
+        log.info("Output %r has shape %s; reading it as (batch, classes).", self.output_name,
+                 shape)  # fmt: skip
+        self.output_name = flat
 
     def _from_softmax(self, tensor: str) -> bool:
         nodes, producers = self._graph.node, self._producers
@@ -656,6 +999,7 @@ class OnnxAdapter:
         nodes = self._graph.node
         near = self._near_output()
         found: dict[str, tuple[str, int]] = {}  # name -> (tensor, producing node)
+        layers: dict[str, str | None] = {}  # name -> the torch block owning the activation
         calls: dict[str, int] = {}
         previous_scope: str | None = None
         for index, node in enumerate(nodes):
@@ -676,6 +1020,7 @@ class OnnxAdapter:
                     calls[scope] = count + 1
                 name = scope if calls[scope] == 1 else f"{scope}#{calls[scope] - 1}"
                 found[name] = (node.output[0], index)  # the group's last node wins
+                layers[name] = _torch_layer(scopes, classes)
                 previous_scope = scope
                 continue
             previous_scope = None
@@ -689,6 +1034,7 @@ class OnnxAdapter:
             found[name] = (node.output[0], index)
         sites: dict[str, Site] = {}
         self._site_info: dict[str, _SiteInfo] = {}
+        self._site_ops: dict[str, str] = {}
         for name, (tensor, index) in found.items():
             if tensor in near:
                 continue  # the output activation (a final Softmax/Sigmoid)
@@ -703,8 +1049,14 @@ class OnnxAdapter:
                     f"The number of units of site {name!r} (tensor {tensor!r}, shape {shape}) "
                     "is not known from shape inference."
                 )
-            sites[name] = Site(name, int(n_units), kind, len(sites))
-            self._site_info[name] = _SiteInfo(tensor, len(shape), shape[1:], _np_dtype(tp), index)
+            dims = shape[1:]
+            known = tuple(int(d) for d in dims if d is not None)
+            sites[name] = Site(
+                name, int(n_units), kind, len(sites), layers.get(name),
+                known if len(known) == len(dims) else None,
+            )  # fmt: skip
+            self._site_info[name] = _SiteInfo(tensor, len(shape), dims, _np_dtype(tp), index)
+            self._site_ops[name] = nodes[index].op_type
         if not sites:
             raise UnsupportedModelError(
                 "The model has no hidden activation to use as a site (looked for nodes of "
@@ -740,10 +1092,12 @@ class OnnxAdapter:
             )  # fmt: skip
         return ["CPUExecutionProvider"]
 
-    def _session_for(self, intervened: frozenset[str], record: frozenset[str]) -> _Rewrite:
-        key = (intervened, record)
+    def _session_for(
+        self, intervened: frozenset[str], record: frozenset[str], elements: bool = False
+    ) -> _Rewrite:
+        key = (intervened, record) if not elements else (intervened, record, "elements")
         if key not in self._sessions:
-            rewrite = _Rewrite(self, intervened, record)
+            rewrite = _Rewrite(self, intervened, record, elements)
             active = rewrite.session.get_providers()
             if "CUDAExecutionProvider" in self._providers and (
                 "CUDAExecutionProvider" not in active
@@ -876,7 +1230,11 @@ class _Rewrite:
     """One rewritten copy of the graph, for a set of intervened and recorded sites."""
 
     def __init__(
-        self, adapter: OnnxAdapter, intervened: frozenset[str], record: frozenset[str]
+        self,
+        adapter: OnnxAdapter,
+        intervened: frozenset[str],
+        record: frozenset[str],
+        elements: bool = False,
     ) -> None:
         self.adapter = adapter
         model = onnx.ModelProto()
@@ -924,7 +1282,7 @@ class _Rewrite:
         for name in self.record:
             site = info[name]
             tensor = site.tensor
-            if site.rank > 2:
+            if site.rank > 2 and not elements:  # else unreduced, for record_elements
                 axes = list(range(2, site.rank)) if site.rank >= 4 else [1]
                 reduced = f"{_PREFIX}rec_{len(outputs)}"
                 new_nodes.setdefault(site.producer, []).extend(
@@ -1072,7 +1430,20 @@ class _Rewrite:
         shape = [m] + [1] * info.rank
         shape[2 if site.kind == "conv" else info.rank] = site.n_units
         scale = np.asarray(iv.scale[name], dtype).reshape(shape)
-        shift = np.asarray(iv.shift[name], dtype).reshape(shape)
+        if name in iv.fill:
+            # shift + (1 - scale) * fill, one value per element: (M, 1, *element shape)
+            dims = info.dims
+            given = iv.fill[name].shape
+            if len(dims) != len(given) or any(
+                d is not None and d != t for d, t in zip(dims, given, strict=True)
+            ):
+                raise InvalidDataError(
+                    f"The 'fill' template of site {name!r} has shape {iv.fill[name].shape}; the "
+                    f"site's tensor has shape (batch, {', '.join(map(str, dims))})."
+                )
+            shift = iv.shift_with_fill(site, iv.fill[name].shape).astype(dtype)
+        else:
+            shift = np.asarray(iv.shift[name], dtype).reshape(shape)
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
             dims = self._site_dims(name)

@@ -8,6 +8,27 @@ An activation whose output is the model's output (a final Softmax/Sigmoid) is
 never a site.  Conv activations ``(B, C, H, W)`` have one unit per channel;
 other activations have their units on the last axis.
 
+Layers
+------
+Each site has a :attr:`~directionkit.adapter.Site.layer`, which ``scope="last:K"``
+counts: the path of the module that owns the activation module, when that owner is
+a block with its own ``forward`` (a ResNet ``Bottleneck``: its ReLU calls
+``layer1.0.relu``, ``layer1.0.relu#1``, ``layer1.0.relu#2`` are layer ``layer1.0``);
+an activation owned by the model itself or by a container (``nn.Sequential``,
+``nn.ModuleList``, ``nn.ModuleDict``) is a layer of its own.  So on the paper's
+11-layer ConvNet ``last:3`` is the last three ReLUs, on a ResNet the last three
+blocks.
+
+Outputs and dtypes
+------------------
+A model whose output comes straight from a ``Softmax`` or ``Sigmoid`` module gives
+probabilities: the adapter returns their logarithm as class scores, so accuracy is
+unchanged and the core's cross-entropy is ``-log p[y]``; from a ``LogSoftmax`` the
+output is used as it is (its cross-entropy is already ``-log p[y]``).  The adapter
+logs which and says so in :attr:`TorchAdapter.output_kind`.  Float inputs are cast to
+the dtype of the model's parameters (a float64 model runs in float64), and logits
+come back in that dtype (float32 for lower precisions).
+
 M interventions are evaluated in one forward pass: the batch is expanded from
 ``B`` to ``M * B`` rows at the first intervened site, so every layer before it
 runs once per data batch (prefix caching).  Models whose graph adds a tensor
@@ -19,6 +40,7 @@ detects on the first such failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +68,8 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
 )  # fmt: skip
 _PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_OUTPUTS = (nn.Softmax, nn.LogSoftmax, nn.Softmax2d)
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 @dataclass
@@ -58,6 +82,7 @@ class _Pass:
     expanded: bool = False
     calls: dict[int, int] = field(default_factory=dict)
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
+    elements: bool = False  # record unreduced activations
     trace: list[tuple[str, nn.Module, torch.Tensor]] | None = None
 
 
@@ -79,6 +104,12 @@ class TorchAdapter:
         are discovered on the first :meth:`run`.
     memory_budget : int
         Bytes of activations one forward pass may hold; M is chunked to fit.
+
+    Attributes
+    ----------
+    output_kind : {"logits", "probabilities", "log-probabilities"}
+        What the model's output holds (known once the sites are); probabilities are
+        returned as their logarithm.
 
     Examples
     --------
@@ -113,6 +144,15 @@ class TorchAdapter:
                 f"The 'sites' parameter of TorchAdapter must be a sequence of site names. "
                 f"Got {sites!r} instead."
             )
+        meta = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+        if meta or (device is not None and torch.device(device).type == "meta"):
+            where = f"its tensors {meta[:3]} are" if meta else "device='meta' was asked for"
+            raise UnsupportedModelError(
+                f"The module cannot be run: {where} on the 'meta' device, which holds shapes "
+                "but no values (a model made under torch.device('meta') or with empty "
+                "weights). Load its weights first, e.g. module.to_empty(device='cpu') then "
+                "module.load_state_dict(...)."
+            )
         self.module = module
         self._requested = None if sites is None else tuple(sites)
         if device is None:
@@ -126,6 +166,9 @@ class TorchAdapter:
         self._site_numel: dict[str, int] = {}
         self._expand_at_input = False
         self._input_shape: tuple[int, ...] | None = None
+        self.output_kind = "logits"
+        dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
+        self._dtype = dtypes[0] if dtypes else torch.float32
         if example_input is not None:
             self._discover(self._to_tensor(example_input))
 
@@ -139,6 +182,23 @@ class TorchAdapter:
                 "example_input=... to TorchAdapter, or call run() first."
             )
         return self._sites
+
+    @property
+    def site_ops(self) -> Mapping[str, str]:
+        """The module class at each site (e.g. ``"ReLU"``), for figure labels."""
+        modules = dict(self.module.named_modules())
+        return {
+            name: type(modules[name]).__name__ for name in self.sites if name in modules
+        }
+
+    @property
+    def sites_pending(self) -> bool:
+        """True until the sites are found (by ``example_input`` or the first :meth:`run`).
+
+        The experiments and :func:`directionkit.analyze` run the first example of their
+        data when it is True, so ``example_input`` is only needed to read ``sites`` first.
+        """
+        return self._sites is None
 
     @property
     def device(self) -> str:
@@ -181,13 +241,32 @@ class TorchAdapter:
             recorded.update(state.recorded)
         return RunOutput(np.concatenate(logits, axis=0), recorded)
 
-    def unit_weight_l1(self, site: str) -> np.ndarray:
-        """L1 norm of each unit's incoming weights: the producing Conv filter or Linear row.
+    def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
+        """The clean, unreduced activations ``(B, *site.shape)`` of ``sites`` for batch ``x``.
 
-        The producer is the last ``Linear``/``Conv`` module called before the
-        site's activation; a ``BatchNorm`` called between them is folded in, so a
-        unit's weights are ``W[c] * gamma[c] / sqrt(running_var[c] + eps)`` — the
-        filter as the network effectively applies it.  Biases are not included.
+        Examples
+        --------
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+        >>> adapter = TorchAdapter(net, example_input=np.zeros((1, 1, 2, 2), np.float32))
+        >>> adapter.record_elements(np.ones((3, 1, 2, 2), np.float32), ["1"])["1"].shape
+        (3, 2, 2, 2)
+        """
+        tensor = self._to_tensor(x)
+        if self._sites is None:
+            self._discover(tensor)
+        self._check_input(tensor)
+        check_request(self.sites, None, sites)
+        state = _Pass(None, frozenset(sites), tensor.shape[0], elements=True)
+        self._forward(tensor, state)
+        return state.recorded
+
+    def unit_weight_l1(self, site: str) -> np.ndarray:
+        """L1 norm of each unit's raw incoming filter: the producing Conv filter or Linear row.
+
+        The producer is the last ``Linear``/``Conv`` module called before the site's
+        activation; this is the paper's "L1-norm of the filter weights" (A.3), the
+        weights as stored.  Biases are not included.  A ``BatchNorm`` between producer
+        and activation is folded in by :meth:`unit_weight_l1_folded`.
 
         Examples
         --------
@@ -198,6 +277,28 @@ class TorchAdapter:
         >>> TorchAdapter(net, example_input=np.zeros((1, 2), np.float32)).unit_weight_l1("1")
         array([3. , 0.5])
         """
+        return self._weight_l1(site, folded=False)
+
+    def unit_weight_l1_folded(self, site: str) -> np.ndarray:
+        """Like :meth:`unit_weight_l1`, with a BatchNorm between producer and site folded in.
+
+        A unit's weights are ``W[c] * gamma[c] / sqrt(running_var[c] + eps)``: the filter
+        as the network effectively applies it in eval mode.  Without a BatchNorm it equals
+        :meth:`unit_weight_l1`.
+
+        Examples
+        --------
+        >>> net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.BatchNorm1d(2), nn.ReLU(),
+        ...                     nn.Linear(2, 2))
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.fill_(1.0); _ = net[1].weight.fill_(2.0)
+        >>> adapter = TorchAdapter(net, example_input=np.zeros((2, 2), np.float32))
+        >>> adapter.unit_weight_l1("2"), adapter.unit_weight_l1_folded("2").round(3)
+        (array([2., 2.]), array([4., 4.]))
+        """
+        return self._weight_l1(site, folded=True)
+
+    def _weight_l1(self, site: str, folded: bool) -> np.ndarray:
         if site not in self.sites:
             raise SiteNotFoundError(site, self.sites)
         producer, norm = self._producers.get(site, (None, None))
@@ -209,7 +310,7 @@ class TorchAdapter:
         with torch.no_grad():
             weight = producer.weight.detach().to("cpu", torch.float64)
             l1 = weight.abs().reshape(weight.shape[0], -1).sum(dim=1)
-            if norm is not None and norm.affine and norm.track_running_stats:
+            if folded and norm is not None and norm.affine and norm.track_running_stats:
                 gamma = norm.weight.detach().to("cpu", torch.float64)
                 var = norm.running_var.detach().to("cpu", torch.float64)
                 l1 = l1 * (gamma / torch.sqrt(var + norm.eps)).abs()
@@ -270,8 +371,8 @@ class TorchAdapter:
             raise InvalidDataError(
                 f"Model input must have a non-empty batch axis. Got shape {tuple(tensor.shape)}."
             )
-        if tensor.is_floating_point() and tensor.dtype != torch.float32:
-            tensor = tensor.float()
+        if tensor.is_floating_point() and tensor.dtype != self._dtype:
+            tensor = tensor.to(self._dtype)
         return tensor.to(self._device)
 
     @contextlib.contextmanager
@@ -284,7 +385,7 @@ class TorchAdapter:
             for module in modules:
                 if isinstance(module, ACTIVATION_TYPES):
                     handles.append(module.register_forward_hook(self._make_hook(state)))
-                elif state.trace is not None and isinstance(module, _PRODUCERS + _NORMS):
+                elif state.trace is not None and isinstance(module, _PRODUCERS + _NORMS + _OUTPUTS):
                     handles.append(module.register_forward_hook(self._make_tracer(state)))
             self.module.eval()
             with torch.inference_mode():
@@ -319,11 +420,13 @@ class TorchAdapter:
             b = state.batch_size
             if name in state.record:
                 row0 = output[:b] if state.expanded else output
-                if site.kind == "conv":  # (B, C, H, W): average each map over space
+                if state.elements:
+                    pass  # unreduced, (B, *site.shape)
+                elif site.kind == "conv":  # (B, C, H, W): average each map over space
                     row0 = row0.mean(dim=tuple(range(2, row0.ndim)))
                 elif row0.ndim > 2:  # (B, T, U): average over positions
                     row0 = row0.mean(dim=tuple(range(1, row0.ndim - 1)))
-                state.recorded[name] = row0.float().cpu().numpy()
+                state.recorded[name] = _numpy(row0)
             if iv is None or name not in iv.sites:
                 return None
             if not state.expanded:
@@ -354,7 +457,15 @@ class TorchAdapter:
                 np.asarray(values), dtype=grouped.dtype, device=grouped.device
             ).reshape(shape)
 
-        out = grouped * term(iv.scale[name]) + term(iv.shift[name])
+        if site.shape is not None and tuple(grouped.shape[2:]) != site.shape and name in iv.fill:
+            raise InvalidDataError(
+                f"Site {name!r} has activations of shape {tuple(grouped.shape[2:])} per example; "
+                f"its 'fill' template was made for {site.shape} (inputs of another size?)."
+            )
+        shift = iv.shift_with_fill(site, tuple(grouped.shape[2:]))
+        out = grouped * term(iv.scale[name]) + torch.as_tensor(
+            shift, dtype=grouped.dtype, device=grouped.device
+        )
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
             full = (m, *grouped.shape[1:])
@@ -389,7 +500,9 @@ class TorchAdapter:
         b = x.shape[0]
         if out.shape[0] == b and m > 1:
             out = out.unsqueeze(0).expand(m, *out.shape)
-        return out.reshape(m, b, out.shape[-1]).float().cpu().numpy()
+        if self.output_kind == "probabilities":
+            out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
+        return _numpy(out.reshape(m, b, out.shape[-1]))
 
     def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
         if interventions is None:
@@ -422,7 +535,21 @@ class TorchAdapter:
         found: dict[str, Site] = {}
         last_producer: nn.Module | None = None
         last_norm: nn.Module | None = None
+        modules = dict(self.module.named_modules())
         for name, module, value in state.trace:
+            if value is output and isinstance(module, (*_OUTPUTS, nn.Sigmoid)):
+                self.output_kind = (
+                    "log-probabilities" if isinstance(module, nn.LogSoftmax) else "probabilities"
+                )
+                log.info(
+                    "The model's output comes from %s %r: %s", type(module).__name__, name,
+                    "directionkit uses it as it is (its cross-entropy is -log p[label])"
+                    if self.output_kind == "log-probabilities" else
+                    "directionkit uses the logarithm of these probabilities as class scores, so "
+                    "the loss is -log p[label]",
+                )  # fmt: skip
+            if isinstance(module, _OUTPUTS):
+                continue
             if isinstance(module, _PRODUCERS):
                 last_producer, last_norm = module, None
                 continue
@@ -433,7 +560,10 @@ class TorchAdapter:
                 continue  # the model's own output, or not a per-example activation
             kind = "conv" if value.ndim == 4 else "dense"
             n_units = value.shape[1] if kind == "conv" else value.shape[-1]
-            found[name] = Site(name, int(n_units), kind, len(found))
+            found[name] = Site(
+                name, int(n_units), kind, len(found), _layer(name, modules, self.module),
+                tuple(int(d) for d in value.shape[1:]),
+            )  # fmt: skip
             self._producers[name] = (last_producer, last_norm)
             self._site_numel[name] = int(value[0].numel())
         if not found:
@@ -446,7 +576,30 @@ class TorchAdapter:
                 if name not in found:
                     raise SiteNotFoundError(name, found)
             found = {
-                name: Site(name, found[name].n_units, found[name].kind, depth)
+                name: dataclasses.replace(found[name], depth=depth)
                 for depth, name in enumerate(n for n in found if n in self._requested)
             }
         self._sites = found
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU numpy copy, float64 kept, other float dtypes as float32."""
+    dtype = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    return tensor.detach().to("cpu", dtype).numpy()
+
+
+def _layer(site: str, modules: Mapping[str, nn.Module], root: nn.Module) -> str | None:
+    """The layer of a site: its activation module's owner when that is a block.
+
+    A block is a module with its own forward (a ResNet ``Bottleneck``); an activation
+    owned by the model itself or by a container (``Sequential``, ``ModuleList``,
+    ``ModuleDict``) is a layer of its own (None).
+    """
+    path = site.split("#", 1)[0]
+    if "." not in path:
+        return None
+    owner_path = path.rsplit(".", 1)[0]
+    owner = modules.get(owner_path)
+    if owner is None or owner is root or isinstance(owner, _CONTAINERS):
+        return None
+    return owner_path

@@ -13,8 +13,12 @@ Examples
 """
 
 from directionkit._api import analyze
+from directionkit._monitor import AUCMonitor, estimate_auc
+from directionkit._selection import select, selection_report
+from directionkit._sweep import Checkpoint, SweepResult, open_sweep, sweep
 from directionkit._version import __version__
 from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
+from directionkit.compare import Comparison, compare
 from directionkit.errors import (
     DirectionKitError,
     InvalidDataError,
@@ -33,7 +37,10 @@ from directionkit.metrics import (
 from directionkit.store import Analysis, open
 
 __all__ = [
+    "AUCMonitor",
     "Analysis",
+    "Checkpoint",
+    "Comparison",
     "DirectionKitError",
     "Interventions",
     "InvalidDataError",
@@ -43,13 +50,20 @@ __all__ = [
     "Site",
     "SiteNotFoundError",
     "StoreError",
+    "SweepResult",
     "UnsupportedModelError",
     "__version__",
     "ablation_auc",
     "analyze",
     "class_mean",
     "class_selectivity",
+    "compare",
+    "estimate_auc",
     "mutual_information",
     "open",
+    "open_sweep",
+    "select",
+    "selection_report",
     "spearman",
+    "sweep",
 ]

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from directionkit._validation import check_choice, parameter_error
-from directionkit.adapter import ModelAdapter, SupportsWeightL1
+from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit.adapter import (
+    ModelAdapter,
+    SupportsFoldedWeightL1,
+    SupportsLazySites,
+    SupportsWeightL1,
+)
 from directionkit.errors import InvalidParameterError, UnsupportedModelError
 from directionkit.experiments import (
     ablation_curve,
@@ -23,13 +30,18 @@ from directionkit.experiments import (
     noise_curve,
     unit_importance,
 )
+from directionkit.experiments._ablation import ABLATE_TO, clamp_values
 from directionkit.experiments._data import Batches
-from directionkit.experiments._engine import evaluate, unit_coords
+from directionkit.experiments._engine import evaluate, find_sites, top_k, unit_coords
+from directionkit.experiments._progress import ProgressCallback, Tracker
 from directionkit.metrics import ablation_auc
 from directionkit.store import Analysis, fingerprint
 
 METRICS = ("statistics", "ablation", "importance", "noise", "weight_l1")
 DEFAULT_NOISE_SCALES = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+#: Named scope presets: ``"paper-conv"`` is the paper's protocol for conv nets (Fig. 1b,c:
+#: "only feature maps in the last three layers were ablated"), next to every unit.
+SCOPE_PRESETS: dict[str, tuple[str, ...]] = {"paper-conv": ("all", "last:3")}
 
 
 def as_adapter(
@@ -44,6 +56,9 @@ def as_adapter(
     ``(model, sites, device, example_input)`` returning an adapter, or None when the
     model is not theirs.
     """
+    if isinstance(model, SupportsLazySites) and model.sites_pending and data is not None:
+        # before `isinstance(model, ModelAdapter)`, which reads `sites` on Python 3.11
+        find_sites(cast(ModelAdapter, model), Batches(data, func="analyze"))
     if isinstance(model, ModelAdapter):
         if sites is not None or device is not None:
             raise InvalidParameterError(
@@ -87,12 +102,79 @@ def _looks_like_onnx(model: Any) -> bool:
     return onnx is not None and isinstance(model, onnx.ModelProto)
 
 
+def site_info(adapter: ModelAdapter) -> dict[str, dict[str, Any]]:
+    """Per site: ``kind``, ``n_units`` and, when the adapter knows it, ``op``.
+
+    ``op`` is the layer type at the site (a torch module class such as ``"ReLU"``, an
+    ONNX op type such as ``"Relu"``), read from the adapter's optional ``site_ops``
+    mapping.  Figures label sites with it (:func:`directionkit.plots.site_label`).
+
+    Examples
+    --------
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> site_info(NumpyMLPAdapter.random(n_in=2, hidden=(3,), n_classes=2, seed=0))
+    {'hidden0': {'kind': 'dense', 'n_units': 3}}
+    """
+    ops = getattr(adapter, "site_ops", None)
+    info: dict[str, dict[str, Any]] = {}
+    for name, site in adapter.sites.items():
+        entry: dict[str, Any] = {"kind": site.kind, "n_units": site.n_units}
+        if isinstance(ops, Mapping) and isinstance(ops.get(name), str):
+            entry["op"] = ops[name]
+        info[name] = entry
+    return info
+
+
+class _Stages:
+    """One progress bar (or callback) per stage of :func:`analyze`, numbered ``[i/n]``."""
+
+    def __init__(self, progress: bool | Callable[[str, int, int | None], None], names: list[str]):
+        self.progress = progress
+        self.count = len(names)
+        self.index = 0
+
+    @contextlib.contextmanager
+    def track(self, stage: str) -> Iterator[ProgressCallback | None]:
+        self.index += 1
+        if callable(self.progress):
+            report = self.progress
+            yield lambda done, total: report(stage, done, total)
+            return
+        if not self.progress:
+            yield None
+            return
+        bar = tqdm(
+            desc=f"directionkit [{self.index}/{self.count}] {stage}", total=None, leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+        )  # fmt: skip
+
+        def update(done: int, total: int | None) -> None:
+            if total != bar.total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            yield update
+        finally:
+            bar.close()
+
 def _identity(data: Any) -> str:
+    """A fingerprint of ``(X, y)`` data, else its type; never fails (it is bookkeeping).
+
+    It runs after every measure is computed, so a failure here must not lose them: an
+    array that cannot be hashed is recorded as unknown, with a warning.
+    """
     if isinstance(data, tuple) and len(data) == 2:
         try:
-            return fingerprint(np.asarray(data[0]), np.asarray(data[1]))
-        except (TypeError, ValueError):
-            pass
+            return fingerprint(data[0], data[1])
+        except Exception as err:  # whatever the array type throws: keep the results
+            warnings.warn(
+                f"directionkit: could not fingerprint the data ({type(err).__name__}: {err}); "
+                "its identity is recorded as unknown.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return f"unknown ({type(data[0]).__module__}.{type(data[0]).__name__})"
     return f"{type(data).__module__}.{type(data).__name__}"
 
 
@@ -103,16 +185,20 @@ def analyze(
     train_data: Any = None,
     sites: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
-    scopes: Sequence[str] = ("all",),
+    scopes: Sequence[str] | str = ("all",),
     orderings: int = 10,
     fractions: int | Sequence[float] = 21,
-    ablate_to: Literal["zero", "mean"] = "zero",
+    ablate_to: Literal["zero", "mean", "channel-mean"] = "zero",
     noise_scales: Sequence[float] | None = None,
     noise_repeats: int = 10,
+    noise_sd: Literal["map", "spatial-mean"] = "map",
+    accuracy: Literal["top1", "top5"] = "top1",
+    n_bins: int = 16,
+    binning: Literal["equal-width", "equal-frequency"] = "equal-width",
     seed: int = 0,
     device: str | None = None,
     batch_size: int | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[str, int, int | None], None] = True,
 ) -> Analysis:
     """Measure a model's reliance on single directions.
 
@@ -127,8 +213,10 @@ def analyze(
         The data every measure is computed on (the paper: training data for ablation
         and noise curves of memorising models, test data for selectivity).
     train_data : same kinds as ``data``, optional
-        Where each unit's sd (noise scale) and mean (mean-ablation value) come from.
-        Required for ``"noise"``; default for ``ablate_to="mean"``: ``data``.
+        Where each unit's sd (noise scale) and mean (mean-ablation value) come from
+        (the paper: the training set).  Required for ``"noise"`` and for
+        ``ablate_to="mean"``/``"channel-mean"`` (pass ``train_data=data`` to take the
+        means from the analysed data instead; attrs record which was used).
     sites : sequence of str, optional
         Sites to measure (default: every activation).
     metrics : sequence of str, optional
@@ -136,20 +224,34 @@ def analyze(
         ``"ablation"``, ``"importance"``, ``"noise"``, ``"weight_l1"``.  Default: all
         of them, ``"noise"`` only when ``train_data`` is given, ``"weight_l1"`` only
         when the adapter can report weights.
-    scopes : sequence of str
-        Scopes of the ablation curves: ``"all"``, a site name, ``"last:K"``.
+    scopes : sequence of str, or a preset name
+        Scopes of the ablation curves: ``"all"``, a site name, ``"last:K"`` (the last K
+        layers; a ResNet block is one layer).  The preset ``"paper-conv"`` is
+        ``("all", "last:3")``, the paper's protocol for conv nets.
     orderings, fractions, ablate_to :
-        See :func:`directionkit.experiments.ablation_curve`.
-    noise_scales, noise_repeats :
-        See :func:`directionkit.experiments.noise_curve`.
+        See :func:`directionkit.experiments.ablation_curve`.  ``ablate_to="mean"``
+        clamps each element of a conv map to its own training-set mean (paper A.1);
+        ``"channel-mean"`` to one mean per map.
+    noise_scales, noise_repeats, noise_sd :
+        See :func:`directionkit.experiments.noise_curve` (``noise_repeats`` is its
+        ``repeats``).
+    accuracy : {"top1", "top5"}
+        Accuracy of every measure (clean accuracy, ablation and noise curves,
+        ``importance_accuracy``); the paper uses top-5 for its ImageNet ResNet.
+    n_bins, binning :
+        Discretisation of activity for the mutual information (see
+        :func:`directionkit.experiments.activation_statistics`).
     seed : int
         Seed of every random choice; the result is deterministic for a seed.
     device : str, optional
         ``"cpu"`` or ``"cuda"`` for a torch or ONNX model.
     batch_size : int, optional
         Batch size when data are ``(X, y)`` arrays (default 1000).
-    progress : bool
-        Show a progress bar over the experiments.
+    progress : bool or callable
+        Show a progress bar per experiment (each scope's ablation curve is one), advancing
+        with every batch and chunk of interventions, with the time left.  A callable is
+        called instead as ``progress(stage, done, total)`` (work in example-rows; total
+        None when the data's length is unknown).  False: silent.
 
     Returns
     -------
@@ -157,9 +259,11 @@ def analyze(
         Variables of the directionkit data model (``accuracy``, ``loss``,
         ``ablation_accuracy``, ``ablation_order``, ``ablation_auc``, ``noise_accuracy``,
         ``class_mean``, ``selectivity``, ``mutual_info``, ``unit_mean``, ``unit_std``,
-        ``importance_loss``, ``importance_accuracy``, ``weight_l1``) for the chosen
-        metrics, with unit coordinates ``site`` and ``unit_index``; the parameters are
-        in ``attrs``.
+        ``importance_loss``, ``importance_accuracy``, ``weight_l1`` -- the raw filter
+        norm -- and ``weight_l1_folded`` -- with BatchNorm folded in -- where the
+        adapter can give them) for the chosen metrics, with unit coordinates ``site``
+        and ``unit_index``; the parameters, model and data identity and ``n_examples``
+        (examples measured) are in ``attrs``.
 
     Examples
     --------
@@ -172,6 +276,8 @@ def analyze(
     >>> float(result["accuracy"]), result["selectivity"].sizes["unit"]
     (1.0, 11)
     """
+    if not isinstance(progress, bool) and not callable(progress):
+        raise parameter_error("progress", "analyze", "True, False or a callable", progress)
     chosen = list(METRICS) if metrics is None else list(metrics)
     for name in chosen:
         check_choice(name, "metrics", "analyze", METRICS)
@@ -183,7 +289,22 @@ def analyze(
             )  # fmt: skip
         chosen.remove("noise")
     if isinstance(scopes, str):
-        raise parameter_error("scopes", "analyze", "a sequence of scopes", scopes)
+        if scopes not in SCOPE_PRESETS:
+            raise parameter_error(
+                "scopes", "analyze", f"a sequence of scopes or a preset name in "
+                f"{sorted(SCOPE_PRESETS)}", scopes,
+            )  # fmt: skip
+        scopes = SCOPE_PRESETS[scopes]
+    check_choice(ablate_to, "ablate_to", "analyze", ABLATE_TO)
+    k = top_k(accuracy, "analyze")
+    n_bins = check_int(n_bins, "n_bins", "analyze", minimum=2)
+    check_choice(binning, "binning", "analyze", ("equal-width", "equal-frequency"))
+    check_choice(noise_sd, "noise_sd", "analyze", ("map", "spatial-mean"))
+    if ablate_to != "zero" and "ablation" in chosen and train_data is None:
+        raise parameter_error(
+            "train_data", "analyze", f"given when ablate_to={ablate_to!r} (the paper's means "
+            "are over the training set; pass train_data=data to use the analysed data)", None,
+        )  # fmt: skip
     adapter = as_adapter(model, sites=sites, device=device, data=data)
     if "weight_l1" in chosen and not isinstance(adapter, SupportsWeightL1):
         if metrics is not None:
@@ -192,54 +313,69 @@ def analyze(
             )
         chosen.remove("weight_l1")
     batches = Batches(data, batch_size, "analyze")
+    notes: dict[str, str] = {}
     parts: list[xr.Dataset] = []
+    n_examples = 0
     steps = ["accuracy", *chosen]
-    bar = tqdm(steps, desc="directionkit", disable=not progress, leave=False)
-    for step in bar:
-        bar.set_postfix_str(step)
+    stages = _Stages(
+        progress,
+        [
+            n
+            for s in steps
+            for n in ([f"ablation [{c}]" for c in scopes] if s == "ablation" else [s])
+        ],
+    )
+    for step in steps:
         if step == "accuracy":
-            clean = evaluate(adapter, batches, None)
+            with stages.track("accuracy") as callback:
+                tracker = Tracker(callback)
+                tracker.plan(batches.n_examples)
+                clean = evaluate(adapter, batches, None, k, tracker)
+            n_examples = clean.n
             parts.append(
                 xr.Dataset(
                     {"accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0])}
                 )
             )
         elif step == "statistics":
-            parts.append(activation_statistics(adapter, batches))
+            with stages.track(step) as callback:
+                parts.append(activation_statistics(
+                    adapter, batches, n_bins=n_bins, binning=binning, progress=callback
+                ))  # fmt: skip
         elif step == "ablation":
             means = None
-            if ablate_to == "mean":
-                from directionkit.experiments._statistics import unit_means
-
-                means = unit_means(
-                    adapter,
-                    Batches(train_data if train_data is not None else data, batch_size),
-                    list(adapter.sites),
-                )
-            curves = [
-                ablation_curve(
-                    adapter, batches, scope, orderings, fractions, ablate_to, seed, means=means
-                )
-                for scope in scopes
-            ]
+            if ablate_to != "zero":
+                means = clamp_values(
+                    adapter, Batches(train_data, batch_size, "analyze"), list(adapter.sites),
+                    ablate_to,
+                )  # fmt: skip
+            curves = []
+            for scope in scopes:
+                with stages.track(f"ablation [{scope}]") as callback:
+                    curve = ablation_curve(
+                        adapter, batches, scope, orderings, fractions, ablate_to, seed,
+                        means=means, accuracy=accuracy, progress=callback,
+                    )  # fmt: skip
+                curves.append(curve)
             curve = xr.concat(curves, dim="scope", join="outer", fill_value={"ablation_order": -1})
             curve["ablation_auc"] = ablation_auc(curve["ablation_accuracy"]).mean("ordering")
             parts.append(curve.drop_attrs())
         elif step == "importance":
-            parts.append(unit_importance(adapter, batches))
+            with stages.track(step) as callback:
+                parts.append(
+                    unit_importance(adapter, batches, accuracy=accuracy, progress=callback)
+                )
         elif step == "noise":
             scales = DEFAULT_NOISE_SCALES if noise_scales is None else noise_scales
-            parts.append(
-                noise_curve(adapter, batches, train_data, scales, noise_repeats, seed)
-                .to_dataset()
-                .drop_attrs()
-            )
+            with stages.track(step) as callback:
+                noise = noise_curve(
+                    adapter, batches, train_data, scales, noise_repeats, seed,
+                    accuracy=accuracy, noise_sd=noise_sd, progress=callback,
+                )  # fmt: skip
+            parts.append(noise.to_dataset().drop_attrs())
         elif step == "weight_l1":
-            assert isinstance(adapter, SupportsWeightL1)
-            values = np.concatenate([adapter.unit_weight_l1(n) for n in adapter.sites])
-            parts.append(
-                xr.Dataset({"weight_l1": ("unit", values)}, coords=unit_coords(adapter.sites))
-            )
+            with stages.track(step):
+                parts.append(_weight_l1(adapter, notes))
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
     dataset.attrs = {
         "parameters": {
@@ -247,11 +383,38 @@ def analyze(
             "fractions": fractions if isinstance(fractions, int) else [float(f) for f in fractions],
             "ablate_to": ablate_to, "seed": seed, "batch_size": batch_size,
             "noise_scales": None if noise_scales is None else [float(s) for s in noise_scales],
-            "noise_repeats": noise_repeats,
+            "noise_repeats": noise_repeats, "noise_sd": noise_sd, "accuracy": accuracy,
+            "n_bins": n_bins, "binning": binning,
         },
+        "accuracy": accuracy,
+        "means_from": "train_data" if ablate_to != "zero" and "ablation" in chosen else None,
+        "output_kind": str(getattr(adapter, "output_kind", "logits")),
+        **notes,
         "model": getattr(adapter, "identity", type(adapter).__name__),
         "data": _identity(data),
+        "n_examples": n_examples,
         "train_data": None if train_data is None else _identity(train_data),
         "sites": list(adapter.sites),
+        "site_info": site_info(adapter),
     }  # fmt: skip
     return Analysis(dataset)
+
+
+def _weight_l1(adapter: ModelAdapter, notes: dict[str, str]) -> xr.Dataset:
+    """``weight_l1`` (raw filters) and ``weight_l1_folded`` (BatchNorm in), where known.
+
+    A raw norm the model does not hold (an exporter folded BatchNorm into the Conv) leaves
+    ``weight_l1`` out, saying why in ``notes``; never is a folded norm stored as raw.
+    """
+    assert isinstance(adapter, SupportsWeightL1)
+    names = list(adapter.sites)
+    variables: dict[str, tuple[str, np.ndarray]] = {}
+    try:
+        raw = [adapter.unit_weight_l1(n) for n in names]
+        variables["weight_l1"] = ("unit", np.concatenate(raw))
+    except UnsupportedModelError as err:
+        notes["weight_l1_note"] = f"weight_l1 left out: {err}"
+    if isinstance(adapter, SupportsFoldedWeightL1):
+        folded = [adapter.unit_weight_l1_folded(n) for n in names]
+        variables["weight_l1_folded"] = ("unit", np.concatenate(folded))
+    return xr.Dataset(variables, coords=unit_coords(adapter.sites))

@@ -81,6 +81,40 @@ def as_labelled(values: Any, dims: tuple[str, ...], name: str, func: str) -> xr.
     return array
 
 
+def integral_labels(labels: np.ndarray, func: str) -> np.ndarray:
+    """Class labels as int64: integers, or floats holding whole numbers (``1.0`` is 1).
+
+    Labels saved through a float array (a ``.npz`` written from pandas, a float tensor)
+    are common; ``1.5``, NaN or inf are not class indices and are refused, naming the
+    first such value and where it is.
+
+    Examples
+    --------
+    >>> integral_labels(np.array([0.0, 2.0, 1.0]), "f")
+    array([0, 2, 1])
+    >>> integral_labels(np.array([0.0, 1.5]), "f")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidDataError: 'labels' of f must be ... Got 1.5 at example 1 ...
+    """
+    if np.issubdtype(labels.dtype, np.floating):
+        bad = ~np.isfinite(labels)
+        bad[~bad] = labels[~bad] != np.round(labels[~bad])
+        if bad.any():
+            first = int(np.argmax(bad.reshape(-1)))
+            count = int(bad.sum())
+            raise InvalidDataError(
+                f"'labels' of {func} must be integer class indices. Got "
+                f"{labels.reshape(-1)[first].item()!r} at example {first} ({count} non-integer "
+                f"value{'s' if count > 1 else ''} in all)."
+            )
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidDataError(
+            f"'labels' of {func} must be integer class indices. Got dtype {labels.dtype} instead."
+        )
+    return labels.astype(np.int64)
+
+
 def check_labels(
     labels: Any,
     n_examples: int,
@@ -112,17 +146,7 @@ def check_labels(
         )
     if array.size == 0 and not (allow_empty and n_classes is not None):
         raise InvalidDataError(f"'labels' of {func} is empty; it needs at least one example.")
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise InvalidDataError(
-                f"'labels' of {func} must be integer class indices. Got non-integer values "
-                f"such as {array[(~np.isfinite(array)) | (array != np.round(array))][0]!r}."
-            )
-    elif not np.issubdtype(array.dtype, np.integer):
-        raise InvalidDataError(
-            f"'labels' of {func} must be integer class indices. Got dtype {array.dtype} instead."
-        )
-    array = array.astype(np.int64)
+    array = integral_labels(array, func)
     if n_classes is None:
         n_classes = int(array.max()) + 1
     else:

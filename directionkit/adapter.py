@@ -9,21 +9,30 @@ Semantics of an intervention
 For every site named in an :class:`Interventions` and every intervention row
 ``m`` in ``0..M-1``, the adapter replaces the site's activation ``a`` by::
 
-    a' = a * scale[m] + shift[m] + noise_std[m] * eps
+    a' = a * scale[m] + shift[m] + (1 - scale[m]) * fill + noise_std[m] * eps
 
 ``scale``, ``shift`` and ``noise_std`` have shape ``(M, n_units)``; a unit is
 the last axis of a dense activation ``(B, ..., n_units)`` and axis 1 (the
 channel) of a conv activation ``(B, n_units, H, W)``, and the per-unit value is
-broadcast over the other axes.  ``eps`` is standard normal noise, independent
-for every element of the activation (so every spatial position of a conv map
-gets its own draw), drawn from :meth:`Interventions.standard_normal` so that
-every adapter draws the same numbers for the same seed.  Sites that an
-``Interventions`` does not name are left unchanged.
+broadcast over the other axes.  ``fill`` is optional, per site: an *element
+template* of the shape of one example's activation at the site
+(:attr:`Site.shape`, e.g. ``(C, H, W)``), broadcast over M and B (0 when a site
+has none).  It lets a clamped unit take a different value at every element of
+its map: mean-ablation of a conv map to its per-element training mean (paper
+A.1) is ``scale = ~ablated``, ``shift = 0``, ``fill = mean[c, h, w]``, while the
+per-unit ``shift`` gives every element of a map the same value.  ``eps`` is
+standard normal noise, independent for every element of the activation (so
+every spatial position of a conv map gets its own draw), drawn from
+:meth:`Interventions.standard_normal` so that every adapter draws the same
+numbers for the same seed.  Sites that an ``Interventions`` does not name are
+left unchanged.
 
 Special cases (built by the constructors):
 
 * zero-ablation of a boolean mask ``ablated``: ``scale = ~ablated``, ``shift = 0``;
-* mean-ablation: ``scale = ~ablated``, ``shift = ablated * mean``;
+* mean-ablation to one value per unit: ``scale = ~ablated``, ``shift = ablated * mean``;
+* mean-ablation to an element template: ``scale = ~ablated``, ``shift = 0``,
+  ``fill = mean`` (see :meth:`Interventions.mean_ablate`);
 * noise at scale ``s``: ``scale = 1``, ``shift = 0``, ``noise_std = s * sd_unit``.
 
 The logits contract
@@ -34,6 +43,22 @@ intervention ``m``.  Without interventions ``M == 1``.  Recorded activations
 are the *unedited-by-later-sites* values seen at the site under intervention
 row 0 (or the clean run when there is none), reduced to ``(B, n_units)``;
 conv maps are averaged over space.
+
+Optional capabilities
+---------------------
+An adapter may also offer (checked at run time with ``isinstance``):
+
+* :class:`SupportsElementRecording` -- ``record_elements(x, sites)``: the clean,
+  unreduced activations ``(B, *site.shape)``, from which the core computes
+  per-element training means and the sd over a map's elements.  Without it the
+  core can measure dense sites (whose elements are the units) but not conv maps
+  element by element;
+* :class:`SupportsWeightL1` / :class:`SupportsFoldedWeightL1` -- each unit's raw
+  incoming-filter L1 norm, and the one with a following BatchNorm folded in;
+* :class:`SupportsPrefixCache`, :class:`SupportsDevice`, :class:`SupportsLinearChain`.
+
+Sites may carry a :attr:`Site.layer`: sites with the same layer form one layer of
+the network (the ReLUs of one residual block), which ``scope="last:K"`` counts.
 
 Examples
 --------
@@ -66,6 +91,9 @@ __all__ = [
     "Site",
     "LinearChain",
     "SupportsDevice",
+    "SupportsElementRecording",
+    "SupportsFoldedWeightL1",
+    "SupportsLazySites",
     "SupportsLinearChain",
     "SupportsPrefixCache",
     "SupportsWeightL1",
@@ -90,17 +118,30 @@ class Site:
         ``"dense"`` activations have their units on the last axis.
     depth : int
         Position of the site in forward order, starting at 0.
+    layer : str, optional
+        The layer the site belongs to; consecutive sites with the same layer are one
+        layer of the network (e.g. the three ReLU calls of a ResNet bottleneck block,
+        layer ``"layer1.0"``).  ``None``: the site is a layer of its own.
+        ``scope="last:K"`` counts layers (see :attr:`layer_name`).
+    shape : tuple of int, optional
+        The shape of one example's activation at the site (``(C, H, W)`` for a conv
+        site, ``(n_units,)`` for a flat dense one), when the adapter knows it; the
+        shape of :class:`Interventions` ``fill`` templates.
 
     Examples
     --------
     >>> Site("fc1", n_units=512, kind="dense", depth=0)
-    Site(name='fc1', n_units=512, kind='dense', depth=0)
+    Site(name='fc1', n_units=512, kind='dense', depth=0, layer=None, shape=None)
+    >>> Site("layer1.0.relu#1", 8, "conv", 2, layer="layer1.0").layer_name
+    'layer1.0'
     """
 
     name: str
     n_units: int
     kind: SiteKind = "dense"
     depth: int = 0
+    layer: str | None = None
+    shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -108,6 +149,50 @@ class Site:
         check_int(self.n_units, "n_units", "Site", minimum=1)
         check_choice(self.kind, "kind", "Site", ("dense", "conv"))
         check_int(self.depth, "depth", "Site", minimum=0)
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            raise parameter_error("layer", "Site", "None or a non-empty str", self.layer)
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            if (
+                not shape
+                or not all(isinstance(d, int) and d >= 1 for d in shape)
+                or (shape[self.unit_axis] != self.n_units)
+            ):
+                raise parameter_error(
+                    "shape", "Site", f"None or a tuple of ints >= 1 with {self.n_units} units on "
+                    f"the unit axis ({'first' if self.kind == 'conv' else 'last'})", self.shape,
+                )  # fmt: skip
+            object.__setattr__(self, "shape", shape)
+
+    @property
+    def layer_name(self) -> str:
+        """The layer the site belongs to: :attr:`layer`, or the site's own name."""
+        return self.layer if self.layer is not None else self.name
+
+    @property
+    def unit_axis(self) -> int:
+        """The unit axis of one example's activation: 0 (channel) for conv, -1 for dense."""
+        return 0 if self.kind == "conv" else -1
+
+
+def element_shape_ok(site: Site, template_shape: tuple[int, ...]) -> bool:
+    """Whether ``template_shape`` can be a ``fill`` template of ``site``.
+
+    It must equal :attr:`Site.shape` when that is known; otherwise it needs at least one
+    axis and ``n_units`` on the unit axis.
+
+    Examples
+    --------
+    >>> element_shape_ok(Site("c", 2, "conv", shape=(2, 3, 3)), (2, 3, 3))
+    True
+    >>> element_shape_ok(Site("c", 2, "conv"), (3, 3, 2))
+    False
+    """
+    if site.shape is not None:
+        return tuple(template_shape) == site.shape
+    if site.kind == "conv":
+        return len(template_shape) >= 2 and template_shape[0] == site.n_units
+    return len(template_shape) >= 1 and template_shape[-1] == site.n_units
 
 
 def _site_units(sites: Mapping[str, Site] | Mapping[str, int]) -> dict[str, int]:
@@ -152,6 +237,10 @@ class Interventions:
     batch : int
         Index of the data batch these interventions are applied to, set by
         :meth:`for_batch`, so that every batch of a pass draws fresh noise.
+    fill : mapping of str to ndarray, optional
+        Per site (a subset of the intervened sites), an element template of the shape
+        of one example's activation (:attr:`Site.shape`): the value a unit takes, element
+        by element, where its ``scale`` is 0 (the term ``(1 - scale) * fill``).
 
     Use the constructors :meth:`zero_ablate`, :meth:`mean_ablate`, :meth:`noise`
     and :meth:`identity` rather than building the arrays by hand.
@@ -173,6 +262,7 @@ class Interventions:
     seed: int = 0
     row_offset: int = 0
     batch: int = 0
+    fill: Mapping[str, np.ndarray] = field(default_factory=dict)
     _m: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
@@ -206,6 +296,22 @@ class Interventions:
                 f"Every array of Interventions must have the same M (rows). Got {sorted(ms)}."
             )
         object.__setattr__(self, "_m", ms.pop())
+        fill = {}
+        for name, template in dict(self.fill).items():
+            if name not in self.scale:
+                raise InvalidParameterError(
+                    f"The 'fill' of Interventions names site {name!r}, which has no 'scale'; "
+                    f"fill templates go with intervened sites {sorted(self.scale)}."
+                )
+            array = np.asarray(template, dtype=np.float64)
+            if array.ndim == 0 or not np.all(np.isfinite(array)):
+                raise InvalidParameterError(
+                    f"The 'fill' of site {name!r} must be a finite array of the shape of one "
+                    f"example's activation. Got {np.shape(template)}"
+                    f"{'' if array.ndim == 0 else ' holding NaN or Inf'} instead."
+                )
+            fill[name] = array
+        object.__setattr__(self, "fill", fill)
 
     # -- constructors -------------------------------------------------------------
     @classmethod
@@ -266,33 +372,52 @@ class Interventions:
         ----------
         sites : mapping of str to Site (or to n_units)
         ablated : mapping of str to bool array of shape (M, n_units)
-        means : mapping of str to array of shape (n_units,)
-            The value each unit is clamped to (e.g. its mean over the training set).
+        means : mapping of str to array
+            The value each clamped unit takes (e.g. its mean over the training set):
+            of shape ``(n_units,)``, one value per unit (a conv map gets the same value
+            at every element), or an element template of the shape of one example's
+            activation (:attr:`Site.shape`, e.g. ``(C, H, W)``: every element of a map
+            gets its own value, the paper's A.1 definition), given as ``fill``.
 
         Examples
         --------
         >>> iv = Interventions.mean_ablate({"a": 2}, {"a": [[True, False]]}, {"a": [0.5, 2.0]})
         >>> iv.scale["a"].tolist(), iv.shift["a"].tolist()
         ([[0.0, 1.0]], [[0.5, 0.0]])
+        >>> conv = {"c": Site("c", 2, "conv", shape=(2, 1, 2))}
+        >>> template = np.array([[[1.0, 3.0]], [[5.0, 7.0]]])
+        >>> iv = Interventions.mean_ablate(conv, {"c": [[True, False]]}, {"c": template})
+        >>> iv.shift["c"].tolist(), iv.fill["c"].shape
+        ([[0.0, 0.0]], (2, 1, 2))
         """
         masks = cls._masks(sites, ablated, "mean_ablate")
-        shift = {}
+        shift, fill = {}, {}
         for name, mask in masks.items():
             if name not in means:
                 raise InvalidParameterError(
                     f"The 'means' of mean_ablate must give a mean for site {name!r}."
                 )
             mean = np.asarray(means[name], dtype=np.float64)
-            if mean.shape != (mask.shape[1],):
+            site = sites[name]
+            n_units = mask.shape[1]
+            if mean.shape == (n_units,):
+                shift[name] = mask * mean[None, :]
+                continue
+            as_site = site if isinstance(site, Site) else Site(name, n_units, "dense")
+            if mean.ndim < 2 or not element_shape_ok(as_site, mean.shape):
+                expected = "" if as_site.shape is None else f" or {as_site.shape}"
                 raise InvalidParameterError(
-                    f"The 'means' of site {name!r} must have shape ({mask.shape[1]},). "
+                    f"The 'means' of site {name!r} must have shape ({n_units},) (one value per "
+                    f"unit) or the shape of one example's activation{expected}. "
                     f"Got {mean.shape} instead."
                 )
-            shift[name] = mask * mean[None, :]
+            shift[name] = np.zeros(mask.shape)
+            fill[name] = mean
         return cls(
             scale={s: (~m).astype(np.float64) for s, m in masks.items()},
             shift=shift,
             noise_std={s: np.zeros(m.shape) for s, m in masks.items()},
+            fill=fill,
         )
 
     @classmethod
@@ -387,7 +512,39 @@ class Interventions:
             seed=self.seed,
             row_offset=self.row_offset + start,
             batch=self.batch,
+            fill=self.fill,
         )
+
+    def shift_with_fill(self, site: Site, shape: Sequence[int]) -> np.ndarray:
+        """``shift + (1 - scale) * fill`` of one site, shaped to broadcast over ``(M, B, ...)``.
+
+        ``shape`` is one example's activation shape at the site; the result has shape
+        ``(M, 1, *shape)`` when the site has a ``fill`` template, else ``(M, 1, ...)``
+        with the units on their axis and 1 elsewhere.  Adapters add it after ``a * scale``.
+
+        Examples
+        --------
+        >>> site = Site("a", 2)
+        >>> iv = Interventions.mean_ablate({"a": site}, {"a": [[True, False]]}, {"a": [0.5, 2.0]})
+        >>> iv.shift_with_fill(site, (2,)).tolist()
+        [[[0.5, 0.0]]]
+        """
+        name = site.name
+        scale = np.asarray(self.scale[name], np.float64)
+        m, n_units = scale.shape
+        rank = len(shape)
+        per_unit = [m, 1] + [1] * rank
+        per_unit[2 + (0 if site.kind == "conv" else rank - 1)] = n_units
+        shift = np.asarray(self.shift[name], np.float64).reshape(per_unit)
+        if name not in self.fill:
+            return shift
+        template = self.fill[name]
+        if template.shape != tuple(shape):
+            raise InvalidParameterError(
+                f"The 'fill' of site {name!r} has shape {template.shape}; the site's activation "
+                f"has shape {tuple(shape)} per example."
+            )
+        return shift + (1.0 - scale.reshape(per_unit)) * template[None, None]
 
     def for_batch(self, batch: int) -> Interventions:
         """The same interventions, drawing the noise of data batch ``batch``.
@@ -451,6 +608,13 @@ def check_request(
                     f"Interventions for site {name!r} have {given} units; the site has "
                     f"{sites[name].n_units}."
                 )
+            template = interventions.fill.get(name)
+            if template is not None and not element_shape_ok(sites[name], template.shape):
+                expected = sites[name].shape or f"{sites[name].n_units} units on the unit axis"
+                raise InvalidParameterError(
+                    f"The 'fill' template of site {name!r} has shape {template.shape}; it must "
+                    f"have the shape of one example's activation at the site ({expected})."
+                )
 
 
 class RunOutput(NamedTuple):
@@ -501,6 +665,24 @@ class SupportsWeightL1(Protocol):
 
 
 @runtime_checkable
+class SupportsFoldedWeightL1(Protocol):
+    """An adapter that can also report the L1 norm with a following BatchNorm folded in."""
+
+    def unit_weight_l1_folded(self, site: str) -> np.ndarray:
+        """Array of shape (n_units,): ``|W[c]|_1 * |gamma[c] / sqrt(var[c] + eps)|``."""
+        ...
+
+
+@runtime_checkable
+class SupportsElementRecording(Protocol):
+    """An adapter that can return a site's activation unreduced, element by element."""
+
+    def record_elements(self, x: Any, sites: Sequence[str]) -> Mapping[str, np.ndarray]:
+        """Per site, the clean activation of shape ``(B, *site.shape)`` for the batch ``x``."""
+        ...
+
+
+@runtime_checkable
 class SupportsPrefixCache(Protocol):
     """An adapter that runs the layers before the first intervened site once per batch."""
 
@@ -514,6 +696,18 @@ class SupportsDevice(Protocol):
 
     @property
     def device(self) -> str: ...
+
+
+@runtime_checkable
+class SupportsLazySites(Protocol):
+    """An adapter that finds its sites by running the model (e.g. a torch module's hooks).
+
+    While ``sites_pending`` is True, reading ``sites`` is an error; the experiments then
+    run the adapter once on the first example of their data, which finds the sites.
+    """
+
+    @property
+    def sites_pending(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from directionkit._api import METRICS
+from directionkit._api import DEFAULT_NOISE_SCALES, METRICS
+from directionkit._sweep import TOML_FORMAT
 from directionkit._version import __version__
 from directionkit.errors import DirectionKitError, StoreError
+from directionkit.experiments._ablation import ABLATE_TO
 from directionkit.preprocessing import LAYOUTS
 from directionkit.reference_models._train_cli import add_arguments as add_train_arguments
+
+# directionkit.report.FORMATS, written out: importing the report imports matplotlib
+_REPORT_FORMATS = ("png", "svg", "both")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,15 +41,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
-    show = commands.add_parser("show", help="summarise a saved analysis")
+    show = commands.add_parser(
+        "show", help="print the headline numbers of a saved analysis",
+        description="Print what was measured (data, split, examples, model) and the headline "
+        "numbers: accuracy, ablation AUC per scope, mean selectivity, Spearman correlation of "
+        "selectivity with importance (overall and per site), then the stored variables.",
+    )  # fmt: skip
     show.add_argument("path", help="a zarr store written by directionkit")
 
     analyze = commands.add_parser(
         "analyze",
         help="audit a model (an .onnx file) on labelled data and save every measure",
         description="Run every experiment of the paper on MODEL and save the analysis as a "
-        "zarr store. Inputs are float32 images in [0, 1], NCHW, then --scale, --mean/--std "
-        "and --layout as the model needs; they are checked against the model's input shape.",
+        "zarr store. Inputs are float32 images in [0, 1], NCHW (or a .npz's flat rows), then "
+        "--scale, --mean/--std and --layout as the model needs; they are checked against the "
+        "model's input shape.",
     )
     analyze.add_argument(
         "model",
@@ -52,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--data", required=True,
         help="digits, fashion-mnist, PATH.npz, a training run directory (its data, with the "
-        "labels it trained on), or a directory of MNIST-format IDX files",
+        "labels it trained on), or a directory of MNIST-format IDX files. A .npz holds "
+        "x_train, y_train, x_test, y_test (x: images (N, C, H, W) in [0, 1], or flat "
+        "(N, features) rows for an MLP; y: integer class indices); a file with only x and "
+        "y has no splits: it is the test split, and the noise measure, which needs the "
+        "train split, is left out",
     )  # fmt: skip
     analyze.add_argument("--out", required=True, help="where to write the analysis (zarr)")
     analyze.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -65,11 +82,40 @@ def _parser() -> argparse.ArgumentParser:
         help="which measures (default: all; noise sd comes from the train split)",
     )  # fmt: skip
     analyze.add_argument(
-        "--scopes", nargs="+", default=["all"], help="ablation scopes: all, a site, last:K"
-    )
+        "--scopes", nargs="+", default=["all"],
+        help="ablation scopes: all, a site, last:K (the last K layers; a ResNet block is one "
+        "layer), or the preset paper-conv = all last:3 (default: %(default)s)",
+    )  # fmt: skip
     analyze.add_argument("--orderings", type=int, default=10, help="ablation orderings (10)")
     analyze.add_argument("--fractions", type=int, default=21, help="ablation fractions (21)")
-    analyze.add_argument("--ablate-to", choices=("zero", "mean"), default="zero")
+    analyze.add_argument(
+        "--ablate-to", choices=ABLATE_TO, default="zero",
+        help="clamp value of ablations: zero (the paper's curves), mean (each element's own "
+        "mean on the train split, paper A.1) or channel-mean (one mean per feature map) "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--accuracy", choices=("top1", "top5"), default="top1",
+        help="accuracy of every measure; the paper uses top5 for ImageNet (default: %(default)s)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--noise-scales", type=float, nargs="+", default=list(DEFAULT_NOISE_SCALES),
+        help="noise scales s: N(0, (s * sd_unit)^2) is added to every unit "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    analyze.add_argument("--noise-repeats", type=int, default=10,
+                         help="noise draws per scale (default: %(default)s)")  # fmt: skip
+    analyze.add_argument(
+        "--noise-sd", choices=("map", "spatial-mean"), default="map",
+        help="sd_unit of a conv map: over all its elements on the train split, or of its "
+        "spatial mean (default: %(default)s)",
+    )  # fmt: skip
+    analyze.add_argument("--n-bins", type=int, default=16,
+                         help="bins of activity for the mutual information "
+                         "(default: %(default)s)")  # fmt: skip
+    analyze.add_argument("--binning", choices=("equal-width", "equal-frequency"),
+                         default="equal-width",
+                         help="how the MI bins are placed (default: %(default)s)")  # fmt: skip
     analyze.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA if present")
     analyze.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     analyze.add_argument("--batch-size", type=int, default=1000, help="examples per batch")
@@ -79,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--std", type=float, nargs="+", help="then divide by (per channel)")
     analyze.add_argument("--layout", choices=(*LAYOUTS, "auto"), default="auto",
                          help="the model's input layout (default: the one that fits)")  # fmt: skip
-    analyze.add_argument("--no-progress", action="store_true", help="no progress bars")
+    analyze.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                         help="no progress bars")  # fmt: skip
 
     train = commands.add_parser(
         "train",
@@ -90,30 +137,132 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(train)
 
-    report = commands.add_parser("report", help="write PNG figures and report.html")
-    report.add_argument("path", help="a zarr store written by `directionkit analyze`")
+    _add_reproduce(commands)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="analyse many models (a TOML config) on Dask into one zarr store",
+        description="Analyse every model a TOML config names, one Dask task per model, into\n"
+        "one zarr store with a 'model' dim (see directionkit.sweep). Rerunning on the same\n"
+        "store finishes an interrupted sweep without redoing finished models.",
+        epilog=f"CONFIG format:\n\n{TOML_FORMAT}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("config", help="the sweep config (TOML; format below)")
+    sweep.add_argument("--store", required=True, help="the zarr store to write (or resume)")
+    sweep.add_argument("--scheduler", help="a Dask scheduler address (default: a LocalCluster)")
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="replace a store that holds a different sweep")  # fmt: skip
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = commands.add_parser(
+        "report", help="write PNG figures and report.html (one analysis, or several compared)",
+        description="One store: its figures and summary. Several stores: their ablation "
+        "curves, noise curves and selectivity/MI distributions overlaid, an AUC table, and "
+        "each model's training config (recorded when a run directory was analysed).",
+    )  # fmt: skip
+    report.add_argument("path", nargs="+",
+                        help="zarr store(s) written by `directionkit analyze`")  # fmt: skip
+    report.add_argument(
+        "--label", "--by", dest="label", metavar="KEY",
+        help="with several stores: the training-config key to label and order them by "
+        "(e.g. corruption, dropout, seed)",
+    )  # fmt: skip
     report.add_argument("--out", required=True, help="directory for the figures and HTML")
     report.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    report.add_argument(
+        "--format", choices=_REPORT_FORMATS, default="png",
+        help="figure files: PNG at print resolution (300 dpi), SVG, or both (default png)",
+    )  # fmt: skip
     return parser
+
+
+_EXPERIMENT_NAMES = (
+    "corrupted-labels", "noise", "ensemble", "early-stopping", "hyperparameters", "dropout",
+    "batchnorm", "selectivity-importance", "ablation-method", "depth", "l1",
+)  # fmt: skip
+
+
+def _add_reproduce(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="train and analyse the paper's networks; figures, statistics and verdicts",
+        description="Run the experiments of Morcos et al. (2018) (default: all of them): "
+        "train or reuse the networks in --out, analyse them, and write each experiment's "
+        "zarr store, figures and verdict, then SUMMARY.md and report.html. A rerun in the "
+        "same --out continues where it stopped and redoes nothing finished. Needs the "
+        "torch extra.",
+    )
+    reproduce.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help=f"any of {', '.join(_EXPERIMENT_NAMES)} (default: all)",
+    )
+    size = reproduce.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick",
+        dest="scale",
+        action="store_const",
+        const="quick",
+        help="reduced scale on the bundled digits data, for a CPU (default)",
+    )
+    size.add_argument(
+        "--full",
+        dest="scale",
+        action="store_const",
+        const="full",
+        help="the paper's scale (Fashion-MNIST by default); meant for a GPU",
+    )
+    reproduce.add_argument(
+        "--dataset",
+        choices=("digits", "fashion-mnist", "cifar10"),
+        help="default: digits (--quick), fashion-mnist (--full)",
+    )
+    reproduce.add_argument("--data-root", help="folder of the data set's files (cifar10)")
+    reproduce.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train and analyse (default: CUDA if present)",
+    )
+    reproduce.add_argument("--out", required=True, help="output folder (reused when rerun)")
+    reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    reproduce.set_defaults(scale="quick")  # fmt: skip
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    """``directionkit reproduce``: run the experiments, print one line per verdict."""
+    from directionkit.experiments.paper import reproduce
+
+    def report(result: object) -> None:
+        from directionkit.experiments.paper import ExperimentResult
+
+        assert isinstance(result, ExperimentResult)
+        reused = " (reused)" if result.reused else ""
+        print(f"{result.name}: {result.verdict}{reused} [{result.seconds:.0f} s] "
+              f"{result.summary}", flush=True)  # fmt: skip
+
+    reproduce(
+        args.experiments or None, args.out, scale=args.scale, dataset=args.dataset,
+        data_root=args.data_root, device=args.device, progress=not args.no_progress,
+        on_result=report,
+    )  # fmt: skip
+    print(f"wrote {os.path.join(args.out, 'SUMMARY.md')} and "
+          f"{os.path.join(args.out, 'report.html')}")  # fmt: skip
 
 
 def _analyze(args: argparse.Namespace) -> None:
     """``directionkit analyze``: load, prepare, check, measure, save, summarise."""
     from directionkit._api import analyze, as_adapter
+    from directionkit._summary import summary_text
     from directionkit.preprocessing import load_data, prepare_inputs
+    from directionkit.reference_models.datasets import SplitNotFoundError
     from directionkit.reference_models.runs import is_run_dir
-    from directionkit.report import summary_table
     from directionkit.store import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
-    model = args.model
-    if is_run_dir(model):  # a run directory of `directionkit train`: its export
-        model = os.path.join(model, "model.onnx")
-        if not os.path.isfile(model):
-            raise StoreError(
-                f"The training run {args.model!r} has no model.onnx (trained with --no-onnx, "
-                "or not finished); rerun `directionkit train` on it without --no-onnx."
-            )
+    model = _model_file(args.model)
     adapter = as_adapter(model, sites=args.sites, device=args.device, data=None)
     shape = getattr(adapter, "input_shape", None)
 
@@ -126,18 +275,145 @@ def _analyze(args: argparse.Namespace) -> None:
     data = prepared(args.split)
     metrics = args.metrics
     wants_noise = metrics is None or "noise" in metrics
-    train = prepared("train") if wants_noise else None
+    wants_means = args.ablate_to != "zero" and (metrics is None or "ablation" in metrics)
+    train = None
+    try:
+        train = prepared("train") if wants_noise or wants_means else None
+    except SplitNotFoundError as err:  # an unsplit .npz: the data analysed, nothing to train on
+        if wants_means:
+            raise SplitNotFoundError(
+                f"{err} --ablate-to {args.ablate_to} clamps units to their train-split means: "
+                "give the file a train split, or use --ablate-to zero."
+            ) from err
+        if metrics is not None:  # noise asked for by name
+            others = " ".join(m for m in METRICS if m != "noise")
+            raise SplitNotFoundError(
+                f"{err} The noise measure scales its noise by the train split's per-unit sd: "
+                f"give the file a train split, or leave noise out (--metrics {others})."
+            ) from err
+        print(f"directionkit: note: {err} The noise measure, which needs it, is left out.",
+              file=sys.stderr)  # fmt: skip
+    if wants_means:
+        print(f"ablate-to {args.ablate_to}: means from the train split of {args.data}")
+    scopes = args.scopes[0] if args.scopes == ["paper-conv"] else args.scopes
     result = analyze(
-        adapter, data, train_data=train, metrics=metrics, scopes=args.scopes,
+        adapter, data, train_data=train, metrics=metrics, scopes=scopes,
         orderings=args.orderings, fractions=args.fractions, ablate_to=args.ablate_to,
-        seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+        noise_scales=args.noise_scales, noise_repeats=args.noise_repeats,
+        noise_sd=args.noise_sd, accuracy=args.accuracy, n_bins=args.n_bins,
+        binning=args.binning, seed=args.seed, batch_size=args.batch_size,
+        progress=not args.no_progress,
     )  # fmt: skip
+    if is_run_dir(args.model):
+        from directionkit.reference_models.runs import run_summary
+
+        result.dataset.attrs["run_config"] = run_summary(args.model)
     name = os.path.basename(os.path.normpath(args.model))
     result.dataset.attrs["model"] = f"{name} {result.dataset.attrs['model']}"
     result.dataset.attrs["data"] = f"{args.data}:{args.split} {result.dataset.attrs['data']}"
+    result.dataset.attrs["dataset"] = args.data
+    result.dataset.attrs["split"] = args.split
     path = result.save(args.out, overwrite=args.overwrite)
-    print(summary_table(result.dataset, per_site=False))
+    print(summary_text(result.dataset))
     print(f"saved to {path}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    """``directionkit sweep``: read the config, run the sweep, summarise."""
+    from directionkit._sweep import read_sweep_config, sweep
+
+    models, kwargs = read_sweep_config(args.config)
+    result = sweep(
+        models, store=args.store, client=args.scheduler, overwrite=args.overwrite,
+        progress=not args.no_progress, **kwargs,
+    )  # fmt: skip
+    columns = [c for c in ("accuracy", "ablation_auc", "test_accuracy") if c in result.dataset]
+    table = result.dataset[columns]
+    if "scope" in table.dims:
+        table = table.isel(scope=0, drop=True)
+    print(table.to_dataframe().to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"{len(result.done)} of {len(result.models)} models done; saved to {result.path}")
+
+
+def _model_file(model: str) -> str:
+    """The ONNX file ``analyze MODEL`` stands for, or a :class:`StoreError` saying why not."""
+    from directionkit.reference_models.runs import export_error, is_run_dir
+
+    if is_run_dir(model):  # a run directory of `directionkit train`: its export
+        onnx_file = os.path.join(model, "model.onnx")
+        if os.path.isfile(onnx_file):
+            return onnx_file
+        failure = export_error(model)
+        if failure is not None:
+            raise StoreError(
+                f"The ONNX export of the training run {model!r} failed ({failure}). Install "
+                "the exporter with pip install 'directionkit[torch]', then rerun the same "
+                "`directionkit train` command: it finds the finished run and only exports."
+            )
+        raise StoreError(
+            f"The training run {model!r} has no model.onnx (trained with --no-onnx, "
+            "or not finished); rerun `directionkit train` on it without --no-onnx."
+        )
+    if not os.path.exists(model):
+        raise StoreError(f"MODEL {model!r} does not exist.")
+    if os.path.isdir(model) or not model.lower().endswith(".onnx"):
+        hint = (
+            "a PyTorch checkpoint holds weights, not the network: export the model with "
+            "torch.onnx.export(model, (example,), 'model.onnx', dynamo=True, "
+            "dynamic_shapes=({0: torch.export.Dim('batch')},)) and pass the .onnx file"
+            if model.lower().endswith((".pt", ".pth", ".ckpt", ".bin"))
+            else "export your model to ONNX (e.g. torch.onnx.export, tf2onnx, skl2onnx) and "
+            "pass the .onnx file"
+        )
+        raise StoreError(
+            f"MODEL {model!r} is not an ONNX file (.onnx) or a training run directory of "
+            f"`directionkit train`; {hint}."
+        )
+    return model
+
+
+# (parameter, function) of a library message -> the option of each command that sets it
+_OPTIONS = {
+    ("data", "load_data"): {"analyze": "--data"},
+    ("limit", "load_data"): {"analyze": "--limit"},
+    ("name", "load"): {"train": "--dataset"},
+    ("root", "load"): {"train": "--data-root"},
+}
+# advice written for Python callers -> the same advice for each command
+_ADVICE = {
+    "pass overwrite=True": {"*": "pass --overwrite"},
+    "or pass root= a directory holding the IDX files": {
+        "train": "or pass --data-root a directory holding the IDX files",
+        "analyze": "or give --data a directory holding the IDX files",
+    },
+}
+
+
+def _cli_message(message: str, command: str) -> str:
+    """A library error message in the command's terms: its options, not Python parameters.
+
+    Examples
+    --------
+    >>> _cli_message("The 'data' parameter of load_data must be 'digits'. Got 'x' instead.",
+    ...              "analyze")
+    "--data must be 'digits'. Got 'x' instead."
+    >>> _cli_message("... pass overwrite=True to replace it.", "demo")
+    '... pass --overwrite to replace it.'
+    """
+    for (parameter, func), options in _OPTIONS.items():
+        if command in options:
+            message = message.replace(f"The '{parameter}' parameter of {func}", options[command])
+    if command == "train":  # TrainConfig's fields are the options of train (dest == field)
+        message = re.sub(
+            r"The '(\w+)' parameter of TrainConfig",
+            lambda m: "--no-batch-norm" if m[1] == "batch_norm" else "--" + m[1].replace("_", "-"),
+            message,
+        )
+    for advice, replacements in _ADVICE.items():
+        replacement = replacements.get(command, replacements.get("*"))
+        if replacement is not None:
+            message = message.replace(advice, replacement)
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,9 +434,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary(result))
             print(f"saved to {path}")
         elif args.command == "show":
+            from directionkit._summary import summary_text
             from directionkit.store import open as open_store
 
-            print(open_store(args.path))
+            result = open_store(args.path)
+            print(summary_text(result.dataset, per_site=True))
+            print("variables: " + ", ".join(
+                f"{n} ({', '.join(map(str, v.dims))})" for n, v in result.dataset.data_vars.items()
+            ))  # fmt: skip
         elif args.command == "analyze":
             _analyze(args)
         elif args.command == "train":
@@ -173,15 +454,77 @@ def main(argv: Sequence[str] | None = None) -> int:
             from directionkit.reference_models._train_cli import run as run_training
 
             return run_training(args)
+        elif args.command == "reproduce":
+            if importlib.util.find_spec("torch") is None:
+                print("directionkit: error: reproduce trains networks and needs PyTorch; "
+                      "install it with pip install torch==2.13.0", file=sys.stderr)  # fmt: skip
+                return 2
+            _reproduce(args)
+        elif args.command == "sweep":
+            _sweep(args)
         elif args.command == "report":
-            from directionkit.report import write_report
+            from directionkit.report import write_comparison_report, write_report
 
-            print(f"wrote {write_report(args.path, args.out, overwrite=args.overwrite)}")
+            if len(args.path) == 1 and args.label is None:
+                out = write_report(
+                    args.path[0], args.out, overwrite=args.overwrite, format=args.format
+                )
+                print(f"wrote {out / 'report.html'}")
+            else:
+                page = write_comparison_report(
+                    args.path, args.out, by=args.label, overwrite=args.overwrite
+                )
+                print(f"wrote {page}")
     except DirectionKitError as err:
-        message = str(err).replace("pass overwrite=True", "pass --overwrite")
-        print(f"directionkit: error: {message}", file=sys.stderr)
+        print(f"directionkit: error: {_cli_message(str(err), args.command)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        known = _third_party_message(err, getattr(args, "path", None))
+        if known is None:
+            raise  # a bug of ours: the traceback is what a report needs
+        print(f"directionkit: error: {known}", file=sys.stderr)
         return 2
     return 0
+
+
+#: Modules whose failures mean "a chunk of the store could not be decoded".
+_CODEC_MODULES = ("numcodecs", "zarr.codecs", "zarr.core.codec_pipeline")
+
+
+def _third_party_message(err: Exception, store: str | None) -> str | None:
+    """A one-line message for what a library raises on bad input (None: not recognised).
+
+    The adapters and the store map the failures they know to :class:`DirectionKitError`;
+    this is the net under them, so that a damaged file never ends in a traceback.
+    Libraries are recognised by module name: the core imports neither onnx nor zarr's
+    codecs to catch their classes.
+
+    Examples
+    --------
+    >>> class Fail(Exception): pass
+    >>> Fail.__module__ = "onnxruntime.capi.onnxruntime_pybind11_state"
+    >>> print(_third_party_message(Fail("no kernel for op Foo"), None))
+    the ONNX model could not be loaded or run (Fail: no kernel for op Foo)
+    >>> _third_party_message(ZeroDivisionError("a bug"), None) is None
+    True
+    """
+    kind = type(err)
+    root = kind.__module__.split(".")[0]
+    if root in ("onnx", "onnxruntime"):
+        return f"the ONNX model could not be loaded or run ({kind.__name__}: {err})"
+    if isinstance(err, OSError):
+        return None
+    tb, modules = err.__traceback__, []
+    while tb is not None:
+        modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    if any(m.startswith(_CODEC_MODULES) for m in modules):
+        where = repr(store) if store else "the store"
+        return (
+            f"{where} could not be read: a chunk is damaged or truncated ({kind.__name__}: "
+            f"{err}); rerun the command that wrote it."
+        )
+    return None
 
 
 if __name__ == "__main__":

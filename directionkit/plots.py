@@ -34,8 +34,9 @@ Examples
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -46,8 +47,14 @@ from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.metrics import spearman
 from directionkit.store import SCHEMA, Analysis
 
+if TYPE_CHECKING:
+    from directionkit.compare import Comparison
+
 __all__ = [
     "ablation_curves",
+    "compare_ablation_curves",
+    "compare_distributions",
+    "compare_noise_curves",
     "noise_curve",
     "plot_analysis",
     "selectivity_by_depth",
@@ -76,6 +83,7 @@ _LABELS = {
 }
 _IMPORTANCE = ("importance_loss", "importance_accuracy")
 _MAX_COLUMNS = 4
+_TITLE_SIZE = 10
 _RHO = "\N{GREEK SMALL LETTER RHO}"
 
 
@@ -132,6 +140,32 @@ def site_groups(array: xr.DataArray) -> list[tuple[str, np.ndarray]]:
     return [(site, labels == site) for site in dict.fromkeys(labels.tolist())]
 
 
+def site_label(ds: xr.Dataset, site: str) -> str:
+    """A site's label for a reader: name, layer type and width, e.g. ``fc1 · ReLU · 512 units``.
+
+    Built from ``attrs["site_info"]`` (recorded by :func:`directionkit.analyze`); a
+    site without it is labelled by its name alone.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset(attrs={"site_info": {"features.4": {"kind": "conv", "n_units": 128,
+    ...                                                       "op": "ReLU"}}})
+    >>> site_label(ds, "features.4"), site_label(ds, "other")
+    ('features.4 · ReLU · 128 ch', 'other')
+    """
+    info = ds.attrs.get("site_info")
+    entry = info.get(site) if isinstance(info, dict) else None
+    if not isinstance(entry, dict) or "n_units" not in entry:
+        return _literal(site)
+    parts = [site]
+    if isinstance(entry.get("op"), str):
+        parts.append(entry["op"])
+    unit = "ch" if entry.get("kind") == "conv" else "units"
+    parts.append(f"{entry['n_units']} {unit}")
+    return _literal(" \N{MIDDLE DOT} ".join(parts))
+
+
 def n_classes(ds: xr.Dataset) -> int | None:
     """The number of classes: the ``class`` dim, or an ``n_classes`` attr when known."""
     if "class" in ds.sizes:
@@ -160,6 +194,20 @@ def _chance_line(ax: Axes, ds: xr.Dataset) -> None:
     if classes is not None:
         ax.axhline(1 / classes, color="0.4", linestyle="--", linewidth=1,
                    label=f"chance (1/{classes})", gid="chance")  # fmt: skip
+
+
+def _literal(name: object) -> str:
+    """A site or scope name as matplotlib text: ``$`` escaped, so it is never mathtext.
+
+    Site names come from users' models; ``"$x_{"`` would otherwise be parsed as math
+    and fail when the figure is drawn.
+
+    Examples
+    --------
+    >>> print(_literal("cost$ $x"))
+    cost\\$ \\$x
+    """
+    return str(name).replace("$", r"\$")
 
 
 def _rho_text(rho: float) -> str:
@@ -192,14 +240,24 @@ def _site_scatter(
             ax = grid[block * rows_per_measure + i // columns, i % columns]
             ax.scatter(x.values[mask], y.values[mask], s=12, alpha=0.7,
                        color=f"C{i % 10}", edgecolors="none")  # fmt: skip
-            ax.set_title(f"{site}  ({_rho_text(float(rho[i + 1]))})", fontsize=9)
+            ax.set_title(f"{site_label(ds, site)}  ({_rho_text(float(rho[i + 1]))})",
+                         fontsize=9)  # fmt: skip
             ax.set_xlabel(_LABELS.get(x_name, x_name), fontsize=8)
             ax.set_ylabel(y_label, fontsize=8)
             ax.tick_params(labelsize=7)
         for i in range(len(groups), rows_per_measure * columns):
             grid[block * rows_per_measure + i // columns, i % columns].remove()
-    fig.suptitle(f"{title}\nSpearman over all units: " + "; ".join(overall), fontsize=10)
+    # one line per measure, each wrapped to the figure's width: a title wider than the
+    # figure is clipped (a one-site figure is only 3.2 inches wide)
+    lines = [title, "Spearman over all units:", *overall]
+    fig.suptitle(_wrapped(lines, fig.get_figwidth(), _TITLE_SIZE), fontsize=_TITLE_SIZE)
     return fig
+
+
+def _wrapped(lines: Sequence[str], width_inches: float, fontsize: float) -> str:
+    """``lines`` wrapped to fit ``width_inches`` at ``fontsize`` (an average glyph ~0.55 em)."""
+    columns = max(20, int(width_inches * 72 / (0.55 * fontsize)) - 2)
+    return "\n".join(part for line in lines for part in textwrap.wrap(line, columns) or [""])
 
 
 # -- the figures ---------------------------------------------------------------------------
@@ -243,7 +301,7 @@ def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
     fig = Figure(figsize=(6, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for i, scope in enumerate(_coordinate(curves, "scope")):
-        label = str(scope) + (f" (AUC {auc[str(scope)]:.3f})" if str(scope) in auc else "")
+        label = _literal(scope) + (f" (AUC {auc[str(scope)]:.3f})" if str(scope) in auc else "")
         _band(ax, fractions, np.asarray(curves.isel(scope=i).values, dtype=np.float64),
               label=label, gid=f"scope:{scope}", marker="o", markersize=3)  # fmt: skip
     _chance_line(ax, ds)
@@ -292,12 +350,7 @@ def noise_curve(analysis: Analysis | xr.Dataset) -> Figure:
     ax = fig.add_subplot()
     _band(ax, scales, np.asarray(accuracy.values, dtype=np.float64), marker="o",
           markersize=3, label="mean ± sd over repeats", gid="noise")  # fmt: skip
-    positive = scales[scales > 0]
-    if positive.size == scales.size and positive.size:
-        ax.set_xscale("log")
-    else:  # 0 has no logarithm: linear up to the smallest positive scale, log beyond
-        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0,
-                      linscale=0.5)  # fmt: skip
+    _noise_axis(ax, scales)
     _chance_line(ax, ds)
     ax.set_xlabel("noise scale (\N{MULTIPLICATION SIGN} each unit's sd on the training data)")
     ax.set_ylabel("accuracy")
@@ -345,7 +398,7 @@ def selectivity_histograms(analysis: Analysis | xr.Dataset) -> Figure:
         for i, (site, mask) in enumerate(site_groups(values)):
             part = finite[mask]
             ax.hist(part[np.isfinite(part)], bins=edges, histtype="step", linewidth=1.5,
-                    color=f"C{i % 10}", label=f"{site} (n={int(mask.sum())})")  # fmt: skip
+                    color=f"C{i % 10}", label=site_label(ds, site))  # fmt: skip
         ax.set_xlabel(_LABELS[name])
         ax.set_ylabel("units")
         ax.legend(fontsize=8, title="site", title_fontsize=8)
@@ -451,7 +504,7 @@ def selectivity_by_depth(analysis: Analysis | xr.Dataset) -> Figure:
     >>> net, X, y = example_model()
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> [t.get_text() for t in selectivity_by_depth(result).axes[0].get_xticklabels()]
-    ['hidden0', 'hidden1']
+    ['hidden0 · 6 units', 'hidden1 · 5 units']
     """
     ds = as_dataset(analysis, "selectivity_by_depth")
     selectivity = _variable(ds, "selectivity", "selectivity_by_depth")
@@ -470,8 +523,10 @@ def selectivity_by_depth(analysis: Analysis | xr.Dataset) -> Figure:
         ax.errorbar(depth, mean, yerr=sd, fmt="o", color="black", capsize=4, markersize=5)
         means.append(mean)
     ax.plot(range(len(groups)), means, color="black", linewidth=1, gid="mean")
-    ax.set_xticks(range(len(groups)), [site for site, _ in groups],
-                  rotation=45 if len(groups) > 6 else 0)  # fmt: skip
+    labels = [site_label(ds, site) for site, _ in groups]
+    ax.set_xticks(range(len(groups)), labels,
+                  rotation=45 if len(groups) > 6 or any(" " in t for t in labels) else 0,
+                  ha="right" if any(" " in t for t in labels) else "center")  # fmt: skip
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.set_xlabel("site (input → output)")
     ax.set_ylabel("class selectivity")
@@ -532,3 +587,227 @@ def plot_analysis(analysis: Analysis | xr.Dataset) -> dict[str, Figure]:
         for name, (draw, needs, any_of) in FIGURES.items()
         if _available(ds, needs, any_of)
     }
+
+
+# -- several analyses overlaid (directionkit.compare) -------------------------------------
+def _model_colors(comparison: Comparison) -> list[Any]:
+    """One colour per model: a viridis ramp in the ``by`` order, else the default cycle."""
+    from matplotlib import colormaps
+
+    from directionkit.compare import _order
+
+    n = len(comparison.analyses)
+    if comparison.by is None:
+        return [f"C{i % 10}" for i in range(n)]
+    ramp = colormaps["viridis"]
+    colors: list[Any] = [None] * n
+    for rank, i in enumerate(_order(comparison)):
+        colors[int(i)] = ramp(0.9 * rank / max(n - 1, 1))
+    return colors
+
+
+def _comparison_chance(ax: Axes, comparison: Comparison) -> None:
+    classes = {n_classes(ds) for ds in comparison.analyses.values()} - {None}
+    if len(classes) == 1:
+        _chance_line(ax, next(iter(comparison.analyses.values())))
+
+
+def _model_bands(
+    ax: Axes, comparison: Comparison, x: np.ndarray, curves: xr.DataArray,
+    suffix: Callable[[int], str] = lambda i: "",
+) -> None:
+    """One band (mean ± sd over the first dim) per model that has data, in the ``by`` order.
+
+    ``curves`` is ``(model, samples, x)``; points a model lacks (NaN) are left out.
+    """
+    from directionkit.compare import _order
+
+    colors = _model_colors(comparison)
+    labels = comparison.labels()
+    for i in _order(comparison):
+        samples = np.asarray(curves.isel(model=int(i)).values, dtype=np.float64)
+        ok = ~np.all(np.isnan(samples), axis=0)
+        if not ok.any():
+            continue
+        _band(ax, x[ok], samples[:, ok], color=colors[i], label=labels[i] + suffix(int(i)),
+              gid=f"model:{comparison.dataset['model'].values[i]}", marker="o",
+              markersize=2.5)  # fmt: skip
+
+
+def _noise_axis(ax: Axes, scales: np.ndarray) -> None:
+    """Log x axis for noise scales; symmetric-log (linear up to the smallest positive
+    scale) when the clean scale 0, which has no logarithm, is among them."""
+    positive = scales[scales > 0]
+    if positive.size == scales.size and positive.size:
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0,
+                      linscale=0.5)  # fmt: skip
+
+
+def compare_ablation_curves(comparison: Comparison, scope: str = "all") -> Figure:
+    """Ablation curves of several models in one axes (Fig. 1 of the paper).
+
+    One line per model (mean over orderings) with a band of ± one sd over orderings;
+    the legend gives each model's label (and ``by`` value) and its AUC.  With
+    ``by``, colours follow its order on a viridis ramp.
+
+    Parameters
+    ----------
+    comparison : directionkit.compare.Comparison
+    scope : str
+        The scope drawn (a value of the ``scope`` coordinate).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its model lines have ``gid`` ``"model:<label>"``.
+
+    Examples
+    --------
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
+    >>> runs = {f"seed {s}": dk.analyze(net, (X, y), metrics=["ablation"], orderings=2,
+    ...                                 fractions=5, seed=s, progress=False) for s in (0, 1)}
+    >>> fig = compare_ablation_curves(dk.compare(runs))
+    >>> [line.get_gid() for line in fig.axes[0].lines]
+    ['model:seed 0', 'model:seed 1']
+    """
+    ds = comparison.dataset
+    if "ablation_accuracy" not in ds:
+        raise InvalidDataError("compare_ablation_curves needs 'ablation_accuracy' in some model.")
+    scopes = [str(s) for s in ds["scope"].values]
+    if scope not in scopes:
+        raise InvalidParameterError(
+            f"The 'scope' parameter of compare_ablation_curves must be one of {scopes}. "
+            f"Got {scope!r} instead."
+        )
+    curves = ds["ablation_accuracy"].sel(scope=scope)
+    fractions = _coordinate(curves, "fraction").astype(np.float64)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    auc = ds["ablation_auc"].sel(scope=scope).values if "ablation_auc" in ds else None
+
+    def with_auc(i: int) -> str:
+        return "" if auc is None or np.isnan(auc[i]) else f" (AUC {float(auc[i]):.3f})"
+
+    _model_bands(ax, comparison, fractions, curves, with_auc)
+    _comparison_chance(ax, comparison)
+    ax.set_xlabel("fraction of units ablated")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Cumulative ablation, scope {scope} (mean ± sd over orderings)", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def compare_noise_curves(comparison: Comparison) -> Figure:
+    """Noise curves of several models in one axes (Fig. 2 of the paper).
+
+    One line per model (mean over repeats, band ± one sd), log x axis (symmetric-log
+    when the clean scale 0 is present), colours as in
+    :func:`compare_ablation_curves`.
+
+    Parameters
+    ----------
+    comparison : directionkit.compare.Comparison
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its model lines have ``gid`` ``"model:<label>"``.
+
+    Examples
+    --------
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
+    >>> runs = {f"seed {s}": dk.analyze(net, (X, y), train_data=(X, y), metrics=["noise"],
+    ...                                 noise_scales=[0, 1], noise_repeats=2, seed=s,
+    ...                                 progress=False) for s in (0, 1)}
+    >>> compare_noise_curves(dk.compare(runs)).axes[0].get_xscale()
+    'symlog'
+    """
+    ds = comparison.dataset
+    if "noise_accuracy" not in ds:
+        raise InvalidDataError("compare_noise_curves needs 'noise_accuracy' in some model.")
+    accuracy = ds["noise_accuracy"]
+    scales = _coordinate(accuracy, "noise_scale").astype(np.float64)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    _model_bands(ax, comparison, scales, accuracy)
+    _noise_axis(ax, scales)
+    _comparison_chance(ax, comparison)
+    ax.set_xlabel("noise scale (\N{MULTIPLICATION SIGN} each unit's sd on the training data)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Noise added to every unit (mean ± sd over repeats)", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def compare_distributions(comparison: Comparison, variable: str = "selectivity") -> Figure:
+    """Distributions of a per-unit measure over all units, one step histogram per model.
+
+    Shared bins over every model's finite values (Fig. 6 of the paper compares
+    selectivity and mutual information with and without batch norm this way); the
+    legend gives each model's number of units and median.
+
+    Parameters
+    ----------
+    comparison : directionkit.compare.Comparison
+    variable : {"selectivity", "mutual_info"}
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes.
+
+    Examples
+    --------
+    >>> import directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
+    >>> a = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
+    >>> compare_distributions(dk.compare({"a": a})).axes[0].get_xlabel()
+    'class selectivity'
+    """
+    if variable not in ("selectivity", "mutual_info"):
+        raise InvalidParameterError(
+            "The 'variable' parameter of compare_distributions must be 'selectivity' or "
+            f"'mutual_info'. Got {variable!r} instead."
+        )
+    values = {
+        label: np.asarray(ds[variable].values, dtype=np.float64)
+        for label, ds in comparison.analyses.items()
+        if variable in ds.data_vars
+    }
+    if not values:
+        raise InvalidDataError(f"compare_distributions: no model has {variable!r}.")
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    edges: np.ndarray = (
+        np.histogram_bin_edges(finite, bins=25) if finite.size else np.linspace(0.0, 1.0, 26)
+    )
+    colors = _model_colors(comparison)
+    labels = comparison.labels()
+    from directionkit.compare import _order
+
+    names = list(comparison.analyses)
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for i in _order(comparison):
+        name = names[int(i)]
+        if name not in values:
+            continue
+        part = values[name][np.isfinite(values[name])]
+        median = float(np.median(part)) if part.size else math.nan
+        ax.hist(part, bins=edges.tolist(), histtype="step", linewidth=1.5, color=colors[i],
+                density=True, gid=f"model:{name}",
+                label=f"{labels[i]} (n={part.size}, median {median:.3f})")  # fmt: skip
+    ax.set_xlabel(_LABELS[variable])
+    ax.set_ylabel("density over units")
+    ax.set_title(f"{_LABELS[variable].capitalize()}: distribution over all units", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig

@@ -29,15 +29,19 @@ Layout = Literal["NCHW", "NHWC", "flat", "auto"]
 def load_data(
     spec: str, split: str = "test", limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` for a data name of the command line, ``X`` as float32 NCHW in [0, 1].
+    """``(X, y)`` for a data name of the command line, ``X`` as float32.
+
+    The named data sets give NCHW images in [0, 1]; a ``.npz`` file gives its arrays as
+    stored: NCHW images, or flat ``(N, features)`` rows for an MLP.
 
     Parameters
     ----------
     spec : str
         ``"digits"``, ``"fashion-mnist"`` (from ``/usr/share/datasets/fashion-mnist``),
-        a path to a ``.npz`` file (arrays ``x_train``/``y_train``/``x_test``/``y_test``,
-        or ``x``/``y``), a training run directory of ``directionkit train`` (its data
-        set, with the shuffled labels it trained on for ``"train"``: see
+        a path to a ``.npz`` file (arrays ``x_train``/``y_train``/``x_test``/``y_test``;
+        a file with only ``x``/``y`` has no splits and is the test split), a training run
+        directory of ``directionkit train`` (its data set, with the shuffled labels it
+        trained on for ``"train"``: see
         :func:`directionkit.reference_models.runs.run_data`), or a directory holding
         MNIST-format IDX files.
     split : {"train", "test"}
@@ -75,15 +79,47 @@ def load_data(
     return X, y
 
 
-def _per_channel(values: Sequence[float] | float, name: str, channels: int) -> np.ndarray:
+def _per_channel(
+    values: Sequence[float] | float, name: str, channels: int, unit: str = "channel"
+) -> np.ndarray:
     array = np.atleast_1d(np.asarray(values, dtype=np.float32))
     if array.ndim != 1 or array.size not in (1, channels):
         raise parameter_error(
-            name, "prepare_inputs", f"one value or one per channel ({channels})", values
+            name, "prepare_inputs", f"one value or one per {unit} ({channels})", values
         )
     if name == "std" and np.any(array <= 0):
         raise parameter_error(name, "prepare_inputs", "values > 0", values)
     return array
+
+
+def _prepare_rows(
+    X: np.ndarray,
+    scale: float,
+    mean: Sequence[float] | float | None,
+    std: Sequence[float] | float | None,
+    layout: Layout,
+    input_shape: Sequence[int | None] | None,
+) -> np.ndarray:
+    """:func:`prepare_inputs` for flat ``(N, F)`` rows: scale, normalise per feature, check."""
+    features = X.shape[1]
+    if layout not in ("flat", "auto"):
+        raise InvalidDataError(
+            f"The inputs are flat rows of shape {X.shape} (N, features); they cannot be laid "
+            f"out as {layout!r}. Use --layout flat (or auto), or give images (N, C, H, W)."
+        )
+    out = X.astype(np.float32) * np.float32(scale)
+    if mean is not None:
+        out = out - _per_channel(mean, "mean", features, "feature")[None, :]
+    if std is not None:
+        out = out / _per_channel(std, "std", features, "feature")[None, :]
+    if input_shape is not None:
+        expected = tuple(input_shape)
+        if len(expected) != 1 or expected[0] not in (None, features):
+            raise InvalidDataError(
+                f"The inputs are flat rows of {features} features, but the model expects "
+                f"{expected} per example."
+            )
+    return np.ascontiguousarray(out)
 
 
 def prepare_inputs(
@@ -95,19 +131,20 @@ def prepare_inputs(
     layout: Layout = "auto",
     input_shape: Sequence[int | None] | None = None,
 ) -> np.ndarray:
-    """Scale, normalise and lay out NCHW images for a model's input.
+    """Scale, normalise and lay out NCHW images (or flat feature rows) for a model's input.
 
     Parameters
     ----------
-    X : ndarray of shape (N, C, H, W)
-        Images as :func:`load_data` gives them (float, [0, 1]).
+    X : ndarray of shape (N, C, H, W) or (N, F)
+        Images as :func:`load_data` gives them (float, [0, 1]), or flat rows of F
+        features (e.g. a ``.npz`` made for an MLP), which stay flat.
     scale : float
         Multiply first (e.g. 255 for a model trained on raw pixel values).
-    mean, std : float or sequence of float (one per channel), optional
+    mean, std : float or sequence of float (one per channel; per feature for flat rows)
         Then ``(x - mean) / std``, per channel.
     layout : {"NCHW", "NHWC", "flat", "auto"}
         The model's layout.  ``"auto"`` picks the one that fits ``input_shape``
-        (and is an error when none or several fit).
+        (and is an error when none or several fit).  Flat rows take only ``"flat"``.
     input_shape : sequence of int or None, optional
         The model's per-example input shape (None for a free dimension).  When given,
         the result must fit it.
@@ -123,13 +160,20 @@ def prepare_inputs(
     Traceback (most recent call last):
     ...
     directionkit.errors.InvalidDataError: With layout 'NHWC' ... (--layout NCHW).
+    >>> prepare_inputs(np.ones((2, 64), np.float32), scale=2, input_shape=(64,)).shape
+    (2, 64)
     """
     X = np.asarray(X)
-    if X.ndim != 4:
-        raise InvalidDataError(f"Images must have shape (N, C, H, W). Got shape {X.shape}.")
     check_choice(layout, "layout", "prepare_inputs", (*LAYOUTS, "auto"))
     if not np.isfinite(scale) or scale <= 0:
         raise parameter_error("scale", "prepare_inputs", "a finite float > 0", scale)
+    if X.ndim == 2:
+        return _prepare_rows(X, scale, mean, std, layout, input_shape)
+    if X.ndim != 4:
+        raise InvalidDataError(
+            "Inputs must be images of shape (N, C, H, W) or flat rows of shape (N, features). "
+            f"Got shape {X.shape}."
+        )
     channels = X.shape[1]
     out = X.astype(np.float32) * np.float32(scale)
     if mean is not None:

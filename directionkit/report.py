@@ -1,6 +1,6 @@
-"""A report of an analysis: its figures as PNG files and one self-contained HTML page.
+"""A report of an analysis: its figures (PNG at print resolution and/or SVG) and one HTML page.
 
-:func:`write_report` writes a folder holding one PNG per figure of
+:func:`write_report` writes a folder holding one PNG (and/or SVG) per figure of
 :func:`directionkit.plots.plot_analysis` and ``report.html``, whose images are
 embedded as ``data:`` URIs so that the HTML file alone is the whole report.
 :func:`summary_table` is the same summary as plain text, for a terminal.
@@ -11,23 +11,35 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import xarray as xr
 
-from directionkit.metrics import spearman
-from directionkit.plots import as_dataset, plot_analysis, site_groups
+from directionkit._summary import (
+    data_description,
+    html_table,
+    short_identity,
+    summary_rows,
+    summary_text,
+)
+from directionkit._validation import check_choice
+from directionkit.plots import as_dataset, plot_analysis
 from directionkit.store import VERSION_ATTR, Analysis, atomic_directory, check_writable
 from directionkit.store import open as open_store
 
-__all__ = ["summary_table", "write_report"]
+if TYPE_CHECKING:
+    from directionkit.compare import Comparison
 
-_IMPORTANCE = ("importance_loss", "importance_accuracy")
-_DPI = 100
+__all__ = ["FORMATS", "PRINT_DPI", "summary_table", "write_comparison_report", "write_report"]
+
+#: Resolution of the PNG figures (print quality); the HTML page shows them at screen size.
+PRINT_DPI = 300
+_SCREEN_DPI = 100
+#: What ``write_report(..., format=...)`` accepts.
+FORMATS = ("png", "svg", "both")
 _CAPTIONS = {
     "ablation_curves": "Accuracy as a growing fraction of each scope's units is clamped, in "
     "random orders (mean ± sd over orderings); AUC is normalised by the unablated accuracy. "
@@ -42,51 +54,6 @@ _CAPTIONS = {
     "incoming weights, a predictor of importance from the pruning literature.",
     "selectivity_by_depth": "Class selectivity per site, from input to output (mean ± sd).",
 }
-
-
-def _number(value: float, digits: int = 4) -> str:
-    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _scalar(ds: xr.Dataset, name: str) -> float | None:
-    if name in ds.data_vars and ds[name].ndim == 0:
-        return float(ds[name].values)
-    return None
-
-
-def _summary_rows(ds: xr.Dataset, *, per_site: bool = True) -> list[tuple[str, str]]:
-    """(label, value) rows shared by :func:`summary_table` and the HTML table."""
-    rows: list[tuple[str, str]] = []
-    for name in ("accuracy", "loss"):
-        value = _scalar(ds, name)
-        if value is not None:
-            rows.append((name, _number(value)))
-    if "ablation_auc" in ds.data_vars and ds["ablation_auc"].dims == ("scope",):
-        auc = ds["ablation_auc"]
-        scopes = auc["scope"].values if "scope" in auc.coords else range(auc.sizes["scope"])
-        for scope, value in zip(scopes, auc.values, strict=True):
-            rows.append((f"ablation AUC [{scope}]", _number(float(value))))
-    selectivity = ds["selectivity"] if "selectivity" in ds.data_vars else None
-    if selectivity is not None and selectivity.dims == ("unit",):
-        values = np.asarray(selectivity.values, dtype=np.float64)
-        groups = [("all", np.ones(values.size, dtype=bool))]
-        if per_site and "site" in selectivity.coords:
-            groups += site_groups(selectivity)
-        for group, mask in groups:
-            part = values[mask][np.isfinite(values[mask])]
-            mean = float(part.mean()) if part.size else math.nan
-            rows.append((f"mean selectivity [{group}]", _number(mean)))
-        for measure in _IMPORTANCE:
-            if measure not in ds.data_vars or ds[measure].dims != ("unit",):
-                continue
-            result = spearman(selectivity, ds[measure], by="site" if per_site else None)
-            for scope, rho, p, n in zip(
-                result["scope"].values, result["rho"].values,
-                result["p_value"].values, result["n"].values, strict=True,
-            ):  # fmt: skip
-                text = f"{rho:+.3f} (p={p:.2g}, n={int(n)})" if not math.isnan(rho) else "nan"
-                rows.append((f"Spearman(selectivity, {measure}) [{scope}]", text))
-    return rows
 
 
 def summary_table(analysis: Analysis | xr.Dataset, *, per_site: bool = True) -> str:
@@ -121,11 +88,8 @@ def summary_table(analysis: Analysis | xr.Dataset, *, per_site: bool = True) -> 
     loss                0...
     ablation AUC [all]  0...
     """
-    rows = _summary_rows(as_dataset(analysis, "summary_table"), per_site=per_site)
-    if not rows:
-        return "(no summary measures in this analysis)"
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+    ds = as_dataset(analysis, "summary_table")
+    return summary_text(ds, per_site=per_site, identity=False)
 
 
 def _attr_rows(attrs: dict[str, Any]) -> list[tuple[str, str]]:
@@ -148,36 +112,30 @@ def _attr_rows(attrs: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _table(rows: list[tuple[str, str]], css_class: str) -> str:
-    cells = "\n".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-        for label, value in rows
-    )
-    return f'<table class="{css_class}">\n{cells}\n</table>'
-
-
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }
 th { background: #f4f4f4; font-weight: normal; }
 td { font-family: ui-monospace, monospace; word-break: break-all; }
-figure { margin: 1.5em 0; } img { max-width: 100%; }
+figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 """
 
 
-def _html(ds: xr.Dataset, images: dict[str, bytes]) -> str:
-    model = ds.attrs.get("model")
-    title = "directionkit report" + (f": {model}" if isinstance(model, str) else "")
-    figures = "\n".join(
+def _figure_html(name: str, mime: str, data: bytes, width: float, caption: str) -> str:
+    """One figure of a report page: the image embedded as a ``data:`` URI, and its caption."""
+    return (
         f'<figure id="{html.escape(name)}">\n<h3>{html.escape(name)}</h3>\n'
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(png).decode("ascii")}">\n'
-        f"<figcaption>{html.escape(_CAPTIONS.get(name, ''))}</figcaption>\n</figure>"
-        for name, png in images.items()
+        f'<img alt="{html.escape(name)}" width="{round(width)}" src="data:{mime};base64,'
+        f'{base64.b64encode(data).decode("ascii")}">\n'
+        f"<figcaption>{html.escape(caption)}</figcaption>\n</figure>"
     )
-    summary = _summary_rows(ds)
+
+
+def _page(title: str, body: str) -> str:
+    """A self-contained HTML page: ``title`` as its title and first heading, then ``body``."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -187,16 +145,28 @@ def _html(ds: xr.Dataset, images: dict[str, bytes]) -> str:
 </head>
 <body>
 <h1>{html.escape(title)}</h1>
-<h2>Summary</h2>
-{_table(summary, "summary") if summary else "<p>No summary measures in this analysis.</p>"}
-<h2>Figures</h2>
-{figures or "<p>No figures: the analysis has none of the variables they need.</p>"}
-<h2>Provenance</h2>
-{_table(_attr_rows(dict(ds.attrs)), "provenance")}
-<p>Written by directionkit {html.escape(str(ds.attrs.get(VERSION_ATTR, "")))}.</p>
+{body}
 </body>
 </html>
 """
+
+
+def _html(ds: xr.Dataset, images: dict[str, tuple[str, bytes, float]]) -> str:
+    model = ds.attrs.get("model")
+    title = "directionkit report" + (f": {short_identity(model)}" if isinstance(model, str) else "")
+    figures = "\n".join(
+        _figure_html(name, mime, data, width, _CAPTIONS.get(name, ""))
+        for name, (mime, data, width) in images.items()
+    )
+    described = data_description(ds)
+    summary = ([("data", described)] if described is not None else []) + summary_rows(ds)
+    return _page(title, f"""<h2>Summary</h2>
+{html_table(summary, "summary") if summary else "<p>No summary measures in this analysis.</p>"}
+<h2>Figures</h2>
+{figures or "<p>No figures: the analysis has none of the variables they need.</p>"}
+<h2>Provenance</h2>
+{html_table(_attr_rows(dict(ds.attrs)), "provenance")}
+<p>Written by directionkit {html.escape(str(ds.attrs.get(VERSION_ATTR, "")))}.</p>""")
 
 
 def write_report(
@@ -204,8 +174,9 @@ def write_report(
     out_dir: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    format: str = "png",
 ) -> Path:
-    """Write the figures of an analysis as PNG files and a self-contained ``report.html``.
+    """Write the figures of an analysis (PNG and/or SVG) and a self-contained ``report.html``.
 
     The folder is built under a temporary name beside ``out_dir`` and renamed into
     place when complete, so ``out_dir`` never holds a half-written report; on any
@@ -216,13 +187,18 @@ def write_report(
     analysis_or_path : Analysis, xarray.Dataset, str or path-like
         The analysis, or the path of a store written by :meth:`Analysis.save`.
     out_dir : str or path-like
-        The folder to create; its parent must exist.  It holds ``<figure>.png`` for
-        each figure of :func:`directionkit.plots.plot_analysis` and ``report.html``
-        (summary table, figures embedded as base64 ``data:`` URIs, and the
-        provenance: model and data fingerprints and every parameter from the attrs).
+        The folder to create; its parent must exist.  It holds ``<figure>.png`` (at
+        :data:`PRINT_DPI`) and/or ``<figure>.svg`` for each figure of
+        :func:`directionkit.plots.plot_analysis`, and ``report.html`` (summary table
+        naming the data set, split and number of examples; figures embedded as base64
+        ``data:`` URIs; and the provenance: model and data fingerprints and every
+        parameter from the attrs).
     overwrite : bool
         Replace an existing ``out_dir`` (the whole folder) once the new report is
         complete.  Without it an existing ``out_dir`` is a :class:`StoreError`.
+    format : {"png", "svg", "both"}
+        The figure files to write.  The HTML page embeds the PNG, or the SVG when only
+        SVG is written.
 
     Returns
     -------
@@ -234,6 +210,8 @@ def write_report(
     directionkit.errors.StoreError
         ``out_dir`` exists and ``overwrite`` is false, its parent folder is missing,
         or ``analysis_or_path`` is not a readable store.
+    directionkit.errors.InvalidParameterError
+        ``format`` is not one of :data:`FORMATS`.
 
     Examples
     --------
@@ -246,6 +224,7 @@ def write_report(
     ...     sorted(p.name for p in out.iterdir())
     ['report.html', 'selectivity_by_depth.png', 'selectivity_histograms.png']
     """
+    check_choice(format, "format", "write_report", FORMATS)
     check_writable(out_dir, overwrite=overwrite)  # fail before reading or drawing anything
     if isinstance(analysis_or_path, str | os.PathLike):
         ds = open_store(analysis_or_path).dataset
@@ -253,10 +232,130 @@ def write_report(
         ds = as_dataset(analysis_or_path, "write_report")
     with atomic_directory(out_dir, overwrite=overwrite) as temporary:
         temporary.mkdir()
-        images: dict[str, bytes] = {}
+        images: dict[str, tuple[str, bytes, float]] = {}
+        suffixes = ("png", "svg") if format == "both" else (format,)
         for name, figure in plot_analysis(ds).items():
-            path = temporary / f"{name}.png"
-            figure.savefig(path, format="png", dpi=_DPI)
-            images[name] = path.read_bytes()
+            width = figure.get_figwidth() * _SCREEN_DPI  # shown at screen size in the page
+            for suffix in suffixes:
+                path = temporary / f"{name}.{suffix}"
+                figure.savefig(path, format=suffix, dpi=PRINT_DPI)
+            mime = "image/png" if "png" in suffixes else "image/svg+xml"
+            images[name] = (mime, (temporary / f"{name}.{suffixes[0]}").read_bytes(), width)
         (temporary / "report.html").write_text(_html(ds, images), encoding="utf-8")
     return Path(out_dir)
+
+
+# -- several analyses: directionkit report A.zarr B.zarr ... ------------------------------
+_COMPARISON_CAPTIONS = {
+    "ablation_curves": "Cumulative ablation curves of every model (mean ± sd over orderings); "
+    "the legend gives each model's normalised AUC.",
+    "noise_curves": "Accuracy as noise scaled by each unit's training-set sd is added to every "
+    "unit (mean ± sd over repeats).",
+    "selectivity": "Class selectivity over all units of each model (density, shared bins).",
+    "mutual_info": "Mutual information between unit activity and class, over all units of "
+    "each model (density, shared bins).",
+}
+
+
+def _markdown_table_html(markdown: str) -> str:
+    """A markdown table (as :meth:`Comparison.auc_table` writes it) as an HTML table."""
+    lines = [line.strip().strip("|").split("|") for line in markdown.splitlines()]
+    header, body = lines[0], lines[2:]
+    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in header)
+    rows = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>"
+        for row in body
+    )
+    return f'<table class="comparison">\n<tr>{head}</tr>\n{rows}\n</table>'
+
+
+def _config_table(comparison: Comparison) -> str:
+    """Each model's training config (``attrs["run_config"]``), one row per model."""
+    configs = {
+        label: ds.attrs.get("run_config") for label, ds in comparison.analyses.items()
+    }
+    keys = list(dict.fromkeys(
+        k for c in configs.values() if isinstance(c, dict) for k in c
+    ))  # fmt: skip
+    if not keys:
+        return "<p>No training configs recorded (analyses of run directories record them).</p>"
+    head = "<th>model</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = []
+    for label, config in configs.items():
+        values = config if isinstance(config, dict) else {}
+        cells = "".join(
+            f"<td>{html.escape(json.dumps(values[k], default=str)) if k in values else ''}</td>"
+            for k in keys
+        )
+        rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+    return f'<table class="configs">\n<tr>{head}</tr>\n' + "\n".join(rows) + "\n</table>"
+
+
+def write_comparison_report(
+    analyses: Mapping[str, Analysis | xr.Dataset | str | os.PathLike[str]]
+    | Sequence[Analysis | xr.Dataset | str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    by: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write overlaid figures of several analyses as PNG files and one ``report.html``.
+
+    The comparison of :func:`directionkit.compare`: ablation curves with bands, noise
+    curves, selectivity and mutual-information distributions, a table of accuracy
+    and AUC per model, and each model's training config.  Written atomically, as
+    :func:`write_report`.
+
+    Parameters
+    ----------
+    analyses : mapping or sequence
+        As for :func:`directionkit.compare` (analyses, datasets or store paths).
+    out_dir : str or path-like
+        The folder to create (its parent must exist).
+    by : str, optional
+        The ``run_config`` key to label and order the models by (e.g. ``"corruption"``).
+    overwrite : bool
+        Replace an existing ``out_dir``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``.
+
+    Examples
+    --------
+    >>> import tempfile, directionkit as dk
+    >>> from directionkit.testing import example_model
+    >>> net, X, y = example_model()
+    >>> runs = {f"seed {s}": dk.analyze(net, (X, y), orderings=2, fractions=5, seed=s,
+    ...                                 progress=False) for s in (0, 1)}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     page = write_comparison_report(runs, f"{tmp}/report")
+    ...     sorted(p.name for p in page.parent.iterdir())
+    ['ablation_curves.png', 'mutual_info.png', 'report.html', 'selectivity.png']
+    """
+    from directionkit.compare import compare
+
+    check_writable(out_dir, overwrite=overwrite)
+    comparison = compare(analyses, by=by)
+    with atomic_directory(out_dir, overwrite=overwrite) as temporary:
+        temporary.mkdir()
+        figures = []
+        for name, figure in comparison.figures().items():
+            path = temporary / f"{name}.png"
+            figure.savefig(path, format="png", dpi=PRINT_DPI)
+            width = figure.get_figwidth() * _SCREEN_DPI  # shown at screen size in the page
+            caption = _COMPARISON_CAPTIONS.get(name.split("_curves_")[0] + "_curves"
+                                               if "_curves_" in name else name, "")
+            figures.append(_figure_html(name, "image/png", path.read_bytes(), width, caption))
+        title = f"directionkit comparison of {len(comparison.analyses)} models" + (
+            f" by {by}" if by else ""
+        )
+        page = _page(title, f"""<h2>Summary</h2>
+{_markdown_table_html(comparison.auc_table())}
+<h2>Figures</h2>
+{chr(10).join(figures) or "<p>No figures: the analyses have none of the variables.</p>"}
+<h2>Training configs</h2>
+{_config_table(comparison)}""")
+        (temporary / "report.html").write_text(page, encoding="utf-8")
+    return Path(out_dir) / "report.html"

@@ -8,19 +8,27 @@ and plain ``xarray.open_zarr`` reads it too.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from directionkit._version import __version__
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
@@ -32,6 +40,8 @@ __all__ = [
     "fingerprint",
     "open",
     "open_activations",
+    "recover",
+    "replaceable",
     "write_zarr",
 ]
 
@@ -58,6 +68,9 @@ VERSION_ATTR = "directionkit_version"
 def fingerprint(*arrays: Any) -> str:
     """A content hash of arrays (dtype, shape and bytes), for model and data identity.
 
+    Anything ``numpy.asarray`` accepts; torch tensors are detached and copied to the
+    CPU first (without importing torch), so ones that require grad hash too.
+
     Examples
     --------
     >>> import numpy as np
@@ -70,6 +83,8 @@ def fingerprint(*arrays: Any) -> str:
     """
     digest = hashlib.sha256()
     for array in arrays:
+        if hasattr(array, "detach") and hasattr(array, "cpu"):  # a torch tensor, maybe on
+            array = array.detach().cpu()  # a GPU or requiring grad: hash its values
         a = np.ascontiguousarray(array)
         digest.update(f"{a.dtype.str}{a.shape}".encode())
         digest.update(a.tobytes())
@@ -167,15 +182,21 @@ class Analysis:
         return name in self._dataset.variables
 
     def __repr__(self) -> str:
+        from directionkit._summary import summary_text
+
         lines = [f"<directionkit.Analysis> (directionkit {self.attrs.get(VERSION_ATTR)})"]
+        lines += [f"  {line}" for line in summary_text(self._dataset).splitlines()]
         sizes = ", ".join(f"{d}: {n}" for d, n in self._dataset.sizes.items())
         lines.append(f"  dims: {sizes or '-'}")
         for name, var in self._dataset.data_vars.items():
             lines.append(f"  {name:<20} ({', '.join(map(str, var.dims))})")
-        for key in ("model", "data"):
-            if key in self.attrs:
-                lines.append(f"  {key}: {self.attrs[key]}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The headline numbers as an HTML table, for notebooks."""
+        from directionkit._summary import summary_html
+
+        return summary_html(self._dataset)
 
     def plot(self) -> dict[str, Any]:
         """The paper's figures for this analysis, as matplotlib Figures by name.
@@ -198,19 +219,29 @@ class Analysis:
 
         The store is written under a temporary name in the same folder and renamed
         into place, so ``path`` never holds a half-written store: on any failure the
-        temporary store is removed and an existing ``path`` is left as it was.
+        temporary store is removed and an existing ``path`` is left as it was.  Of
+        several processes saving to one new path, exactly one succeeds; every chunk
+        carries a checksum that :func:`open` verifies.  See :func:`write_zarr` and
+        :func:`atomic_directory`.
 
         Parameters
         ----------
         path : str or path-like
             Target directory (conventionally ending in ``.zarr``).
         overwrite : bool
-            Replace an existing store at ``path``.
+            Replace an existing store at ``path``: only a store directionkit wrote,
+            or an empty folder (see :func:`replaceable`).
 
         Returns
         -------
         pathlib.Path
             The path written.
+
+        Raises
+        ------
+        StoreError
+            ``path`` exists (or appeared during the write) without ``overwrite``; it is
+            not replaceable; or the write failed (nothing was saved).
         """
         return write_zarr(self._dataset, path, overwrite=overwrite)
 
@@ -220,7 +251,19 @@ def write_zarr(
 ) -> Path:
     """Write ``dataset`` as a consolidated zarr (format 3) store at ``path``, atomically.
 
-    What :meth:`Analysis.save` does, for any dataset (e.g. a training history).
+    What :meth:`Analysis.save` does, for any dataset (e.g. a training history): every
+    chunk is written, each with a CRC-32C checksum (zarr's ``crc32c`` codec), so that
+    :func:`open` can tell a damaged or missing chunk; ``directionkit_version`` is added
+    to the attrs when missing, which makes the store recognisable to a later
+    ``overwrite=True``.  See :func:`atomic_directory` for what happens on a failure,
+    a concurrent writer or a kill.
+
+    Raises
+    ------
+    StoreError
+        ``path`` exists (or appears during the write) and ``overwrite`` is false; it is
+        not a directionkit store and ``overwrite`` is true; or the write failed (a full
+        disk, say), in which case nothing was written and an existing store is unchanged.
 
     Examples
     --------
@@ -230,10 +273,31 @@ def write_zarr(
     ...     xr.open_zarr(path)["a"].values.tolist()
     [1, 2]
     """
-    with atomic_directory(path, overwrite=overwrite) as temporary:
-        with _no_consolidation_warning():
-            dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True)
+    if VERSION_ATTR not in dataset.attrs:
+        dataset = dataset.copy()
+        dataset.attrs = {**dataset.attrs, VERSION_ATTR: __version__}
+    encoding = {str(name): {"compressors": _checksummed()} for name in dataset.variables}
+    with atomic_directory(path, overwrite=overwrite) as temporary, _no_consolidation_warning():
+        dataset.to_zarr(
+            temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding,
+            write_empty_chunks=True,
+        )  # fmt: skip
     return Path(path)
+
+
+def _write_failed(path: str | os.PathLike[str], err: OSError, *, overwrite: bool) -> StoreError:
+    """The error for a write that failed (a full disk, say): nothing saved, nothing lost."""
+    return StoreError(
+        f"Could not write {str(path)!r}: {err}. Nothing was saved"
+        + ("; the existing store there is unchanged." if overwrite else ".")
+    )
+
+
+def _checksummed() -> tuple[Any, ...]:
+    """zarr's default compressor followed by a CRC-32C checksum of every chunk."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return (ZstdCodec(level=0), Crc32cCodec())
 
 
 @contextlib.contextmanager
@@ -248,6 +312,10 @@ def _no_consolidation_warning() -> Iterator[None]:
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """``path`` as a Path, if a store may be written there; else a :class:`StoreError`.
 
+    With ``overwrite``, an existing ``path`` must be something directionkit may replace
+    (see :func:`replaceable`).  Leftovers of interrupted writes to ``path`` are dealt
+    with first (see :func:`recover`).
+
     Examples
     --------
     >>> check_writable("/nonexistent-folder/run.zarr", overwrite=False)
@@ -256,44 +324,378 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     directionkit.errors.StoreError: The folder of '/nonexistent-folder/run.zarr' does not exist.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
     if not target.parent.is_dir():
         raise StoreError(f"The folder of {str(target)!r} does not exist.")
+    recover(target)
+    if os.path.lexists(target):
+        if overwrite:
+            _check_replaceable(target)
+        elif (reason := replaceable(target)) is not None:
+            raise StoreError(f"{str(target)!r} already exists ({reason}); choose another path.")
+        else:
+            raise StoreError(f"{str(target)!r} already exists; pass overwrite=True to replace it.")
     return target
+
+
+def replaceable(path: str | os.PathLike[str]) -> str | None:
+    """Why ``overwrite=True`` may not replace ``path``, or None when it may.
+
+    Only what directionkit itself writes is replaced: an empty folder, a zarr store
+    whose root attrs carry ``directionkit_version`` (an analysis, an activation store,
+    a training history), or a report folder (a ``report.html`` that names directionkit,
+    beside only figures and page files).  Anything else (a file, a link, a project
+    folder) is refused.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (pathlib.Path(tmp) / "notes.txt").write_text("mine")
+    ...     replaceable(tmp)
+    'it is not a directionkit store (no zarr.json with a directionkit_version attribute)'
+    """
+    target = Path(path)
+    for _ in range(3):  # judged again if another writer swapped it while we looked
+        try:
+            before = os.lstat(target)
+            reason = _not_replaceable(target)
+            after = os.lstat(target)
+        except FileNotFoundError:  # gone (moved aside by another writer): nothing to replace
+            return None
+        if (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino):
+            break
+    return reason
+
+
+def _not_replaceable(target: Path) -> str | None:
+    if target.is_symlink():
+        return "it is a symbolic link"
+    if not target.is_dir():
+        return "it is a file, not a directionkit store"
+    entries = list(target.iterdir())
+    if not entries:
+        return None
+    if _is_directionkit_zarr(target):
+        return None
+    report = target / "report.html"
+    if report.is_file() and all(p.is_file() and p.suffix in _REPORT_FILES for p in entries):
+        with builtins.open(report, "rb") as handle:
+            if b"directionkit" in handle.read(1 << 20):
+                return None
+    return "it is not a directionkit store (no zarr.json with a directionkit_version attribute)"
+
+
+#: What a report folder holds (see directionkit.report): the page and its figures.
+_REPORT_FILES = frozenset({".html", ".png", ".svg", ".pdf", ".jpg", ".css", ".json", ".csv"})
+
+
+def _is_directionkit_zarr(path: Path) -> bool:
+    meta = path / "zarr.json"
+    if not meta.is_file() or meta.stat().st_size > 64 << 20:
+        return False
+    try:
+        attrs = json.loads(meta.read_bytes()).get("attributes") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(attrs, dict) and VERSION_ATTR in attrs
+
+
+def _check_replaceable(target: Path) -> None:
+    reason = replaceable(target)
+    if reason is not None:
+        raise StoreError(
+            f"Refusing to replace {str(target)!r}: {reason}. Only a store written by "
+            "directionkit or an empty folder is replaced; remove it yourself or choose "
+            "another path."
+        )
+
+
+# -- atomic, concurrent-safe and recoverable writes ---------------------------------
+#
+# A store is written under a scratch name beside its target, ``.NAME.tmp-HOST-PID-TOKEN``,
+# and renamed into place with a rename that refuses an existing target (renameat2 with
+# RENAME_NOREPLACE where the kernel and file system offer it; else the target name is
+# claimed with mkdir, which is atomic, and our own empty folder is replaced).  A plain
+# rename would silently replace an empty folder created at the target meanwhile.
+# Overwriting renames the old store to ``.NAME.old-HOST-PID-TOKEN`` first and deletes it
+# (as ``.NAME.del-...``) only once the new one is in place.  The writer's host and
+# process id in each scratch name let the next writer or reader tell leftovers of a
+# killed process from the work of a live one (see recover()).
+
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_SCRATCH = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>tmp|old|del)-"
+    r"(?:(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-)?(?P<token>[0-9a-f]{12})$"
+)
+#: Scratch folders this process is writing right now (threads share a process id).
+_ACTIVE: set[Path] = set()
+#: Test hooks, by stage ("commit": the temporary store is complete; "swapped": an
+#: overwrite has moved the old store aside, the new one is not yet in place).
+_HOOKS: dict[str, Callable[[], None]] = {}
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _load_renameat2() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError, TypeError):  # not Linux/glibc >= 2.28
+        return None
+
+
+_renameat2 = _load_renameat2()
+
+
+def _rename_noreplace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``; FileExistsError if anything is at ``target``."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                      _RENAME_NOREPLACE) == 0:  # fmt: skip
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # else: unsupported here
+            raise OSError(code, os.strerror(code), str(source), None, str(target))
+    os.mkdir(target)  # claims the name atomically: fails if anything is there
+    try:
+        os.rename(source, target)  # replaces only our own, empty, folder
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rmdir(target)
+        raise
+
+
+def _scratch(target: Path, kind: str) -> Path:
+    token = uuid.uuid4().hex[:12]
+    return target.parent / f".{target.name}.{kind}-{_HOST}-{os.getpid()}-{token}"
+
+
+def _writer_alive(match: re.Match[str], path: Path) -> bool | None:
+    """Whether the writer of a scratch folder still runs: True, False, or None (unknown)."""
+    if match["pid"] is None or match["host"] != _HOST or os.name != "posix":
+        return None  # (on Windows os.kill would terminate the process, not probe it)
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return path in _ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):  # a killed child not yet reaped
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _remove(path: Path, *, settle: bool = False) -> bool:
+    """Remove a folder; whether it is gone.
+
+    With ``settle`` (the temporary of a failed write, into which zarr's writer threads
+    may still be adding chunks) it must stay gone for a moment; retried for ~3 s.
+    """
+    for attempt in range(6):
+        shutil.rmtree(path, ignore_errors=True)
+        if settle:
+            time.sleep(0.05 * 2**attempt)
+        if not os.path.lexists(path):
+            return True
+        if not settle:
+            time.sleep(0.05 * 2**attempt)
+    return False
+
+
+def recover(path: str | os.PathLike[str]) -> list[str]:
+    """Finish or undo interrupted writes to ``path``; what was done, as sentences.
+
+    Called by every save and by :func:`open`, so this is rarely needed by hand.  For
+    each scratch folder beside ``path`` whose writer is no longer running: a temporary
+    store is removed; an old store moved aside by an overwrite is put back when
+    ``path`` is missing (the overwrite was killed between its two renames), and removed
+    when ``path`` holds a directionkit store (the overwrite had finished).  What cannot
+    be judged (a writer on another machine, a scratch name from an older directionkit,
+    which did not record the writer) is left alone and reported in a warning.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     recover(f"{tmp}/run.zarr")
+    []
+    """
+    target = Path(path)
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    done: list[str] = []
+    unknown: list[str] = []
+    backups: list[Path] = []
+    for name in names:
+        match = _SCRATCH.match(name)
+        if match is None or match["name"] != target.name:
+            continue
+        scratch = target.parent / name
+        alive = _writer_alive(match, scratch)
+        if alive:
+            continue
+        if alive is None:
+            unknown.append(str(scratch))
+        elif match["kind"] == "old":
+            backups.append(scratch)
+        elif _remove(scratch):
+            done.append(f"removed {str(scratch)!r}, left by an interrupted write")
+    for backup in sorted(backups, key=_mtime, reverse=True):
+        if not os.path.lexists(backup):  # another process recovered it meanwhile
+            continue
+        if not os.path.lexists(target):
+            with contextlib.suppress(OSError):
+                _rename_noreplace(backup, target)
+                done.append(
+                    f"restored {str(target)!r} from {str(backup)!r}: an overwrite of it was "
+                    "interrupted before the new store was in place"
+                )
+                continue
+        if _is_directionkit_zarr(target) or replaceable(target) is None:
+            deleting = _scratch(target, "del")
+            with contextlib.suppress(OSError):
+                os.rename(backup, deleting)
+                if _remove(deleting):
+                    done.append(f"removed {str(backup)!r}, the old store of a finished overwrite")
+                    continue
+        if os.path.lexists(backup):
+            unknown.append(str(backup))
+    if done:
+        warnings.warn("directionkit: " + "; ".join(done) + ".", RuntimeWarning, stacklevel=3)
+    if unknown:
+        warnings.warn(
+            f"directionkit: leftovers of earlier writes to {str(target)!r} were kept, since "
+            f"their writer may still be running or the target is not a directionkit store: "
+            f"{', '.join(map(repr, unknown))}. Remove them yourself once no write is under way.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return done
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success rename it to ``path``.
+    """Yield a temporary folder beside ``path``; on success move it to ``path``.
 
-    ``path`` never holds a half-written store: on any exception the temporary folder is
-    removed and an existing ``path`` is left as it was; with ``overwrite`` an existing
-    ``path`` is replaced only once the new one is complete.
+    - ``path`` never holds a half-written store: on any exception the temporary folder
+      is removed and an existing ``path`` is left as it was.
+    - Without ``overwrite``, ``path`` is checked again at the end: if something
+      appeared there meanwhile (another process saving to the same path, a folder
+      made by hand), it is left untouched and a :class:`StoreError` says nothing was
+      saved.  Of concurrent writers, exactly one succeeds.
+    - With ``overwrite``, ``path`` (when it exists, at the start and again at the end)
+      must be replaceable (:func:`replaceable`); it is moved aside, the new store moved
+      in, then the old one deleted.  A process killed between the two moves leaves the
+      old store under a scratch name; the next save or :func:`open` puts it back.
+    - Leftovers of killed writers are cleaned by the next save (:func:`recover`).
+
+    Raises
+    ------
+    StoreError
+        See above, and :func:`check_writable`; an ``OSError`` while writing (a full
+        disk, say) becomes a StoreError saying that nothing was saved.
     """
     target = check_writable(path, overwrite=overwrite)
-    token = uuid.uuid4().hex[:12]
-    temporary = target.parent / f".{target.name}.tmp-{token}"
-    backup = target.parent / f".{target.name}.old-{token}"
+    temporary = _scratch(target, "tmp")
+    _ACTIVE.add(temporary)
     try:
-        yield temporary
-        if target.exists():
-            os.rename(target, backup)
-            try:
-                os.rename(temporary, target)
-            except BaseException:
-                os.rename(backup, target)
-                raise
-            shutil.rmtree(backup)
-        else:
-            os.rename(temporary, target)
+        try:
+            yield temporary
+        except StoreError:
+            raise
+        except OSError as err:
+            raise _write_failed(target, err, overwrite=overwrite) from err
+        _commit(temporary, target, overwrite=overwrite)
     finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+        _ACTIVE.discard(temporary)
+        if os.path.lexists(temporary) and not _remove(temporary, settle=True):
+            warnings.warn(
+                f"directionkit: could not remove the temporary {str(temporary)!r} of a failed "
+                "write (files kept appearing in it); the next save to the same path removes it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def _swap_in(temporary: Path, target: Path, backup: Path) -> None:
+    """The second half of an overwrite: the old store is at ``backup``; move the new in."""
+    if "swapped" in _HOOKS:
+        _HOOKS["swapped"]()
+    try:
+        _rename_noreplace(temporary, target)
+    except OSError as err:
+        try:
+            _rename_noreplace(backup, target)
+        except OSError:
+            raise StoreError(
+                f"Could not move the new store to {str(target)!r} ({err}): something else was "
+                f"put there meanwhile (another process saving to it?). Nothing was saved; the "
+                f"previous store was moved aside to {str(backup)!r} (the next save or open "
+                "deletes it if a directionkit store is then in place, else keeps it)."
+            ) from err
+        raise StoreError(
+            f"Could not move the new store to {str(target)!r} ({err}); nothing was saved "
+            "and the previous store is in place."
+        ) from err
+    deleting = _scratch(target, "del")
+    os.rename(backup, deleting)
+    _remove(deleting)
+
+
+def _commit(temporary: Path, target: Path, *, overwrite: bool) -> None:
+    if "commit" in _HOOKS:
+        _HOOKS["commit"]()
+    if not os.path.isdir(temporary):
+        raise StoreError(f"Nothing was written for {str(target)!r}.")
+    backup = _scratch(target, "old")
+    _ACTIVE.add(backup)  # (another thread's recover() must not take it for a leftover)
+    try:
+        if overwrite and os.path.lexists(target):
+            _check_replaceable(target)
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: nothing to replace
+                os.rename(target, backup)
+        if overwrite and os.path.lexists(backup):
+            _swap_in(temporary, target, backup)
+            return
+    finally:
+        _ACTIVE.discard(backup)
+    try:
+        _rename_noreplace(temporary, target)
+    except FileExistsError as err:
+        raise StoreError(
+            f"{str(target)!r} appeared while this store was being written (another process "
+            "saving to the same path?); it was left as it is and nothing was saved; pass "
+            "overwrite=True to replace it."
+        ) from err
+    except OSError as err:
+        if err.errno != errno.ENOTEMPTY:
+            raise
+        raise StoreError(
+            f"{str(target)!r} appeared while this store was being written; it was left as it "
+            "is and nothing was saved."
+        ) from err
 
 
 def open(path: str | os.PathLike[str]) -> Analysis:
     """Read an analysis written by :meth:`Analysis.save`, fully into memory.
+
+    Every chunk is checked: a chunk file that is missing, or whose CRC-32C checksum
+    does not match its bytes, is a :class:`StoreError` naming the variable.  Stores
+    written before directionkit wrote checksums open as before, unchecked.  An
+    overwrite of ``path`` that was killed half-way is first undone (:func:`recover`).
 
     Parameters
     ----------
@@ -304,6 +706,11 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     Analysis
         Identical to the saved one (values, coordinates, attrs).
 
+    Raises
+    ------
+    StoreError
+        No folder at ``path``, not a zarr store, not a directionkit analysis, or damaged.
+
     Examples
     --------
     >>> import tempfile, xarray as xr, directionkit as dk
@@ -313,21 +720,66 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     0.9
     """
     source = Path(path)
+    recover(source)
     if not source.is_dir():
         raise StoreError(f"No directionkit store at {str(source)!r}: no such folder.")
+    _verify(source, read=True)
     try:
         try:
-            dataset = xr.open_zarr(source, consolidated=True).load()
+            dataset = xr.open_zarr(source, consolidated=True)
         except ValueError:  # written elsewhere without consolidated metadata
-            dataset = xr.open_zarr(source, consolidated=False).load()
+            dataset = xr.open_zarr(source, consolidated=False)
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
+    for name, variable in dataset.variables.items():
+        try:
+            variable.load()
+        except Exception as err:  # a chunk zarr cannot decode: damaged, whatever the codec
+            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
     if VERSION_ATTR not in dataset.attrs:
         raise StoreError(
             f"{str(source)!r} is a zarr store but not a directionkit analysis (no "
             f"{VERSION_ATTR!r} attribute)."
         )
     return Analysis(dataset)
+
+
+def _damaged(source: Path, name: str, what: str) -> StoreError:
+    return StoreError(
+        f"The store {str(source)!r} is damaged: variable {name!r} {what}. Restore it from "
+        "a copy or compute it again."
+    )
+
+
+def _verify(source: Path, *, read: bool) -> None:
+    """Check every checksummed array of a store: all chunks present; with ``read``, intact.
+
+    Arrays without the ``crc32c`` codec (stores from before it was written, or from
+    elsewhere) are not checked: their writer may have left chunks of fill values out.
+    """
+    import zarr
+    from zarr.codecs import Crc32cCodec
+
+    try:
+        with _no_consolidation_warning():
+            group = zarr.open_group(source, mode="r")
+        arrays = list(group.arrays())
+    except Exception:  # not a zarr group: the caller's open says so
+        return
+    for name, array in arrays:
+        codecs = getattr(array.metadata, "codecs", ())
+        if not any(isinstance(codec, Crc32cCodec) for codec in codecs):
+            continue
+        present, expected = array.nchunks_initialized, array.nchunks
+        if present < expected:
+            raise _damaged(
+                source, name, f"is missing {expected - present} of its {expected} chunk files"
+            )
+        if read:
+            try:
+                array[...]
+            except Exception as err:  # checksum mismatch, undecodable bytes
+                raise _damaged(source, name, f"has a damaged chunk ({err})") from err
 
 
 ACTIVATION_STORE = "activation_store"
@@ -371,11 +823,12 @@ class ActivationWriter:
         attrs: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> None:
+        self._path, self._overwrite = path, overwrite
         self._context = atomic_directory(path, overwrite=overwrite)
         self._temporary = self._context.__enter__()
         try:
             self._create(sites, chunk_size, attrs)
-        except BaseException as err:
+        except BaseException as err:  # (an OSError comes back from __exit__ as a StoreError)
             self._context.__exit__(type(err), err, err.__traceback__)
             raise
 
@@ -385,23 +838,30 @@ class ActivationWriter:
         import zarr
 
         n_units = int(sum(sites.values()))
+        # every chunk written (even all zeros) and checksummed, as write_zarr does
+        checked: dict[str, Any] = {
+            "compressors": _checksummed(),
+            "config": {"write_empty_chunks": True},
+        }
         group = zarr.open_group(self._temporary, mode="w-", zarr_format=3)
         group.attrs.update(
             _json_attrs({**(attrs or {}), "kind": ACTIVATION_STORE, VERSION_ATTR: __version__})
         )
         self._acts = group.create_array(
             "activations", shape=(0, n_units), chunks=(chunk_size, n_units), dtype="float32",
-            dimension_names=("example", "unit"), fill_value=0.0,
+            dimension_names=("example", "unit"), fill_value=0.0, **checked,
         )  # fmt: skip
         self._acts.attrs["coordinates"] = "label site unit_index"
         self._labels = group.create_array(
             "label", shape=(0,), chunks=(chunk_size,), dtype="int64",
-            dimension_names=("example",), fill_value=0,
+            dimension_names=("example",), fill_value=0, **checked,
         )  # fmt: skip
-        site = group.create_array("site", shape=(n_units,), dtype=str, dimension_names=("unit",))
+        site = group.create_array(
+            "site", shape=(n_units,), dtype=str, dimension_names=("unit",), **checked
+        )
         site[:] = np.concatenate([np.full(n, name, dtype=object) for name, n in sites.items()])
         index = group.create_array(
-            "unit_index", shape=(n_units,), dtype="int64", dimension_names=("unit",)
+            "unit_index", shape=(n_units,), dtype="int64", dimension_names=("unit",), **checked
         )
         index[:] = np.concatenate([np.arange(n) for n in sites.values()])
         self.n_examples = 0
@@ -416,10 +876,13 @@ class ActivationWriter:
                 f"labels. Got {acts.shape} and {y.shape}."
             )
         end = self.n_examples + acts.shape[0]
-        self._acts.resize((end, acts.shape[1]))
-        self._acts[self.n_examples : end] = acts
-        self._labels.resize((end,))
-        self._labels[self.n_examples : end] = y
+        try:
+            self._acts.resize((end, acts.shape[1]))
+            self._acts[self.n_examples : end] = acts
+            self._labels.resize((end,))
+            self._labels[self.n_examples : end] = y
+        except OSError as err:
+            raise _write_failed(self._path, err, overwrite=self._overwrite) from err
         self.n_examples = end
 
     def __enter__(self) -> ActivationWriter:
@@ -429,8 +892,12 @@ class ActivationWriter:
         if kind is None:
             import zarr
 
-            with _no_consolidation_warning():
-                zarr.consolidate_metadata(self._temporary)
+            try:
+                with _no_consolidation_warning():
+                    zarr.consolidate_metadata(self._temporary)
+            except BaseException as err:  # nothing appears at the path; the temporary goes
+                self._context.__exit__(type(err), err, err.__traceback__)
+                raise
         self._context.__exit__(kind, error, trace)
 
 
@@ -440,7 +907,9 @@ def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
     The metric functions (:func:`directionkit.class_mean`,
     :func:`directionkit.class_selectivity`, :func:`directionkit.mutual_information`)
     accept the result directly and read it chunk by chunk; labels come from its
-    ``label`` coordinate.
+    ``label`` coordinate.  Opening checks that no chunk file is missing; each chunk's
+    checksum is checked as it is read, and a damaged one is a :class:`StoreError`
+    naming the variable (stores written without checksums are read unchecked).
 
     Returns
     -------
@@ -448,12 +917,52 @@ def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
         Dims ``(example, unit)``; coordinates ``label``, ``site``, ``unit_index``.
     """
     source = Path(path)
+    recover(source)
     if not source.is_dir():
         raise StoreError(f"No activation store at {str(source)!r}: no such folder.")
+    _verify(source, read=False)
     try:
         dataset = xr.open_zarr(source, chunks=None, consolidated=True)
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
     if dataset.attrs.get("kind") != ACTIVATION_STORE or "activations" not in dataset:
         raise StoreError(f"{str(source)!r} is not a directionkit activation store.")
-    return dataset["activations"]
+    import zarr
+
+    coords = dataset["activations"].coords
+    for name, coord in coords.items():
+        try:
+            coord.load()
+        except Exception as err:  # a damaged chunk of a coordinate
+            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
+    lazy = dataset["activations"].variable
+    with _no_consolidation_warning():
+        array = zarr.open_array(source / "activations", mode="r")
+    checked = xr.Variable(
+        lazy.dims,
+        indexing.LazilyIndexedArray(_CheckedArray(array, "activations", source)),
+        attrs=lazy.attrs,
+    )
+    result = xr.DataArray(checked, coords=coords, name="activations")
+    result.encoding = dict(lazy.encoding)  # the chunking, which readers follow
+    return result
+
+
+class _CheckedArray(BackendArray):
+    """A zarr array read lazily by xarray, whose read errors name the store and variable."""
+
+    def __init__(self, array: Any, name: str, source: Path) -> None:
+        self._array, self._name, self._source = array, name, source
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._read
+        )
+
+    def _read(self, key: tuple[Any, ...]) -> Any:
+        try:
+            return self._array.oindex[key]
+        except Exception as err:  # checksum mismatch, undecodable bytes
+            raise _damaged(self._source, self._name, f"has a damaged chunk ({err})") from err

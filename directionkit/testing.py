@@ -4,13 +4,16 @@ Subclass :class:`AdapterTests` in an adapter's test module and implement
 :meth:`AdapterTests.make_adapter` and :meth:`AdapterTests.make_input`; pytest
 then runs every ``test_*`` method against that adapter.  The checks use the seam
 only, so they hold for any framework: the documented semantics
-``a' = a * scale + shift + noise_std * eps`` and the ``(M, B, C)`` contract.
+``a' = a * scale + shift + (1 - scale) * fill + noise_std * eps`` (with ``fill`` a
+per-site element template) and the ``(M, B, C)`` contract.  The checks of element
+templates need :class:`~directionkit.adapter.SupportsElementRecording` and are
+skipped for an adapter without it.
 
 Examples
 --------
 >>> from directionkit.testing import AdapterTests
 >>> sorted(n for n in dir(AdapterTests) if n.startswith("test_"))[:2]
-['test_chunked_rows_equal_the_whole', 'test_clamping_a_site_to_its_own_activity_changes_nothing']
+['test_a_constant_template_equals_a_per_unit_shift', 'test_chunked_rows_equal_the_whole']
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from directionkit.adapter import Interventions, LinearChain, ModelAdapter, RunOutput, Site
+from directionkit.adapter import (
+    Interventions,
+    LinearChain,
+    ModelAdapter,
+    RunOutput,
+    Site,
+    SupportsElementRecording,
+)
 from directionkit.errors import DirectionKitError, SiteNotFoundError
 
 __all__ = ["AdapterTests", "NumpyMLPAdapter", "example_model"]
@@ -112,6 +122,63 @@ class AdapterTests:
             )  # fmt: skip
             np.testing.assert_allclose(adapter.run(x, iv).logits, clean.logits, 1e-4, 1e-4)
 
+    def _elements(self, adapter: ModelAdapter, x: Any) -> Mapping[str, np.ndarray]:
+        if not isinstance(adapter, SupportsElementRecording):
+            import pytest
+
+            pytest.skip(f"{type(adapter).__name__} has no record_elements()")
+        return adapter.record_elements(x, list(adapter.sites))
+
+    def test_recorded_elements_average_to_the_recorded_activations(self) -> None:
+        adapter, x, _ = self._setup()
+        elements = self._elements(adapter, x)
+        reduced = adapter.run(x, record=list(adapter.sites)).activations
+        for name, site in adapter.sites.items():
+            full = np.asarray(elements[name], np.float64)
+            assert full.shape[0] == 6 and full.shape[1:] == (site.shape or full.shape[1:])
+            unit_last = np.moveaxis(full, 1, -1) if site.kind == "conv" else full
+            mean = unit_last.reshape(6, -1, site.n_units).mean(axis=1)
+            np.testing.assert_allclose(mean, reduced[name], 1e-4, 1e-5)
+
+    def test_clamping_every_element_to_its_own_value_changes_nothing(self) -> None:
+        # one example, every unit of a site mean-ablated to a template holding the values
+        # it already has, element by element: the clean logits come back (for conv maps
+        # too, where a per-unit value cannot do this)
+        adapter = self.make_adapter()
+        x = self.make_input(1)
+        clean = adapter.run(x).logits
+        elements = self._elements(adapter, x)
+        for name, site in adapter.sites.items():
+            iv = Interventions.mean_ablate(
+                adapter.sites, {name: np.ones((2, site.n_units), bool)},
+                {name: np.asarray(elements[name][0], np.float64)},
+            )  # fmt: skip
+            out = adapter.run(x, iv).logits
+            np.testing.assert_allclose(out, np.repeat(clean, 2, 0), 1e-4, 1e-4)
+
+    def test_a_constant_template_equals_a_per_unit_shift(self) -> None:
+        # a template holding one value per unit at every element is the per-unit shift:
+        # checks the unit axis of fill, its (1 - scale) factor, and that rows keep fill
+        adapter, x, _ = self._setup()
+        elements = self._elements(adapter, x)
+        masks = self._random_masks(adapter, 3, seed=5)
+        rng = np.random.default_rng(6)
+        per_unit, templates = {}, {}
+        for name, site in adapter.sites.items():
+            values = rng.uniform(0.5, 1.5, site.n_units)
+            shape = np.shape(elements[name])[1:]
+            axis = 0 if site.kind == "conv" else len(shape) - 1
+            view = [1] * len(shape)
+            view[axis] = site.n_units
+            per_unit[name] = values
+            templates[name] = np.broadcast_to(values.reshape(view), shape).copy()
+        a = adapter.run(x, Interventions.mean_ablate(adapter.sites, masks, per_unit)).logits
+        iv = Interventions.mean_ablate(adapter.sites, masks, templates)
+        b = adapter.run(x, iv).logits
+        np.testing.assert_allclose(b, a, self.rtol, self.atol)
+        rows = np.concatenate([adapter.run(x, iv.rows(r, r + 1)).logits for r in range(3)])
+        np.testing.assert_allclose(rows, b, self.rtol, self.atol)
+
     def test_clamping_every_unit_removes_input_dependence(self) -> None:
         # every path to the output goes through the last site, so once all its units
         # are clamped every example gets the same logits, and they differ from the clean ones
@@ -174,7 +241,7 @@ class NumpyMLPAdapter:
         self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
         self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
         self._sites = {
-            f"hidden{i}": Site(f"hidden{i}", w.shape[1], "dense", i)
+            f"hidden{i}": Site(f"hidden{i}", w.shape[1], "dense", i, shape=(w.shape[1],))
             for i, w in enumerate(self.weights[:-1])
         }
 
@@ -216,13 +283,18 @@ class NumpyMLPAdapter:
                     recorded[name] = h.copy()
                 if interventions is not None and name in interventions.scale:
                     eps = interventions.standard_normal(name, row, h.shape)
+                    shift = interventions.shift_with_fill(self._sites[name], h.shape[1:])
                     h = (
                         h * interventions.scale[name][row]
-                        + interventions.shift[name][row]
+                        + shift[row, 0]
                         + interventions.noise_std[name][row] * eps
                     )
             logits.append(h)
         return RunOutput(np.stack(logits), recorded)
+
+    def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
+        """The clean activations ``(B, n_units)`` of ``sites`` (dense: elements are units)."""
+        return dict(self.run(x, record=sites).activations)
 
     def predict(self, x: Any) -> np.ndarray:
         """The predicted class of each example (without interventions)."""

@@ -19,6 +19,12 @@ cifar10        ``(N, 3, 32, 32)``    ``/ 255``  CIFAR-10 batches under ``root`` 
 Files are only ever parsed, never executed: IDX and CIFAR binary files are read by their
 documented layouts, ``.npz`` files with ``allow_pickle=False``, and CIFAR's Python-pickle batches
 through an unpickler that refuses every global except the few numpy needs to rebuild an array.
+
+Memory stays bounded by what a file really holds: every size a file declares (an IDX header,
+the shape in a ``.npy`` header, a length inside a pickle) is checked against the data actually
+there before anything of that size is allocated, and an IDX header is checked before the rest
+of a gzipped file is decompressed.  A small hostile file gets a clear error, not an
+allocation of gigabytes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ import math
 import numbers
 import os
 import pickle
+import pickletools
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_FASHION_MNIST_ROOT",
     "DatasetNotFoundError",
+    "SplitNotFoundError",
     "corrupt_labels",
     "load",
 ]
@@ -73,6 +83,10 @@ class DatasetNotFoundError(DirectionKitError, FileNotFoundError):
         return str(self.args[0])
 
 
+class SplitNotFoundError(InvalidDataError):
+    """A ``.npz`` data file without the split asked for (e.g. ``x``/``y`` only, no ``train``)."""
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -102,9 +116,14 @@ def load(
           Python-pickle batches ``data_batch_1`` ... ``data_batch_5`` and ``test_batch`` under
           ``root`` or ``root/cifar-10-batches-py``, read through a restricted unpickler that
           refuses anything but plain numpy arrays, lists, dicts, numbers and strings.
-        - a path ending in ``.npz``: arrays ``x_{split}`` and ``y_{split}`` if the file has
-          them, else ``x`` (or ``X``) and ``y`` for either split.  ``X`` is returned as stored
-          (cast to float32, not rescaled).  Read with ``allow_pickle=False``.
+        - a path ending in ``.npz``: arrays ``x_{split}`` and ``y_{split}`` (``x_train``,
+          ``y_train``, ``x_test``, ``y_test``); a file with only ``x`` (or ``X``) and ``y`` has
+          no splits and is the ``"test"`` split, the data analysed (asking it for ``"train"``
+          is a :class:`SplitNotFoundError`, never the same data a second time).  ``X`` is
+          returned as stored (cast to float32, not rescaled; any shape with examples first,
+          e.g. ``(N, features)``), ``y`` holds integer class indices (integral floats such as
+          ``1.0`` are accepted).  Read with ``allow_pickle=False``; only the two arrays
+          needed are read.
     split : {"train", "test"}, default "train"
         Which part of the data set.
     root : str or path-like, optional
@@ -128,6 +147,8 @@ def load(
         required.
     DatasetNotFoundError
         The data set's files are not there (a :class:`FileNotFoundError`).
+    SplitNotFoundError
+        A ``.npz`` file without the requested split (an :class:`InvalidDataError`).
     InvalidDataError
         A file is malformed, or a pickle holds anything other than a CIFAR batch.
 
@@ -291,16 +312,6 @@ def _first_existing(candidates: Sequence[Path]) -> Path | None:
     return None
 
 
-def _read_bytes(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        except (OSError, EOFError) as err:
-            raise InvalidDataError(f"{path} is not a readable gzip file: {err}") from err
-    return path.read_bytes()
-
-
 # --------------------------------------------------------------------------- .npz
 
 
@@ -310,21 +321,21 @@ def _load_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             ".npz file", [path], "Pass the path of a .npz file holding arrays 'x' and 'y'."
         )
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as err:  # zipfile, format and pickle refusals all mean "not usable"
+        with zipfile.ZipFile(path) as archive:
+            members = {
+                name.removesuffix(".npy"): archive.getinfo(name)
+                for name in archive.namelist()
+                if name.endswith(".npy")
+            }
+            keys = _npz_keys(path, split, sorted(members))
+            arrays = [_read_npz_member(path, archive, members[key]) for key in keys]
+    except DirectionKitError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise InvalidDataError(
             f"{path} is not a readable .npz file without pickles: {err}"
         ) from err
-    for x_key, y_key in ((f"x_{split}", f"y_{split}"), ("x", "y"), ("X", "y")):
-        if x_key in arrays and y_key in arrays:
-            break
-    else:
-        raise InvalidDataError(
-            f"{path} must hold arrays 'x_{split}' and 'y_{split}', or 'x' (or 'X') and 'y'. "
-            f"It holds {sorted(arrays)}."
-        )
-    x, y = arrays[x_key], arrays[y_key]
+    (x_key, _), (x, y) = keys, arrays
     if x.ndim < 1 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise InvalidDataError(
             f"{path}: {x_key!r} must be a numeric array with one row per example. "
@@ -334,31 +345,134 @@ def _load_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), labels
 
 
+def _npz_keys(path: Path, split: str, keys: list[str]) -> tuple[str, str]:
+    """The ``(x, y)`` keys of ``split`` in a .npz file holding arrays ``keys``."""
+    if f"x_{split}" in keys and f"y_{split}" in keys:
+        return f"x_{split}", f"y_{split}"
+    split_keys = [k for k in keys if k.startswith(("x_", "y_"))]
+    whole = next((x for x in ("x", "X") if x in keys), None)
+    if whole is not None and "y" in keys and not split_keys:
+        if split == "test":
+            return whole, "y"
+        raise SplitNotFoundError(
+            f"{path} has no splits: it holds only {whole!r} and 'y', which are the test split "
+            f"(the data analysed), so it has no {split!r} split to serve. Store arrays "
+            f"'x_{split}' and 'y_{split}' (and 'x_test', 'y_test') to give it one."
+        )
+    raise InvalidDataError(
+        f"{path} must hold arrays 'x_{split}' and 'y_{split}', or 'x' (or 'X') and 'y'. "
+        f"It holds {keys}."
+    )
+
+
+#: Beyond this ratio of uncompressed to compressed size a member cannot be zip's deflate
+#: (at most about 1032:1): it is a bzip2/lzma bomb, refused before it is decompressed.
+_MAX_COMPRESSION_RATIO = 1100
+
+
+def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One array of a .npz, its declared sizes checked before anything is allocated.
+
+    The shape in the ``.npy`` header must match the member's size in the zip directory
+    (which caps what zipfile decompresses), so no array larger than the data is made.
+    """
+    key = info.filename.removesuffix(".npy")
+    if info.compress_size and info.file_size > _MAX_COMPRESSION_RATIO * max(
+        info.compress_size, 1024
+    ):
+        raise InvalidDataError(
+            f"{path}: array {key!r} would decompress from {info.compress_size:,} to "
+            f"{info.file_size:,} bytes, a ratio no real data set has; refused."
+        )
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        header = fh.tell()
+        if dtype.hasobject:
+            raise InvalidDataError(
+                f"{path}: array {key!r} holds Python objects (dtype {dtype}); only numeric "
+                "arrays are read (no pickles)."
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        if header + declared != info.file_size:
+            raise InvalidDataError(
+                f"{path}: array {key!r} declares shape {shape} of {dtype} ({declared:,} "
+                f"bytes) but stores {max(info.file_size - header, 0):,} bytes; the file is "
+                "damaged or forged."
+            )
+        data = fh.read(declared + 1)
+    if len(data) != declared:
+        raise InvalidDataError(
+            f"{path}: array {key!r} holds {len(data):,} bytes of data, not the {declared:,} "
+            "its header declares."
+        )
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
 # --------------------------------------------------------------------------- IDX (MNIST)
 
 
 def _parse_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes with ``ndim`` dims, checking its header."""
-    data = _read_bytes(path)
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise InvalidDataError(
-            f"{path} is not an IDX file: {len(data)} bytes, shorter than its header."
-        )
-    got = int.from_bytes(data[:4], "big")
-    if got != magic:
-        raise InvalidDataError(
-            f"{path} has IDX magic number 0x{got:08x}; expected 0x{magic:08x} "
-            f"(unsigned-byte data with {ndim} dims)."
-        )
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = math.prod(dims)
-    if len(data) - header != expected:
-        raise InvalidDataError(
-            f"{path} declares dims {dims} ({expected} values) but holds "
-            f"{len(data) - header} bytes of data."
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    """Parse an IDX file of unsigned bytes with ``ndim`` dims, checking its header first.
+
+    The header is read and checked before the data: the data are then read up to the
+    size the header declares (never more, even from a gzip stream that would inflate to
+    gigabytes), and must be exactly that long.
+    """
+    header_size = 4 + 4 * ndim
+    try:
+        with _open_idx(path) as fh:
+            header = fh.read(header_size)
+            if len(header) < header_size:
+                raise InvalidDataError(
+                    f"{path} is not an IDX file: {len(header)} bytes, shorter than its "
+                    f"{header_size}-byte header."
+                )
+            got = int.from_bytes(header[:4], "big")
+            if got != magic:
+                raise InvalidDataError(
+                    f"{path} has IDX magic number 0x{got:08x}; expected 0x{magic:08x} "
+                    f"(unsigned-byte data with {ndim} dims)."
+                )
+            dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+            expected = math.prod(dims)
+            if path.suffix != ".gz":  # the file's size is known: check it before reading
+                size = path.stat().st_size - header_size
+                if size != expected:
+                    raise _idx_size_error(path, dims, expected, size)
+            data = _read_at_most(fh, expected + 1)  # one byte more reveals a longer file
+    except (OSError, EOFError, zlib.error) as err:
+        what = "is not a readable gzip file" if path.suffix == ".gz" else "could not be read"
+        raise InvalidDataError(f"{path} {what}: {err}") from err
+    if len(data) != expected:
+        raise _idx_size_error(path, dims, expected, len(data))
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def _open_idx(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _read_at_most(fh: Any, n: int, chunk: int = 1 << 24) -> bytearray:
+    """Up to ``n`` bytes of ``fh``, grown chunk by chunk (never ``n`` allocated up front)."""
+    data = bytearray()
+    while len(data) < n:
+        piece = fh.read(min(chunk, n - len(data)))
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+def _idx_size_error(path: Path, dims: tuple[int, ...], expected: int, got: int) -> InvalidDataError:
+    holds = f"more than {expected}" if got > expected else str(got)
+    return InvalidDataError(
+        f"{path} declares dims {dims} ({expected} values) but holds {holds} bytes of data."
+    )
 
 
 def _idx_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
@@ -418,7 +532,35 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        return _empty_reconstruct(found) if name == "_reconstruct" else found
+
+
+def _empty_reconstruct(reconstruct: Any) -> Any:
+    """numpy's ``_reconstruct``, limited to the empty array every pickled ndarray starts as.
+
+    A pickle calls ``_reconstruct(ndarray, (0,), b"b")`` and then fills the array from
+    bytes it carries (checked against the shape by numpy); a forged shape would allocate
+    that many bytes from a file of a few dozen.
+    """
+
+    def checked(subtype: Any, shape: Any, dtype: Any) -> Any:
+        if not isinstance(shape, tuple) or math.prod(int(d) for d in shape) != 0:
+            raise pickle.UnpicklingError(f"an array is rebuilt with shape {shape!r}, not (0,)")
+        return reconstruct(subtype, shape, dtype)
+
+    return checked
+
+
+def _check_pickle_lengths(data: bytes) -> None:
+    """Raise unless every length a pickle declares is backed by bytes in ``data``.
+
+    Python's C unpickler allocates a declared ``bytes``/``bytearray`` length before it
+    reads the data, so 15 bytes can ask for gigabytes; :mod:`pickletools` reads the same
+    opcodes without allocating ahead and fails on the first length that overruns.
+    """
+    for _ in pickletools.genops(data):
+        pass
 
 
 def _cifar_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -434,8 +576,9 @@ def _cifar_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with path.open("rb") as fh:
-            batch = _ArrayOnlyUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
+        data = path.read_bytes()
+        _check_pickle_lengths(data)
+        batch = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as err:  # any failure of an untrusted pickle is a refusal
         raise InvalidDataError(
             f"Refused to load {path}: it is not a CIFAR-10 Python batch holding only numpy "

@@ -20,7 +20,13 @@ from directionkit._validation import check_choice
 from directionkit.errors import StoreError
 from directionkit.reference_models.datasets import corrupt_labels, load
 
-__all__ = ["RunSplit", "is_run_dir", "read_config", "run_data", "split_data"]
+__all__ = [
+    "EXPORT_ERROR", "RunSplit", "export_error", "is_run_dir", "read_config", "run_data",
+    "split_data",
+]  # fmt: skip
+
+#: File of a run directory that holds why its ONNX export failed (absent otherwise).
+EXPORT_ERROR = "model.onnx.error"
 
 
 class RunSplit(NamedTuple):
@@ -86,6 +92,24 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "config.json").is_file()
 
 
+def export_error(run_dir: str | os.PathLike[str]) -> str | None:
+    """Why the ONNX export of a training run failed, or None (no failure recorded).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     before = export_error(run)
+    ...     _ = (Path(run) / EXPORT_ERROR).write_text("ModuleNotFoundError: onnxscript\\n")
+    ...     before, export_error(run)
+    (None, 'ModuleNotFoundError: onnxscript')
+    """
+    try:
+        return (Path(run_dir) / EXPORT_ERROR).read_text().strip()
+    except OSError:
+        return None
+
+
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``config.json`` of a run directory, as a dict.
 
@@ -136,3 +160,37 @@ def run_data(
     """
     data = split_data(read_config(run_dir), split)
     return data.X, data.y
+
+
+def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run's training config plus its final history numbers, as one flat dict.
+
+    The config of ``config.json`` (``corruption``, ``dropout``, ``batchnorm``,
+    ``seed``, ``epochs``, ...) and, when ``history.zarr`` is readable,
+    ``epochs_trained`` and the last epoch's ``train_accuracy``, ``test_accuracy``,
+    ``train_loss`` and ``test_loss``.  ``directionkit analyze`` copies it into an
+    analysis's ``attrs["run_config"]``, where :func:`directionkit.compare` reads it.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = (Path(run) / "config.json").write_text(json.dumps({"dataset": "digits"}))
+    ...     run_summary(run)
+    {'dataset': 'digits'}
+    """
+    summary = dict(read_config(run_dir))
+    history = Path(run_dir) / "history.zarr"
+    if history.is_dir():
+        import xarray as xr
+
+        try:
+            with xr.open_zarr(history, consolidated=None) as ds:
+                if ds.sizes.get("epoch", 0):
+                    summary["epochs_trained"] = int(ds.sizes["epoch"])
+                    for name in ("train_accuracy", "test_accuracy", "train_loss", "test_loss"):
+                        if name in ds:
+                            summary[name] = float(ds[name].values[-1])
+        except (OSError, ValueError, KeyError):  # a damaged history: the config alone
+            pass
+    return summary

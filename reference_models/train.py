@@ -12,6 +12,7 @@ A run directory holds everything a later analysis needs, and enough to resume:
                                 ``test_accuracy`` and ``epoch_seconds`` (dim ``epoch``)
 ``model.onnx``                  the final model, batch axis free, in one file (no external
                                 data file: every reference model is far below ONNX's 2 GB)
+``model.onnx.error``            only when the export failed: why (``analyze`` reports it)
 =============================== ============================================================
 
 Checkpoints and ``model.onnx`` always take the data set's own inputs (as
@@ -55,11 +56,17 @@ import xarray as xr
 from torch import nn
 
 from directionkit._validation import check_choice, check_int, parameter_error
-from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
+from directionkit._version import __version__
+from directionkit.errors import (
+    DirectionKitError,
+    InvalidDataError,
+    InvalidParameterError,
+    StoreError,
+)
 from directionkit.reference_models.datasets import DATASETS
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
-from directionkit.reference_models.runs import split_data
-from directionkit.store import write_zarr
+from directionkit.reference_models.runs import EXPORT_ERROR, split_data
+from directionkit.store import VERSION_ATTR, write_zarr
 
 __all__ = [
     "HISTORY_VARIABLES",
@@ -508,6 +515,9 @@ def train(
         ``config`` is not a :class:`TrainConfig`, or its device is unavailable.
     StoreError
         ``out_dir`` holds something else (see ``overwrite``).
+    DirectionKitError
+        The ONNX export failed after training was saved; the reason is also written to
+        ``out_dir/model.onnx.error``, and a rerun of the same config only exports.
     DatasetNotFoundError, InvalidDataError
         The data set cannot be loaded; nothing is written then.
 
@@ -618,7 +628,7 @@ def train(
         if fresh or resumed_from < final_epoch or not onnx_path.exists():
             # two rows, so the exporter does not specialise the batch axis to a size of 1
             example = data.x_train[:1].expand(2, *data.input_shape)
-            _export_onnx(model, _saved_state(model, data), example, onnx_path)
+            _export_or_record(model, _saved_state(model, data), example, onnx_path)
     checkpoints = {
         e: p
         for e, p in _saved_checkpoints(run).items()
@@ -807,7 +817,10 @@ def _history_dataset(
         )
         for name in HISTORY_VARIABLES
     }
-    attrs = {"config": config.to_json(), **meta, "torch_version": torch.__version__}
+    attrs = {
+        "config": config.to_json(), **meta, "torch_version": torch.__version__,
+        VERSION_ATTR: __version__,  # also what makes the store replaceable on a resume
+    }  # fmt: skip
     return xr.Dataset(variables, coords={"epoch": epochs}, attrs=attrs)
 
 
@@ -835,7 +848,8 @@ def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
 
 def _remove_outputs(run: Path) -> None:
     """Delete what a previous run wrote into ``run`` (and nothing else)."""
-    for name in ("config.json", "run.json", "resume.pt", "model.onnx", "model.onnx.data"):
+    for name in ("config.json", "run.json", "resume.pt", "model.onnx", "model.onnx.data",
+                 EXPORT_ERROR):  # fmt: skip
         (run / name).unlink(missing_ok=True)
     for name in ("checkpoints", "history.zarr"):
         shutil.rmtree(run / name, ignore_errors=True)
@@ -909,6 +923,30 @@ def _quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _export_or_record(
+    model: nn.Module, state: Mapping[str, torch.Tensor], example: torch.Tensor, path: Path
+) -> None:
+    """Export ``model.onnx``; on failure record why in the run directory and raise.
+
+    Training is done and saved by then, so a failing exporter (e.g. ``onnxscript``
+    missing) must not look like a failed run: the reason goes to :data:`EXPORT_ERROR`
+    (which ``directionkit analyze RUN`` reports) and the error says how to finish.
+    """
+    error = path.with_name(EXPORT_ERROR)
+    try:
+        _export_onnx(model, state, example, path)
+    except Exception as err:  # any exporter failure: the run itself is complete
+        reason = f"{type(err).__name__}: {err}".strip()
+        _write_text(error, reason + "\n")
+        raise DirectionKitError(
+            f"Training finished and is saved in {str(path.parent)!r} (checkpoints, "
+            f"history.zarr), but the ONNX export failed: {reason}. Install the exporter "
+            "with pip install 'directionkit[torch]' (it brings onnxscript), then rerun the "
+            "same `directionkit train` command: it finds the finished run and only exports."
+        ) from err
+    error.unlink(missing_ok=True)
 
 
 def _export_onnx(

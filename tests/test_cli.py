@@ -171,3 +171,180 @@ def test_analyze_a_shuffled_label_run_on_the_labels_it_memorised(tmp_path: Path,
                  "--no-progress"]) == 2  # fmt: skip
     assert "has no model.onnx" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_analyze_reaches_every_knob_and_takes_means_from_the_train_split(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from directionkit.preprocessing import load_data
+
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "run.zarr"
+    args = ["analyze", str(model), "--data", "digits", "--out", str(out), "--limit", "120",
+            "--orderings", "2", "--fractions", "3", "--no-progress", "--ablate-to", "mean",
+            "--accuracy", "top5", "--noise-scales", "0", "1", "--noise-repeats", "2",
+            "--noise-sd", "spatial-mean", "--n-bins", "5", "--binning", "equal-frequency",
+            "--metrics", "ablation", "noise", "statistics"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "ablate-to mean: means from the train split of digits" in printed
+    assert "accuracy (top5)" in printed
+    result = dk.open(out)
+    params = result.dataset.attrs["parameters"]
+    assert (params["ablate_to"], params["accuracy"], params["noise_repeats"]) == ("mean", "top5", 2)
+    assert (params["n_bins"], params["binning"], params["noise_sd"]) == (
+        5, "equal-frequency", "spatial-mean",
+    )  # fmt: skip
+    assert params["noise_scales"] == [0.0, 1.0]
+    assert result.dataset.attrs["means_from"] == "train_data"
+    assert result["noise_accuracy"].sizes == {"repeat": 2, "noise_scale": 2}
+    # the means really are the train split's: the same analysis through the API agrees
+    train, test = (
+        (X.reshape(len(X), -1), y)
+        for X, y in (load_data("digits", "train", 120), load_data("digits", "test", 120))
+    )
+    api = dk.analyze(str(model), test, train_data=train, metrics=["ablation"], orderings=2,
+                     fractions=3, ablate_to="mean", accuracy="top5", progress=False)  # fmt: skip
+    np.testing.assert_allclose(result["ablation_accuracy"], api["ablation_accuracy"])
+    other = dk.analyze(str(model), test, train_data=test, metrics=["ablation"], orderings=2,
+                       fractions=3, ablate_to="mean", accuracy="top5", progress=False)  # fmt: skip
+    assert not np.allclose(other["ablation_accuracy"], api["ablation_accuracy"])
+
+
+# -- every error a clean message, status 2, nothing written ----------------------------------
+def _analyze(model: Path, out: Path, *extra: str, data: str = "digits") -> list[str]:
+    return ["analyze", str(model), "--data", data, "--out", str(out), "--limit", "60",
+            "--no-progress", "--orderings", "2", "--fractions", "3", *extra]  # fmt: skip
+
+
+def test_onnx_files_that_onnx_or_onnxruntime_refuse_are_clean_errors(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    import onnx
+
+    model = _onnx_model(tmp_path)
+    proto = onnx.load(str(model))
+    proto.graph.node[-1].domain = "com.vendor"  # a custom-domain op onnxruntime lacks
+    proto.opset_import.append(onnx.helper.make_opsetid("com.vendor", 1))
+    custom = tmp_path / "custom.onnx"
+    onnx.save(proto, str(custom))
+    assert main(_analyze(custom, tmp_path / "a.zarr")) == 2
+    assert "com.vendor" in capsys.readouterr().err
+
+    outside = tmp_path / "weights"
+    outside.mkdir()
+    onnx.save(onnx.load(str(model)), str(outside / "m.onnx"), save_as_external_data=True,
+              location="m.data", size_threshold=0)  # fmt: skip
+    relocated = onnx.load(str(outside / "m.onnx"), load_external_data=False)
+    for init in relocated.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                entry.value = "../weights/m.data"
+    (tmp_path / "model").mkdir()
+    escaping = tmp_path / "model" / "m.onnx"
+    onnx.save(relocated, str(escaping))
+    assert main(_analyze(escaping, tmp_path / "b.zarr")) == 2
+    assert "not a file inside the model's folder" in capsys.readouterr().err
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
+
+
+def test_a_truncated_chunk_is_a_clean_error_for_show_and_report(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    out = tmp_path / "run.zarr"
+    assert main(_analyze(_onnx_model(tmp_path), out, "--metrics", "statistics")) == 0
+    chunk = out / "selectivity" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 2
+    assert "variable 'selectivity' has a damaged chunk" in capsys.readouterr().err
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 2
+    assert "run.zarr" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
+def test_site_names_with_dollar_signs_are_drawn_literally(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest = __import__("pytest")
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from tests.adapters.onnx_models import dense_graph, random_dense
+
+    model = tmp_path / "dollar.onnx"
+    onnx.save(dense_graph(*random_dense(0, (64, 6, 5, 10)), names=["$x_{$", "cost$"]), str(model))
+    out = tmp_path / "run.zarr"
+    assert main(_analyze(model, out, "--metrics", "statistics", "ablation", "importance",
+                         "--scopes", "all", "$x_{$")) == 0, capsys.readouterr().err  # fmt: skip
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert len(list((tmp_path / "report").glob("*.png"))) >= 3
+
+
+def test_labels_stored_as_floats_are_accepted_when_whole(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from directionkit.reference_models.datasets import load
+
+    X, y = load("digits", "test", flatten=True)  # flat (N, 64) rows, as an MLP's data
+    model = _onnx_model(tmp_path)
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, x_test=X[:60], y_test=y[:60].astype(np.float64))
+    out = tmp_path / "run.zarr"
+    assert main(_analyze(model, out, "--metrics", "statistics", data=str(whole))) == 0
+    reference = tmp_path / "reference.zarr"
+    assert main(_analyze(model, reference, "--metrics", "statistics")) == 0
+    assert float(dk.open(out)["accuracy"]) == float(dk.open(reference)["accuracy"])
+
+    halves = tmp_path / "halves.npz"
+    labels = y[:60].astype(np.float64)
+    labels[3] = 1.5
+    np.savez(halves, x_test=X[:60], y_test=labels)
+    capsys.readouterr()
+    assert main(_analyze(model, tmp_path / "bad.zarr", data=str(halves))) == 2
+    err = capsys.readouterr().err
+    assert "integer class indices" in err and "Got 1.5 at example 3" in err
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_an_npz_without_splits_says_so_instead_of_serving_its_data_twice(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    from directionkit.reference_models.datasets import load
+
+    X, y = load("digits", "test")
+    data = tmp_path / "xy.npz"
+    np.savez(data, x=X[:60], y=y[:60])
+    model = _onnx_model(tmp_path)
+    assert main(_analyze(model, tmp_path / "a.zarr", "--split", "train", data=str(data))) == 2
+    assert "has no splits" in capsys.readouterr().err
+    asked = _analyze(model, tmp_path / "b.zarr", "--metrics", "statistics", "noise",
+                     data=str(data))  # fmt: skip
+    assert main(asked) == 2  # noise by name needs the train split's sd
+    err = capsys.readouterr().err
+    assert "has no splits" in err and "--metrics statistics ablation importance" in err
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
+    out = tmp_path / "c.zarr"
+    assert main(_analyze(model, out, data=str(data))) == 0  # the default: noise left out
+    assert "has no splits" in capsys.readouterr().err
+    result = dk.open(out)
+    assert "noise_accuracy" not in result.dataset and "ablation_accuracy" in result.dataset
+
+
+def test_analyze_help_documents_the_npz_keys(capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in ("x_train", "y_train", "x_test", "y_test", "(N, features)", "no splits"):
+        assert key in text, key
+
+
+def test_an_empty_idx_file_is_a_clean_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (idx / name).write_bytes(b"")
+    assert main(_analyze(_onnx_model(tmp_path), tmp_path / "x.zarr", data=str(idx))) == 2
+    assert "not an IDX file" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()

@@ -26,6 +26,8 @@ ALL_FIGURES = [
     "selectivity_by_depth",
 ]
 SITES = ["hidden0", "hidden1"]
+#: Site labels a reader sees: name and width (from the analysis's site_info attrs)
+LABELS = ["hidden0 \N{MIDDLE DOT} 16 units", "hidden1 \N{MIDDLE DOT} 12 units"]
 
 
 def digits_analysis() -> dk.Analysis:
@@ -121,7 +123,7 @@ def test_selectivity_histograms_have_a_panel_per_measure_and_a_histogram_per_sit
     for ax, name in zip(fig.axes, ["selectivity", "mutual_info"], strict=True):
         assert len(ax.patches) == len(SITES)
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert labels == ["hidden0 (n=16)", "hidden1 (n=12)"]
+        assert labels == LABELS
         assert name in result
     only = plots.selectivity_histograms(result.dataset.drop_vars("mutual_info"))
     assert len(only.axes) == 1
@@ -134,7 +136,7 @@ def test_selectivity_vs_importance_has_a_panel_per_site_and_measure_with_spearma
     assert len(fig.axes) == 2 * len(SITES)
     rho = dk.spearman(result["selectivity"], result["importance_loss"])["rho"]
     first = fig.axes[0]
-    assert first.get_title() == f"hidden0  (\N{GREEK SMALL LETTER RHO} = {float(rho[1]):+.2f})"
+    assert first.get_title() == f"{LABELS[0]}  (\N{GREEK SMALL LETTER RHO} = {float(rho[1]):+.2f})"
     (points,) = [c for c in first.collections if isinstance(c, PathCollection)]
     site = result.dataset.where(result.dataset["site"] == "hidden0", drop=True)
     np.testing.assert_allclose(
@@ -172,7 +174,7 @@ def test_many_sites_wrap_into_rows_without_empty_panels(result: dk.Analysis) -> 
 def test_selectivity_by_depth_orders_sites_and_draws_their_means(result: dk.Analysis) -> None:
     fig = plots.selectivity_by_depth(result)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == SITES
+    assert [t.get_text() for t in ax.get_xticklabels()] == LABELS
     (mean,) = [line for line in ax.lines if line.get_gid() == "mean"]
     expected = result["selectivity"].groupby("site").mean().sel(site=SITES).values
     np.testing.assert_allclose(mean.get_ydata(), expected)
@@ -239,3 +241,63 @@ def test_figures_are_drawn_without_pyplot(tmp_path: object) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+
+def test_site_labels_fall_back_to_the_name_without_site_info(result: dk.Analysis) -> None:
+    ds = result.dataset.copy()
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k != "site_info"}
+    assert [t.get_text() for t in plots.selectivity_by_depth(ds).axes[0].get_xticklabels()] == (
+        SITES
+    )
+
+
+def test_torch_and_onnx_sites_are_labelled_with_their_layer_type(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from tests.adapters.onnx_models import dense_graph, random_dense
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    X, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
+    result = dk.analyze(model, (X, y), metrics=["statistics"], progress=False)
+    assert result.attrs["site_info"] == {"1": {"kind": "dense", "n_units": 6, "op": "ReLU"}}
+    ticks = plots.selectivity_by_depth(result).axes[0].get_xticklabels()
+    assert [t.get_text() for t in ticks] == ["1 \N{MIDDLE DOT} ReLU \N{MIDDLE DOT} 6 units"]
+
+    path = tmp_path / "m.onnx"
+    onnx.save(dense_graph(*random_dense(0, (4, 5, 3))), str(path))
+    audit = dk.analyze(str(path), (X.numpy(), y.numpy()), metrics=["statistics"], progress=False)
+    (entry,) = audit.attrs["site_info"].values()
+    assert entry == {"kind": "dense", "n_units": 5, "op": "Relu"}
+
+
+def _title_box(fig: Figure) -> tuple[float, float, float, float]:
+    """The drawn figure title's (x0, x1, y1) and the figure's width, in pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig.get_suptitle()
+    assert title
+    box = next(t for t in fig.texts if t.get_text() == title).get_window_extent(
+        canvas.get_renderer()
+    )
+    return box.x0, box.x1, box.y1, fig.bbox.width
+
+
+@pytest.mark.parametrize("hidden", [(16, 12), (6,)])
+def test_scatter_titles_fit_inside_the_figure(hidden: tuple[int, ...]) -> None:
+    """Both importance measures in the title of a two-site and a one-site (narrow) figure."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:120] / 16.0, y[:120]
+    net = NumpyMLPAdapter.random(n_in=64, hidden=hidden, n_classes=10, seed=0)
+    result = dk.analyze(net, (X, y), metrics=["statistics", "importance", "weight_l1"],
+                        progress=False)  # fmt: skip
+    for fig in (plots.selectivity_vs_importance(result), plots.selectivity_vs_weight_l1(result)):
+        x0, x1, top, width = _title_box(fig)
+        assert 0 <= x0 < x1 <= width and top <= fig.bbox.height, fig.get_suptitle()
+        rho = dk.spearman(result["selectivity"], result["importance_loss"])["rho"].values[0]
+        if "loss" in fig.get_suptitle():
+            assert f"{rho:+.2f}" in fig.get_suptitle()  # the overall rho is still given

@@ -53,3 +53,33 @@ def test_load_data_understands_the_command_line_names(tmp_path) -> None:  # type
     assert X.shape == (3, 1, 2, 2) and list(y) == [0, 1, 2]
     with pytest.raises(InvalidParameterError, match="'imagenet'"):
         load_data("imagenet")
+
+
+def test_flat_feature_rows_are_scaled_normalised_per_feature_and_checked() -> None:
+    X = np.random.default_rng(1).random((5, 4)).astype(np.float32)
+    mean, std = [0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 4.0, 8.0]
+    got = prepare_inputs(X, scale=2, mean=mean, std=std, input_shape=(4,))
+    want = np.empty_like(X)
+    for f in range(4):  # by hand, feature by feature
+        want[:, f] = (X[:, f] * 2 - mean[f]) / std[f]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert prepare_inputs(X, layout="flat", input_shape=(None,)).shape == (5, 4)
+    with pytest.raises(InvalidDataError, match=r"flat rows of 4 features.*expects \(1, 2, 2\)"):
+        prepare_inputs(X, input_shape=(1, 2, 2))
+    with pytest.raises(InvalidDataError, match="cannot be laid out as 'NHWC'"):
+        prepare_inputs(X, layout="NHWC")
+    with pytest.raises(InvalidParameterError, match="one per feature"):
+        prepare_inputs(X, mean=[1.0, 2.0])
+    with pytest.raises(InvalidDataError, match=r"\(N, features\)"):
+        prepare_inputs(np.zeros((2, 3, 4), np.float32))
+
+
+def test_load_data_gives_flat_npz_rows_and_no_train_split_from_an_unsplit_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from directionkit.reference_models.datasets import SplitNotFoundError
+
+    npz = tmp_path / "flat.npz"
+    np.savez(npz, x=np.arange(12.0).reshape(3, 4), y=[0.0, 1.0, 1.0])
+    X, y = load_data(str(npz), "test")
+    assert X.shape == (3, 4) and y.tolist() == [0, 1, 1]
+    with pytest.raises(SplitNotFoundError, match="no splits"):
+        load_data(str(npz), "train")

@@ -11,7 +11,7 @@ import xarray as xr
 
 import directionkit as dk
 from directionkit import report
-from directionkit.errors import InvalidDataError, StoreError
+from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 from directionkit.report import summary_table, write_report
 from tests.test_plots import ALL_FIGURES, digits_analysis
 
@@ -78,8 +78,13 @@ def test_an_existing_out_dir_is_refused_and_left_untouched(
         write_report(result, out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary left
-    write_report(result, out, overwrite=True)
-    assert not (out / "notes.txt").exists() and (out / "report.html").is_file()
+    with pytest.raises(StoreError, match="Refusing to replace"):  # not a report: kept
+        write_report(result, out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    write_report(result, out, overwrite=True)  # an empty folder
+    write_report(result, out, overwrite=True)  # a report directionkit wrote
+    assert (out / "report.html").is_file()
 
 
 def test_a_failure_while_drawing_leaves_nothing_behind(
@@ -147,3 +152,59 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> No
     with pytest.raises(StoreError, match="does not exist"):
         write_report(xr.Dataset(), tmp_path / "no" / "report")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_page_title_shows_a_short_digest_and_the_provenance_the_full_one(
+    result: dk.Analysis, tmp_path: Path
+) -> None:
+    ds = result.dataset[["accuracy", "selectivity"]]
+    digest = "9f" * 32
+    ds.attrs = {**result.attrs, "model": f"model.onnx sha256:{digest}"}
+    page = (write_report(ds, tmp_path / "report") / "report.html").read_text(encoding="utf-8")
+    title = re.search(r"<h1>(.*?)</h1>", page, re.DOTALL)
+    assert (
+        title is not None
+        and title.group(1) == "directionkit report: model.onnx sha256:9f9f9f9f9f9f…"
+    )
+    assert re.search(r"<title>[^<]*…</title>", page)
+    assert f"<th>model</th><td>model.onnx sha256:{digest}</td>" in page  # provenance: whole
+
+
+def test_the_summary_names_the_data_split_and_number_of_examples(
+    result: dk.Analysis, tmp_path: Path
+) -> None:
+    ds = result.dataset[["accuracy", "selectivity"]]
+    ds.attrs = {**result.attrs, "dataset": "digits", "split": "train"}
+    page = (write_report(ds, tmp_path / "report") / "report.html").read_text(encoding="utf-8")
+    assert "<tr><th>data</th><td>digits, train split, 300 examples</td></tr>" in summary_section(
+        page
+    )
+
+
+def test_figures_are_written_at_print_resolution_and_as_svg(
+    result: dk.Analysis, tmp_path: Path
+) -> None:
+    from xml.etree import ElementTree
+
+    from PIL import Image
+
+    ds = result.dataset[["accuracy", "selectivity"]]  # two figures: fast
+    figures = ds.pipe(dk.Analysis).plot()
+    both = write_report(ds, tmp_path / "both", format="both")
+    assert sorted(p.name for p in both.iterdir()) == sorted(
+        [f"{n}.{s}" for n in figures for s in ("png", "svg")] + ["report.html"]
+    )
+    for name, figure in figures.items():
+        with Image.open(both / f"{name}.png") as png:
+            assert png.size == (
+                round(figure.get_figwidth() * 300),
+                round(figure.get_figheight() * 300),
+            )
+        assert ElementTree.parse(both / f"{name}.svg").getroot().tag.endswith("svg")
+    svg_only = write_report(ds, tmp_path / "svg", format="svg")
+    assert not list(svg_only.glob("*.png"))
+    page = (svg_only / "report.html").read_text(encoding="utf-8")
+    assert page.count('src="data:image/svg+xml;base64,') == len(figures)
+    with pytest.raises(InvalidParameterError, match="'format' parameter of write_report"):
+        write_report(ds, tmp_path / "pdf", format="pdf")
+    assert not (tmp_path / "pdf").exists()

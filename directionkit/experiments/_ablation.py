@@ -14,11 +14,14 @@ from directionkit.errors import InvalidParameterError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import (
     evaluate,
+    find_sites,
     scope_sites,
     site_offsets,
+    top_k,
     unit_coords,
 )
 from directionkit.experiments._incremental import incremental_accuracy, single_unit_scores
+from directionkit.experiments._progress import ProgressCallback, Tracker
 
 
 def _fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
@@ -50,14 +53,30 @@ def n_clamped(fraction: float, n_units: int) -> int:
     return int(np.floor(fraction * n_units + 0.5))
 
 
-def _chain_for(adapter: ModelAdapter, names: Sequence[str], method: str) -> LinearChain | None:
+ABLATE_TO = ("zero", "mean", "channel-mean")
+
+
+def _chain_for(
+    adapter: ModelAdapter,
+    names: Sequence[str],
+    method: str,
+    fills: Mapping[str, Any] | None = None,
+) -> LinearChain | None:
     """The adapter's :class:`LinearChain` covering ``names``, unless ``method`` rules it out.
 
     None when the general path is to be used; an error when ``method="incremental"`` was
-    asked for and the model is not a plain ReLU MLP.
+    asked for and the model is not a plain ReLU MLP.  The chain's sites are flat dense
+    activations, so a per-element clamp value is a per-unit one there; a clamp value of
+    any other shape means the definitions differ and the general path is used.
     """
     chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
     if chain is not None and not all(n in chain.site_layers for n in names):
+        chain = None
+    if (
+        chain is not None
+        and fills is not None
+        and not all(np.shape(fills[n]) == (adapter.sites[n].n_units,) for n in names)
+    ):
         chain = None
     if method == "incremental" and chain is None:
         raise InvalidParameterError(
@@ -73,12 +92,15 @@ def ablation_curve(
     scope: str = "all",
     orderings: int = 10,
     fractions: int | Sequence[float] | np.ndarray = 21,
-    ablate_to: Literal["zero", "mean"] = "zero",
+    ablate_to: Literal["zero", "mean", "channel-mean"] = "zero",
     seed: int = 0,
     *,
     means: Mapping[str, Any] | None = None,
+    train_data: Any = None,
     batch_size: int | None = None,
     method: Literal["auto", "general", "incremental"] = "auto",
+    accuracy: Literal["top1", "top5"] = "top1",
+    progress: ProgressCallback | None = None,
 ) -> xr.Dataset:
     """Accuracy as growing random subsets of a scope's units are clamped.
 
@@ -95,14 +117,25 @@ def ablation_curve(
     fractions : int or array of floats in [0, 1]
         Points of the curve: a count (evenly spaced from 0 to 1) or the fractions.
         At fraction ``f`` the first ``round(f * n)`` units of an ordering are clamped.
-    ablate_to : {"zero", "mean"}
-        Clamp value: 0, or each unit's mean activity (``means``, else from ``data``).
+    ablate_to : {"zero", "mean", "channel-mean"}
+        Clamp value: 0 (the paper's choice for its curves); ``"mean"``, each element's
+        own mean activity (paper A.1: "means were calculated independently for each
+        element of the feature map"; on dense units the unit's mean); or
+        ``"channel-mean"``, one mean per unit, broadcast over a conv map's elements.
+        Means come from ``means``, else from ``train_data``, else from ``data`` (the
+        attr ``means_from`` says which).
     seed : int
         Seed of the orderings.
-    means : mapping of str to array (n_units,), optional
-        Per-site clamp values for ``ablate_to="mean"`` (e.g. training-set means).
+    means : mapping of str to array, optional
+        Per-site clamp values: ``(n_units,)`` or element templates of the site's
+        activation shape (see :meth:`Interventions.mean_ablate`).
+    train_data : (X, y) tuple or iterable of (x, y) batches, optional
+        Where the means are measured when ``means`` is not given (the paper: the
+        training set).
     batch_size : int, optional
         Batch size when ``data`` is an ``(X, y)`` tuple.
+    accuracy : {"top1", "top5"}
+        Top-1, or top-5 as the paper uses for ImageNet.
     method : {"auto", "general", "incremental"}
         ``"general"`` evaluates every curve point as an intervention through the
         adapter (M-batched).  ``"incremental"`` needs an adapter that describes its
@@ -110,6 +143,9 @@ def ablation_curve(
         each ordering only the newly clamped units' weights are subtracted from the next
         layer (see :mod:`directionkit.experiments._incremental`), in the model's dtype.
         ``"auto"`` picks incremental when possible.
+    progress : callable, optional
+        Called as ``progress(done, total)`` as the work advances (example-rows; see
+        :mod:`directionkit.experiments._progress`), e.g. to drive a progress bar.
 
     Returns
     -------
@@ -129,12 +165,14 @@ def ablation_curve(
     [[1.0, 1.0]]
     """
     func = "ablation_curve"
-    check_choice(ablate_to, "ablate_to", func, ("zero", "mean"))
+    check_choice(ablate_to, "ablate_to", func, ABLATE_TO)
+    k = top_k(accuracy, func)
     check_choice(method, "method", func, ("auto", "general", "incremental"))
     orderings = check_int(orderings, "orderings", func, minimum=1)
     seed = check_int(seed, "seed", func, minimum=0)
     grid = _fractions(fractions, func)
     batches = Batches(data, batch_size, func)
+    find_sites(adapter, batches)
     sites = adapter.sites
     names = scope_sites(sites, scope, func)
     offsets = site_offsets(sites)
@@ -148,27 +186,42 @@ def ablation_curve(
         for f, fraction in enumerate(grid):
             ablated[o * grid.size + f, order[o, : n_clamped(fraction, units.size)]] = True
     masks = {n: ablated[:, offsets[n] : offsets[n] + sites[n].n_units] for n in names}
-    if ablate_to == "mean" and means is None:
-        from directionkit.experiments._statistics import unit_means
-
-        means = unit_means(adapter, batches, names)
-    chain = _chain_for(adapter, names, method)
+    tracker = Tracker(progress)
+    tracker.plan(batches.n_examples, rows=m, passes=1)
+    means_from = None
+    if ablate_to != "zero":
+        if means is not None:
+            means_from = "means"
+        else:
+            means_from = "train_data" if train_data is not None else "data"
+            source = batches if train_data is None else Batches(train_data, batch_size, func)
+            tracker.plan(source.n_examples)
+            means = clamp_values(adapter, source, names, ablate_to, tracker)
+        missing = [n for n in names if n not in means]
+        if missing:
+            raise InvalidParameterError(
+                f"The 'means' parameter of {func} must give clamp values for every site of "
+                f"scope {scope!r}; missing: {missing}."
+            )
+    fills = None if means is None or ablate_to == "zero" else {n: means[n] for n in names}
+    chain = _chain_for(adapter, names, method, fills)
     if chain is not None:
-        accuracy = incremental_accuracy(
+        values = incremental_accuracy(
             chain, batches, names, ablated, offsets,
-            {n: sites[n].n_units for n in names},
-            means if ablate_to == "mean" else None, grid.size,
+            {n: sites[n].n_units for n in names}, fills, grid.size, k, tracker,
         ).reshape(orderings, grid.size)  # fmt: skip
     else:
-        if ablate_to == "zero":
+        if fills is None:
             iv = Interventions.zero_ablate(sites, masks)
         else:
-            assert means is not None
-            iv = Interventions.mean_ablate(sites, masks, {n: means[n] for n in names})
-        accuracy = evaluate(adapter, batches, iv).accuracy.reshape(orderings, grid.size)
+            iv = Interventions.mean_ablate(sites, masks, fills)
+        values = evaluate(adapter, batches, iv, k, tracker).accuracy.reshape(orderings, grid.size)
+    attrs: dict[str, Any] = {"ablate_to": ablate_to, "seed": seed, "accuracy": accuracy}
+    if means_from is not None:
+        attrs["means_from"] = means_from
     return xr.Dataset(
         {
-            "ablation_accuracy": (("scope", "ordering", "fraction"), accuracy[None]),
+            "ablation_accuracy": (("scope", "ordering", "fraction"), values[None]),
             "ablation_order": (("scope", "ordering", "rank"), order[None]),
         },
         coords={
@@ -177,8 +230,27 @@ def ablation_curve(
             "fraction": grid,
             "rank": np.arange(units.size),
         },
-        attrs={"ablate_to": ablate_to, "seed": seed},
+        attrs=attrs,
     )
+
+
+def clamp_values(
+    adapter: ModelAdapter,
+    batches: Batches,
+    names: Sequence[str],
+    ablate_to: str,
+    tracker: Tracker | None = None,
+) -> dict[str, np.ndarray]:
+    """The mean-ablation values of ``names`` over ``batches``.
+
+    ``"mean"``: per-element means (templates of each site's activation shape);
+    ``"channel-mean"``: one mean per unit (a conv map's mean over examples and space).
+    """
+    from directionkit.experiments._statistics import element_statistics, unit_means
+
+    if ablate_to == "mean":
+        return element_statistics(adapter, batches, names, tracker)[0]
+    return unit_means(adapter, batches, names, tracker)
 
 
 def unit_importance(
@@ -188,6 +260,8 @@ def unit_importance(
     *,
     batch_size: int | None = None,
     method: Literal["auto", "general", "incremental"] = "auto",
+    accuracy: Literal["top1", "top5"] = "top1",
+    progress: ProgressCallback | None = None,
 ) -> xr.Dataset:
     """Change in mean loss and accuracy when each unit alone is clamped to zero.
 
@@ -203,6 +277,11 @@ def unit_importance(
         ``"incremental"`` (plain ReLU MLPs, see :class:`~directionkit.adapter.LinearChain`):
         clamping one unit is a rank-1 change of the next layer's pre-activation, so the
         layers before the site run once.  ``"auto"`` picks incremental when possible.
+    accuracy : {"top1", "top5"}
+        The accuracy of ``importance_accuracy``: top-1, or top-5 (the paper's ImageNet).
+    progress : callable, optional
+        Called as ``progress(done, total)`` as the work advances (example-rows; see
+        :mod:`directionkit.experiments._progress`), e.g. to drive a progress bar.
 
     Returns
     -------
@@ -223,33 +302,42 @@ def unit_importance(
     """
     func = "unit_importance"
     check_choice(method, "method", func, ("auto", "general", "incremental"))
+    k = top_k(accuracy, func)
     batches = Batches(data, batch_size, func)
+    find_sites(adapter, batches)
     chosen = list(adapter.sites) if sites is None else [
         scope_sites(adapter.sites, s, func)[0] for s in sites
     ]  # fmt: skip
     subset = {n: adapter.sites[n] for n in chosen}
     chain = _chain_for(adapter, chosen, method)
-    loss, accuracy = [], []
+    loss, hits = [], []
+    tracker = Tracker(progress)
+    if chain is None:
+        tracker.plan(batches.n_examples)  # the clean pass
+    for name in chosen:
+        tracker.plan(batches.n_examples, rows=subset[name].n_units)
     if chain is not None:
         for name in chosen:
             unit_loss, unit_correct, clean_loss, clean_correct, n = single_unit_scores(
-                chain, batches, name
+                chain, batches, name, k, tracker
             )
             loss.append((unit_loss - clean_loss) / n)
-            accuracy.append((unit_correct - clean_correct) / n)
+            hits.append((unit_correct - clean_correct) / n)
     else:
-        clean = evaluate(adapter, batches, None)
+        clean = evaluate(adapter, batches, None, k, tracker)
         for name in chosen:
             eye = np.eye(subset[name].n_units, dtype=bool)
             scores = evaluate(
-                adapter, batches, Interventions.zero_ablate(adapter.sites, {name: eye})
+                adapter, batches, Interventions.zero_ablate(adapter.sites, {name: eye}), k,
+                tracker,
             )
             loss.append(scores.mean_loss - clean.mean_loss[0])
-            accuracy.append(scores.accuracy - clean.accuracy[0])
+            hits.append(scores.accuracy - clean.accuracy[0])
     return xr.Dataset(
         {
             "importance_loss": ("unit", np.concatenate(loss)),
-            "importance_accuracy": ("unit", np.concatenate(accuracy)),
+            "importance_accuracy": ("unit", np.concatenate(hits)),
         },
         coords=unit_coords(subset),
+        attrs={"accuracy": accuracy},
     )

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int
+from directionkit._validation import check_int, integral_labels
 from directionkit.errors import InvalidDataError
 
 DEFAULT_BATCH_SIZE = 1000
 
 
-def _labels_to_numpy(y: Any) -> np.ndarray:
+def _labels_to_numpy(y: Any, func: str = "analyze") -> np.ndarray:
     if hasattr(y, "detach"):  # a torch tensor, without importing torch
         y = y.detach().cpu().numpy()
-    return np.asarray(y)
+    y = np.asarray(y)
+    # whole-number float labels (1.0) are class indices; anything else is refused here
+    return integral_labels(y, func) if y.ndim == 1 and y.dtype.kind == "f" else y
 
 
 class Batches:
@@ -42,13 +44,14 @@ class Batches:
 
     def __init__(self, data: Any, batch_size: int | None = None, func: str = "analyze") -> None:
         self.func = func
+        self._seen: int | None = None  # examples of one whole pass, once one was made
         self.batch_size = check_int(
             DEFAULT_BATCH_SIZE if batch_size is None else batch_size, "batch_size", func, minimum=1
         )
         if isinstance(data, tuple) and len(data) == 2 and not _is_batch_iterable(data):
             x, y = data
             n_x = len(x) if hasattr(x, "__len__") else None
-            y_np = _labels_to_numpy(y)
+            y_np = _labels_to_numpy(y, func)
             if n_x is None or y_np.ndim != 1 or n_x != y_np.shape[0]:
                 raise InvalidDataError(
                     f"The data of {func} must be (X, y) with one label per example. Got "
@@ -64,8 +67,31 @@ class Batches:
                 f"batches (e.g. a torch DataLoader). Got {type(data).__name__} instead."
             )
 
+    @property
+    def n_examples(self) -> int | None:
+        """Examples per pass: known for arrays, after one pass, or from a loader's dataset.
+
+        Examples
+        --------
+        >>> Batches((np.zeros((5, 3)), np.zeros(5, int))).n_examples
+        5
+        >>> batches = Batches(iter([(np.zeros((2, 3)), np.zeros(2, int))]))
+        >>> batches.n_examples, sum(1 for _ in batches), batches.n_examples
+        (None, 1, 2)
+        """
+        if self._arrays is not None:
+            return int(self._arrays[1].shape[0])
+        if self._seen is not None:
+            return self._seen
+        inner = self._iterable
+        if isinstance(inner, Batches):
+            return inner.n_examples
+        dataset = getattr(inner, "dataset", None)  # a torch DataLoader
+        return len(dataset) if isinstance(dataset, Sized) else None
+
     def __iter__(self) -> Iterator[tuple[Any, np.ndarray]]:
         count = 0
+        seen = 0
         if self._arrays is not None:
             x, y = self._arrays
             for start in range(0, len(y), self.batch_size):
@@ -79,7 +105,7 @@ class Batches:
                         f"Batch {index} of the data of {self.func} must be an (x, y) pair. Got "
                         f"{type(batch).__name__} instead."
                     )
-                x, y = batch[0], _labels_to_numpy(batch[1])
+                x, y = batch[0], _labels_to_numpy(batch[1], self.func)
                 if y.ndim != 1 or len(x) != y.shape[0]:
                     raise InvalidDataError(
                         f"Batch {index} of the data of {self.func} has {len(x)} inputs but labels "
@@ -88,7 +114,9 @@ class Batches:
                 if y.shape[0] == 0:
                     continue
                 count += 1
+                seen += y.shape[0]
                 yield x, y
+            self._seen = seen  # a whole pass: its size is known from now on
         if count == 0:
             raise InvalidDataError(f"The data of {self.func} is empty: it yielded no examples.")
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-from directionkit._validation import check_labels
-from directionkit.adapter import Interventions, ModelAdapter, Site
+from directionkit._validation import check_choice, check_labels
+from directionkit.adapter import Interventions, ModelAdapter, Site, SupportsLazySites
 from directionkit.errors import InvalidParameterError, SiteNotFoundError
 from directionkit.experiments._data import Batches
+from directionkit.experiments._progress import Tracker, row_chunks
 
 
 @dataclass
@@ -47,24 +49,98 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return log_norm - picked
 
 
+Accuracy = Literal["top1", "top5"]
+ACCURACY_KINDS: tuple[str, ...] = ("top1", "top5")
+
+
+def top_k(accuracy: Any, func: str) -> int:
+    """``k`` of an accuracy kind: ``"top1"`` is 1, ``"top5"`` is 5 (checked).
+
+    Examples
+    --------
+    >>> top_k("top5", "analyze")
+    5
+    """
+    check_choice(accuracy, "accuracy", func, ACCURACY_KINDS)
+    return int(str(accuracy).removeprefix("top"))
+
+
+def top_k_hits(logits: np.ndarray, labels: np.ndarray, k: int, axis: int = -1) -> np.ndarray:
+    """Whether each label is among the ``k`` highest scores along ``axis`` (classes).
+
+    A label's rank counts the classes scoring higher, plus those scoring the same with
+    a smaller index, so ``k=1`` agrees with ``argmax`` (first maximum wins) on ties.
+    ``labels`` broadcasts against ``logits`` with the class axis removed.
+
+    Examples
+    --------
+    >>> z = np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]])
+    >>> top_k_hits(z, np.array([2, 1]), 1).tolist(), top_k_hits(z, np.array([2, 1]), 2).tolist()
+    ([False, False], [True, True])
+    """
+    z = np.moveaxis(logits, axis, -1)
+    picked = np.take_along_axis(z, np.expand_dims(labels, -1), axis=-1)
+    classes = np.arange(z.shape[-1])
+    ahead = (z > picked) | ((z == picked) & (classes < np.expand_dims(labels, -1)))
+    hits: np.ndarray = ahead.sum(axis=-1) < k
+    return hits
+
+
+def check_top_k(k: int, n_classes: int, func: str) -> None:
+    """Top-k accuracy needs more than ``k`` classes, else every example is a hit."""
+    if k > 1 and n_classes <= k:
+        raise InvalidParameterError(
+            f"The 'accuracy' parameter of {func} is 'top{k}', which needs a model with more "
+            f"than {k} classes; this one has {n_classes} (every example would count as "
+            "correct). Use accuracy='top1'."
+        )
+
+
 def evaluate(
-    adapter: ModelAdapter, batches: Batches, interventions: Interventions | None
+    adapter: ModelAdapter,
+    batches: Batches,
+    interventions: Interventions | None,
+    k: int = 1,
+    tracker: Tracker | None = None,
 ) -> Scores:
-    """Accuracy and loss of every intervention row over the whole data set."""
+    """Accuracy (top-``k``) and loss of every intervention row over the whole data set.
+
+    With an active ``tracker`` the rows of each batch run in chunks, each reported when
+    done (the same numbers: a row's noise depends on its index, not on its chunk).
+    """
     correct: np.ndarray | None = None
     loss: np.ndarray | None = None
     n = 0
+    tracking = tracker is not None and tracker.active
     for index, (x, y) in enumerate(batches):
         iv = None if interventions is None else interventions.for_batch(index)
-        logits = adapter.run(x, iv).logits
+        m = 1 if iv is None else iv.n_interventions
+        parts = []
+        for start, stop in row_chunks(m, tracking and iv is not None):
+            rows = iv if iv is None or stop - start == m else iv.rows(start, stop)
+            parts.append(adapter.run(x, rows).logits)
+            if tracker is not None:
+                tracker.advance(y.shape[0], stop - start)
+        logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
         check_labels_fit(y, logits.shape[-1], batches.func)
-        hits = (logits.argmax(axis=-1) == y[None, :]).sum(axis=1)
+        check_top_k(k, logits.shape[-1], batches.func)
+        if k == 1:
+            hits = (logits.argmax(axis=-1) == y[None, :]).sum(axis=1)
+        else:
+            hits = top_k_hits(logits, np.broadcast_to(y, logits.shape[:-1]), k).sum(axis=1)
         ce = cross_entropy(logits, y).sum(axis=1)
         correct = hits if correct is None else correct + hits
         loss = ce if loss is None else loss + ce
         n += y.shape[0]
     assert correct is not None and loss is not None
     return Scores(correct, loss, n)
+
+
+def find_sites(adapter: ModelAdapter, batches: Batches) -> None:
+    """Let an adapter that finds its sites by running the model run the first example."""
+    if isinstance(adapter, SupportsLazySites) and adapter.sites_pending:
+        x, _ = next(iter(batches))
+        adapter.run(x[:1])
 
 
 def check_labels_fit(y: np.ndarray, n_classes: int, func: str) -> None:
@@ -80,8 +156,36 @@ def unit_coords(sites: Mapping[str, Site]) -> dict[str, tuple[str, np.ndarray]]:
     return {"site": ("unit", names.astype(str)), "unit_index": ("unit", index)}
 
 
+def site_layers(sites: Mapping[str, Site]) -> list[list[str]]:
+    """The sites grouped into layers, in forward order.
+
+    A layer is a run of consecutive sites with the same :attr:`Site.layer_name` (the
+    ReLU calls of one ResNet block); a site without a layer is a layer of its own.
+
+    Examples
+    --------
+    >>> sites = {n: Site(n, 2, depth=i, layer=l) for i, (n, l) in
+    ...          enumerate([("stem", None), ("b.r", "b"), ("b.r#1", "b"), ("fc", None)])}
+    >>> site_layers(sites)
+    [['stem'], ['b.r', 'b.r#1'], ['fc']]
+    """
+    layers: list[list[str]] = []
+    previous: str | None = None
+    for name, site in sites.items():
+        if layers and site.layer is not None and site.layer_name == previous:
+            layers[-1].append(name)
+        else:
+            layers.append([name])
+        previous = site.layer_name
+    return layers
+
+
 def scope_sites(sites: Mapping[str, Site], scope: str, func: str) -> list[str]:
-    """The site names a scope (``"all"``, a site name, or ``"last:K"``) covers."""
+    """The site names a scope (``"all"``, a site name, or ``"last:K"``) covers.
+
+    ``"last:K"`` is the sites of the last K *layers* (see :func:`site_layers`): on a
+    plain network the last K sites, on a ResNet the last K blocks.
+    """
     if not isinstance(scope, str):
         raise InvalidParameterError(
             f"The 'scope' parameter of {func} must be 'all', a site name or 'last:K'. "
@@ -92,12 +196,13 @@ def scope_sites(sites: Mapping[str, Site], scope: str, func: str) -> list[str]:
         return names
     if scope.startswith("last:"):
         k = scope.removeprefix("last:")
-        if not k.isdigit() or not 1 <= int(k) <= len(names):
+        layers = site_layers(sites)
+        if not k.isdigit() or not 1 <= int(k) <= len(layers):
             raise InvalidParameterError(
-                f"The 'scope' parameter of {func} must be 'last:K' with 1 <= K <= {len(names)} "
-                f"(the number of sites). Got {scope!r} instead."
+                f"The 'scope' parameter of {func} must be 'last:K' with 1 <= K <= {len(layers)} "
+                f"(the number of layers). Got {scope!r} instead."
             )
-        return names[-int(k) :]
+        return [name for layer in layers[-int(k) :] for name in layer]
     if scope not in sites:
         raise SiteNotFoundError(scope, names)
     return [scope]

@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from directionkit.adapter import LinearChain
 from directionkit.experiments._data import Batches
-from directionkit.experiments._engine import check_labels_fit
+from directionkit.experiments._engine import check_labels_fit, check_top_k, top_k_hits
+from directionkit.experiments._progress import Tracker
 
 #: Examples per block: an ordering's steps then work on a cache-resident (units, BLOCK)
 #: array instead of streaming the whole batch through memory at every step.
@@ -78,8 +79,10 @@ def incremental_accuracy(
     n_units: Mapping[str, int],
     fill: Mapping[str, np.ndarray] | None,
     points_per_ordering: int,
+    k: int = 1,
+    tracker: Tracker | None = None,
 ) -> np.ndarray:
-    """Accuracy of every row of ``ablated`` (rows grouped by ordering, masks growing).
+    """Top-``k`` accuracy of every row of ``ablated`` (rows grouped by ordering, masks growing).
 
     ``ablated`` is ``(orderings * points_per_ordering, total_units)`` with the points of
     one ordering consecutive and each point's clamped set containing the previous one's.
@@ -138,7 +141,9 @@ def incremental_accuracy(
                 out = z_t
                 for weight_t, bias in tails[row]:
                     out = weight_t @ np.maximum(out, 0) + bias[:, None]
-                hits[point] += np.count_nonzero(out.argmax(axis=0) == block_y)
+                hits[point] += np.count_nonzero(
+                    out.argmax(axis=0) == block_y if k == 1 else top_k_hits(out, block_y, k, 0)
+                )
         return hits
 
     correct = np.zeros(n_rows)
@@ -153,14 +158,22 @@ def incremental_accuracy(
             for layer in range(first + 1):  # the prefix, once per batch, BLAS threaded
                 h = np.maximum(h @ weights[layer] + biases[layer], 0)
             check_labels_fit(y, weights[-1].shape[1], batches.func)
+            check_top_k(k, weights[-1].shape[1], batches.func)
             delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
             clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
             with threadpool_limits(1, user_api="blas"):
                 jobs = [pool.submit(one_ordering, s, delta_t, clean_t, y) for s in starts]
                 for start, job in zip(starts, jobs, strict=True):
                     correct[start : start + points_per_ordering] += job.result()
+                    if tracker is not None:
+                        tracker.advance(y.shape[0], points_per_ordering)
             total += y.shape[0]
     return correct / total
+
+
+def _hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per example ``(B, C)``: is the label among the top ``k`` scores."""
+    return logits.argmax(axis=1) == labels if k == 1 else top_k_hits(logits, labels, k, 1)
 
 
 class _Batch(NamedTuple):
@@ -174,9 +187,13 @@ class _Batch(NamedTuple):
 
 
 def single_unit_scores(
-    chain: LinearChain, batches: Batches, site: str
+    chain: LinearChain,
+    batches: Batches,
+    site: str,
+    k: int = 1,
+    tracker: Tracker | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, float, int]:
-    """Summed loss and correct count with each unit of ``site`` alone clamped to zero.
+    """Summed loss and (top-``k``) correct count with each unit of ``site`` alone clamped.
 
     Clamping unit ``u`` changes the consumer's pre-activation by the rank-1 term
     ``-h[:, u] W[u, :]``, so each unit costs one outer product plus the layers after
@@ -227,7 +244,7 @@ def single_unit_scores(
                 cross_entropy(out[None], labels)[0].sum() - batch.loss[active].sum()
             )
             correct[unit] += int(
-                np.count_nonzero(out.argmax(axis=1) == labels) - np.count_nonzero(batch.hit[active])
+                np.count_nonzero(_hits(out, labels, k)) - np.count_nonzero(batch.hit[active])
             )
 
     with ThreadPoolExecutor(workers) as pool:
@@ -236,10 +253,11 @@ def single_unit_scores(
             for earlier in range(layer + 1):
                 h = np.maximum(h @ weights[earlier] + biases[earlier], 0)
             check_labels_fit(y, weights[-1].shape[1], batches.func)
+            check_top_k(k, weights[-1].shape[1], batches.func)
             z = h @ consumer + consumer_b
             logits = tail(z)
             example_loss = cross_entropy(logits[None], y)[0]
-            example_hit = logits.argmax(axis=1) == y
+            example_hit = _hits(logits, y, k)
             clean_loss += float(example_loss.sum())
             clean_correct += int(np.count_nonzero(example_hit))
             loss += float(example_loss.sum())
@@ -249,4 +267,6 @@ def single_unit_scores(
             with threadpool_limits(1, user_api="blas"):
                 list(pool.map(some_units, _split(n_units, workers), [batch] * workers))
             total += y.shape[0]
+            if tracker is not None:
+                tracker.advance(y.shape[0], n_units)
     return loss, correct, clean_loss, clean_correct, total

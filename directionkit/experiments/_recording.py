@@ -13,7 +13,7 @@ from directionkit._validation import check_int
 from directionkit.adapter import ModelAdapter
 from directionkit.errors import SiteNotFoundError
 from directionkit.experiments._data import Batches
-from directionkit.experiments._engine import check_labels_fit
+from directionkit.experiments._engine import check_labels_fit, find_sites
 from directionkit.store import ActivationWriter
 
 
@@ -67,11 +67,12 @@ def record_activations(
     """
     func = "record_activations"
     chunk_size = check_int(chunk_size, "chunk_size", func, minimum=1)
+    batches = Batches(data, batch_size, func)
+    find_sites(adapter, batches)
     names = list(adapter.sites) if sites is None else list(sites)
     for name in names:
         if name not in adapter.sites:
             raise SiteNotFoundError(name, adapter.sites)
-    batches = Batches(data, batch_size, func)
     units = {name: adapter.sites[name].n_units for name in names}
     with ActivationWriter(
         store, units, chunk_size=chunk_size, overwrite=overwrite,

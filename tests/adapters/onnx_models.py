@@ -125,3 +125,22 @@ def random_dense(seed: int = 0, sizes: tuple[int, ...] = (6, 5, 4, 3)) -> tuple[
     weights = [rng.normal(0, np.sqrt(2 / a), (a, b)) for a, b in itertools.pairwise(sizes)]
     biases = [rng.normal(0, 0.1, b) for b in sizes[1:]]
     return weights, biases
+
+
+def pin_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
+    """The model with its batch size built in: the input goes through one flat row and back.
+
+    ``Reshape(x, [1, -1])`` then ``Reshape(., [batch, -1])``: the graph then runs only on
+    batches of exactly ``batch`` rows, whatever its input says, and no rewrite of the
+    batch axis can free it.
+    """
+    pinned = onnx.ModelProto()
+    pinned.CopyFrom(model)
+    graph = pinned.graph
+    graph.initializer.append(numpy_helper.from_array(np.array([1, -1], np.int64), "one_row"))
+    graph.initializer.append(numpy_helper.from_array(np.array([batch, -1], np.int64), "pin"))
+    for node in graph.node:
+        node.input[:] = ["x_pinned" if t == "x" else t for t in node.input]
+    graph.node.insert(0, helper.make_node("Reshape", ["x_row", "pin"], ["x_pinned"]))
+    graph.node.insert(0, helper.make_node("Reshape", ["x", "one_row"], ["x_row"]))
+    return pinned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -19,7 +20,7 @@ from directionkit.errors import (  # noqa: E402
     UnsupportedModelError,
 )
 from directionkit.testing import AdapterTests, NumpyMLPAdapter  # noqa: E402
-from tests.adapters.onnx_models import dense_graph, random_dense  # noqa: E402
+from tests.adapters.onnx_models import dense_graph, pin_batch, random_dense  # noqa: E402
 
 pytestmark = pytest.mark.requires_onnxruntime
 
@@ -38,10 +39,10 @@ class TestOnnxHandBuiltContract(AdapterTests):
 
 
 class TestOnnxFixedBatchContract(AdapterTests):
-    """A batch axis fixed to 4: one intervention per run, the data padded to 4 rows."""
+    """A batch fixed to 4 that cannot be freed: one intervention per run, padded to 4 rows."""
 
     def make_adapter(self) -> OnnxAdapter:
-        return OnnxAdapter(dense_graph(*random_dense(), batch=4))
+        return OnnxAdapter(pin_batch(dense_graph(*random_dense(), batch=4), 4))
 
     def make_input(self, batch: int) -> np.ndarray:
         return rows(batch)
@@ -98,8 +99,9 @@ def test_only_a_later_site_edited_expands_there_and_graph_optimisations_change_n
 def test_fixed_batch_gives_the_same_numbers_as_a_free_batch(caplog) -> None:  # type: ignore[no-untyped-def]
     weights, biases = random_dense(2)
     with caplog.at_level(logging.WARNING, logger="directionkit.adapters.onnx"):
-        fixed = OnnxAdapter(dense_graph(weights, biases, batch=4))
+        fixed = OnnxAdapter(pin_batch(dense_graph(weights, biases, batch=4), 4))
     assert "fixed batch size of 4" in caplog.text
+    assert fixed._fixed_batch == 4  # the fallback: one intervention per run
     free = OnnxAdapter(dense_graph(weights, biases))
     std = {n: np.ones(s.n_units) for n, s in free.sites.items()}
     iv = Interventions.noise(std, scales=[0.0, 0.5, 1.0], seed=2)
@@ -274,11 +276,24 @@ def test_an_export_keeps_its_torch_site_names_and_weights() -> None:
         torch_adapter = TorchAdapter(net, example_input=np.zeros(shape, np.float32))
         onnx_adapter = OnnxAdapter(path)
         assert dict(onnx_adapter.sites) == dict(torch_adapter.sites)
-        for name in torch_adapter.sites:  # BatchNorm folded either way
+        for name in torch_adapter.sites:
             np.testing.assert_allclose(
-                onnx_adapter.unit_weight_l1(name), torch_adapter.unit_weight_l1(name), 1e-5
+                onnx_adapter.unit_weight_l1_folded(name),
+                torch_adapter.unit_weight_l1_folded(name),
+                1e-5,
             )
-    assert list(OnnxAdapter(exported_convnet()).sites) == ["2", "3.relu", "3.relu#1"]
+    # the MLP has no BatchNorm: its raw filters are in the export
+    torch_mlp = TorchAdapter(mlp(), example_input=np.zeros((1, 6), np.float32))
+    for name in torch_mlp.sites:
+        np.testing.assert_allclose(
+            OnnxAdapter(exported_mlp()).unit_weight_l1(name), torch_mlp.unit_weight_l1(name), 1e-5
+        )
+    # the dynamo exporter folded the convnet's BatchNorms into its Convs: raw filters are gone
+    conv = OnnxAdapter(exported_convnet())
+    with pytest.raises(UnsupportedModelError, match="folded a BatchNorm"):
+        conv.unit_weight_l1("2")
+    assert list(conv.sites) == ["2", "3.relu", "3.relu#1"]
+    assert [s.layer for s in conv.sites.values()] == [None, "3", "3"]
 
 
 def test_a_residual_graph_expands_before_its_block_and_a_chain_at_the_site() -> None:
@@ -317,7 +332,11 @@ def test_every_metric_of_analyze_agrees_between_torch_and_its_onnx_export(which:
     )  # fmt: skip
     ref = analyze(net, (x, y), **kwargs).dataset
     got = analyze(str(path), (x, y), **kwargs).dataset
+    if which == "convnet":  # the exporter folded its BatchNorms: no raw filter norm
+        assert "folded a BatchNorm" in got.attrs["weight_l1_note"]
+        ref = ref.drop_vars("weight_l1")
     assert sorted(got.data_vars) == sorted(ref.data_vars)
+    assert "weight_l1_folded" in got.data_vars
     assert list(got["site"].values) == list(ref["site"].values)
     np.testing.assert_array_equal(got["ablation_order"], ref["ablation_order"])
     for name in ref.data_vars:
@@ -338,7 +357,11 @@ def test_a_legacy_export_keeps_the_torch_site_names_and_agrees_with_torch(tmp_pa
     adapter = OnnxAdapter(path)
     assert onnx.load(str(path)).opset_import[0].version == 11
     torch_adapter = TorchAdapter(net, example_input=np.zeros((1, 2, 5, 5), np.float32))
-    assert dict(adapter.sites) == dict(torch_adapter.sites)
+    # the legacy exporter records no module classes, so which module is a block (a layer)
+    # is unknown: every site is a layer of its own there
+    assert dict(adapter.sites) == {
+        n: dataclasses.replace(s, layer=None) for n, s in torch_adapter.sites.items()
+    }
     x = np.random.default_rng(0).normal(size=(4, 2, 5, 5)).astype(np.float32)
     masks = {n: np.random.default_rng(1).random((3, s.n_units)) < 0.5
              for n, s in adapter.sites.items()}  # fmt: skip

@@ -112,3 +112,16 @@ def test_the_ablation_curve_matches_clamping_the_reported_orderings_by_hand(audi
             assert curve[o, f] == pytest.approx((logp.argmax(1) == y).mean(), abs=1e-9)
     assert curve[:, 0] == pytest.approx(float(ds["accuracy"]))
     assert np.all(np.abs(curve[:, -1] - 0.1) <= 0.1)  # every unit clamped: chance
+
+
+def test_a_fixed_batch_conversion_with_a_zipmap_is_freed(audited, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Class scores read before the ZipMap (no graph output) are still checked and freed."""
+    import logging
+
+    clf, _, (X, _), _ = audited
+    model = skl2onnx.to_onnx(clf, initial_types=[("input", FloatTensorType([2, 64]))])
+    with caplog.at_level(logging.WARNING, logger="directionkit.adapters.onnx"):
+        adapter = OnnxAdapter(model)
+    assert adapter._fixed_batch is None and "fixed batch" not in caplog.text
+    log_p = np.log(clf.predict_proba(X[:7]))
+    np.testing.assert_allclose(adapter.run(X[:7]).logits[0], log_p, rtol=1e-4, atol=1e-4)

@@ -214,7 +214,7 @@ def test_models_without_sites_or_of_the_wrong_type_are_refused() -> None:
         TorchAdapter("model.pt")  # type: ignore[arg-type]
 
 
-def test_unit_weight_l1_matches_numpy_with_batchnorm_folded() -> None:
+def test_unit_weight_l1_is_the_raw_filter_and_the_folded_one_has_batchnorm_in() -> None:
     net = mlp()
     adapter = TorchAdapter(net, example_input=np.zeros((1, 6), np.float32))
     np.testing.assert_allclose(
@@ -227,9 +227,11 @@ def test_unit_weight_l1_matches_numpy_with_batchnorm_folded() -> None:
     factor = np.abs(
         bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps)
     )
+    np.testing.assert_allclose(adapter.unit_weight_l1("2"), np.abs(w).reshape(4, -1).sum(1), 1e-6)
     np.testing.assert_allclose(
-        adapter.unit_weight_l1("2"), np.abs(w).reshape(4, -1).sum(1) * factor, rtol=1e-6
+        adapter.unit_weight_l1_folded("2"), np.abs(w).reshape(4, -1).sum(1) * factor, rtol=1e-6
     )
+    assert not np.allclose(factor, 1.0)  # the two differ on this model
 
 
 def test_plain_mlps_are_recognised_as_linear_chains_and_others_are_not() -> None:
@@ -282,3 +284,42 @@ def test_incremental_and_general_unit_importance_agree_on_a_torch_mlp() -> None:
     np.testing.assert_allclose(
         fast["importance_accuracy"], slow["importance_accuracy"], atol=1 / 200
     )
+
+
+def test_experiments_find_the_sites_from_their_first_batch() -> None:
+    """No example_input: every experiment (and analyze) runs the first example to find them."""
+    import directionkit as dk
+    from directionkit.experiments import (
+        ablation_curve,
+        activation_statistics,
+        noise_curve,
+        record_activations,
+        unit_importance,
+    )
+
+    X = np.random.default_rng(0).normal(size=(30, 6)).astype(np.float32)
+    y = np.arange(30) % 3
+    reference = TorchAdapter(mlp(), example_input=X[:1])
+    expected = ablation_curve(reference, (X, y), orderings=2, fractions=3, method="general")
+    for run in (
+        lambda a: ablation_curve(a, (X, y), orderings=2, fractions=3, method="general"),
+        lambda a: unit_importance(a, (X, y)),
+        lambda a: activation_statistics(a, (X, y)),
+        lambda a: noise_curve(a, (X, y), (X, y), scales=[0.0, 1.0], repeats=1),
+        lambda a: dk.analyze(a, (X, y), orderings=2, fractions=3, progress=False),
+    ):
+        adapter = TorchAdapter(mlp())
+        assert adapter.sites_pending
+        run(adapter)
+        assert not adapter.sites_pending and list(adapter.sites) == ["1", "3"]
+    lazy = ablation_curve(TorchAdapter(mlp()), (X, y), orderings=2, fractions=3, method="general")
+    np.testing.assert_array_equal(lazy["ablation_accuracy"], expected["ablation_accuracy"])
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), batch_size=8
+    )
+    adapter = TorchAdapter(mlp())
+    assert unit_importance(adapter, loader)["importance_loss"].sizes["unit"] == 9
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        record_activations(TorchAdapter(mlp()), (X, y), f"{tmp}/acts.zarr")

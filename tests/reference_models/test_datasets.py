@@ -17,6 +17,7 @@ from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.reference_models.datasets import (
     DEFAULT_FASHION_MNIST_ROOT,
     DatasetNotFoundError,
+    SplitNotFoundError,
     corrupt_labels,
     load,
 )
@@ -361,12 +362,23 @@ def test_npz_with_split_keys(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("x_key", ["x", "X"])
-def test_npz_whole_file_for_either_split(tmp_path: Path, x_key: str) -> None:
+def test_npz_without_splits_is_the_test_split_and_has_no_train_split(
+    tmp_path: Path, x_key: str
+) -> None:
     path = tmp_path / "d.npz"
-    np.savez(path, **{x_key: np.arange(6).reshape(3, 2), "y": np.array([2, 0, 1])})
-    for split in ("train", "test"):
-        X, y = load(path, split)
-        assert X.shape == (3, 2) and y.tolist() == [2, 0, 1]
+    np.savez(path, **{x_key: np.arange(6).reshape(3, 2), "y": np.array([2.0, 0.0, 1.0])})
+    X, y = load(path, "test")  # flat (N, features) and integral float labels
+    assert X.shape == (3, 2) and y.dtype == np.int64 and y.tolist() == [2, 0, 1]
+    with pytest.raises(SplitNotFoundError, match=f"has no splits: it holds only '{x_key}'"):
+        load(path, "train")  # never the same data a second time
+
+
+def test_npz_reads_only_the_arrays_of_the_split(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x_test=np.ones((2, 3)), y_test=[0, 1], x_train=np.ones((2, 3)),
+             y_train=[0, 1], notes=np.array([{"a": 1}], dtype=object))  # fmt: skip
+    X, y = load(path, "test")  # the object array would be refused if it were read
+    assert X.shape == (2, 3) and y.tolist() == [0, 1]
 
 
 def test_npz_bad_content_is_refused(tmp_path: Path) -> None:
@@ -414,3 +426,137 @@ def test_corrupt_labels_on_digits() -> None:
     assert mask.all()
     np.testing.assert_array_equal(np.bincount(y_bad), np.bincount(y))
     assert (y_bad != y).mean() > 0.8  # about 90% for 10 balanced classes
+
+
+# --------------------------------------------------------------------------- hostile small files
+# Each file is small but declares (or inflates to) hundreds of megabytes or more; loading it
+# must fail clearly without allocating that much.  tracemalloc sees numpy's and Python's
+# allocations, even those never touched.
+
+PEAK_LIMIT = 32 * 2**20
+
+
+def peak_while_refused(path: Path, name: str = "cifar10", **kwargs: object) -> tuple[int, str]:
+    """Peak traced memory while ``load`` refuses the data, and the error message."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidDataError) as info:
+            load(name, **kwargs)  # type: ignore[arg-type]
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_pickle_declaring_gigabytes_is_refused_without_allocating_them(tmp_path: Path) -> None:
+    payload = b"\x80\x04\x8e" + struct.pack("<Q", 1_700_000_000) + b"abc."  # BINBYTES8
+    assert len(payload) < 60
+    for stem in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch"):  # fmt: skip
+        (tmp_path / stem).write_bytes(payload)
+    peak, message = peak_while_refused(tmp_path, root=tmp_path)
+    assert peak < PEAK_LIMIT, peak
+    assert "Refused to load" in message and "1700000000" in message
+
+
+class _ForgedShape:
+    """Pickles as numpy's ``_reconstruct`` asked for a 400 MB array instead of an empty one."""
+
+    def __reduce__(self) -> tuple:
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (400_000_000,), b"b")
+
+
+def test_a_pickle_rebuilding_a_huge_array_is_refused_without_allocating_it(tmp_path: Path) -> None:
+    payload = pickle.dumps({b"data": _ForgedShape(), b"labels": [0]}, protocol=2)
+    assert len(payload) < 200
+    for stem in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch"):  # fmt: skip
+        (tmp_path / stem).write_bytes(payload)
+    peak, message = peak_while_refused(tmp_path, root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert "400000000" in message
+
+
+def gzip_of_zeros(path: Path, header: bytes, n_zeros: int) -> Path:
+    """A gzip file of ``header`` then ``n_zeros`` zero bytes, written without holding them."""
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+    chunk = bytes(1 << 20)
+    with path.open("wb") as fh:
+        fh.write(compressor.compress(header))
+        for _ in range(n_zeros // len(chunk)):
+            fh.write(compressor.compress(chunk))
+        fh.write(compressor.flush())
+    return path
+
+
+@pytest.mark.parametrize("header", ["wrong magic", "short dims"])
+def test_a_gzipped_idx_is_checked_before_it_is_inflated(tmp_path: Path, header: str) -> None:
+    """A 200 kB file inflating to 200 MB: its header is refused after reading a few bytes."""
+    magic = 0x0000_0803 if header == "short dims" else 0x0000_0801
+    head = struct.pack(">IIII", magic, 2, 28, 28)
+    images = gzip_of_zeros(tmp_path / "t10k-images-idx3-ubyte.gz", head, 200 << 20)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(2, np.uint8), gz=True)
+    assert images.stat().st_size < 400_000
+    peak, message = peak_while_refused(tmp_path, name="mnist", root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert str(images) in message
+    assert ("magic number" if header == "wrong magic" else "more than 1568 bytes") in message
+
+
+def test_an_idx_file_declaring_more_than_it_holds_is_refused(tmp_path: Path) -> None:
+    head = struct.pack(">IIII", 0x0803, 3_000_000, 28, 28)  # 2.35 GB declared
+    for gz in (False, True):
+        root = tmp_path / str(gz)
+        root.mkdir()
+        path = root / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(head + bytes(100)) if gz else head + bytes(100))
+        write_idx(root / "t10k-labels-idx1-ubyte", np.zeros(2, np.uint8), gz=False)
+        peak, message = peak_while_refused(root, name="mnist", root=root, split="test")
+        assert peak < PEAK_LIMIT, peak
+        assert "declares dims (3000000, 28, 28)" in message and "holds 100 bytes" in message
+
+
+def npz_with_member(path: Path, member: bytes, *, compression: int = 8) -> Path:
+    """A .npz whose ``x`` is the raw ``member`` bytes (``y`` a valid label array)."""
+    import io
+    import zipfile
+
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(2, np.int64))
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr("x.npy", member)
+        archive.writestr("y.npy", labels.getvalue())
+    return path
+
+
+def test_an_npz_array_declaring_gigabytes_is_refused_without_allocating_them(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (650_000_000,)}
+    )  # 2.6 GB declared, 8 bytes stored
+    path = npz_with_member(tmp_path / "d.npz", header.getvalue() + bytes(8))
+    peak, message = peak_while_refused(path, split="test", name=path)  # type: ignore[arg-type]
+    assert peak < PEAK_LIMIT, peak
+    assert "declares shape (650000000,)" in message and "stores 8 bytes" in message
+
+
+def test_an_npz_compression_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.save(member, np.zeros(4 << 20, np.uint8))  # 4 MB of zeros: a few hundred bytes in bzip2
+    path = npz_with_member(tmp_path / "d.npz", member.getvalue(), compression=zipfile.ZIP_BZIP2)
+    assert path.stat().st_size < 2000
+    peak, message = peak_while_refused(path, split="test", name=path)  # type: ignore[arg-type]
+    assert peak < 2 << 20, peak
+    assert "would decompress" in message

@@ -1,0 +1,204 @@
+"""The headline numbers of an analysis, as text (terminal, ``repr``) and as HTML (notebooks).
+
+One place formats them, so ``directionkit show``, ``directionkit analyze``,
+``Analysis.__repr__``, ``Analysis._repr_html_`` and the HTML report agree.  matplotlib is
+not imported here: a ``repr`` must stay cheap.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+import numpy as np
+import xarray as xr
+
+from directionkit.metrics import spearman
+
+__all__ = [
+    "data_description",
+    "html_table",
+    "short_identity",
+    "summary_html",
+    "summary_rows",
+    "summary_text",
+]
+
+_IMPORTANCE = ("importance_loss", "importance_accuracy")
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _scalar(ds: xr.Dataset, name: str) -> float | None:
+    if name in ds.data_vars and ds[name].ndim == 0:
+        return float(ds[name].values)
+    return None
+
+
+def _site_groups(array: xr.DataArray) -> list[tuple[str, np.ndarray]]:
+    """``(site, mask over unit)`` per site, in the order the units are laid out."""
+    labels = np.asarray(array["site"].values).astype(str)
+    return [(site, labels == site) for site in dict.fromkeys(labels.tolist())]
+
+
+# a content hash in an identity ("model.onnx sha256:<64 hex>"): displays keep 12 digits
+_HASH = re.compile(r"\b(sha256:|md5:|sha1:)?([0-9a-f]{12})[0-9a-f]{8,}\b")
+
+
+def short_identity(text: str) -> str:
+    """``text`` with each long hex digest cut to 12 digits and an ellipsis (for display).
+
+    Examples
+    --------
+    >>> short_identity("model.onnx sha256:" + "ab" * 32)
+    'model.onnx sha256:abababababab…'
+    """
+    return _HASH.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}…", text)
+
+
+def data_description(ds: xr.Dataset) -> str | None:
+    """What the measures were computed on: data set, split and number of examples.
+
+    Reads the attrs ``dataset``, ``split`` (set by ``directionkit analyze``) and
+    ``n_examples`` (set by :func:`directionkit.analyze`); None when none is recorded.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset(attrs={"dataset": "digits", "split": "test", "n_examples": 450})
+    >>> data_description(ds)
+    'digits, test split, 450 examples'
+    >>> data_description(xr.Dataset(attrs={"n_examples": 12})), data_description(xr.Dataset())
+    ('12 examples', None)
+    """
+    attrs = ds.attrs
+    parts = []
+    if attrs.get("dataset") is not None:
+        parts.append(str(attrs["dataset"]))
+    if attrs.get("split") is not None:
+        parts.append(f"{attrs['split']} split")
+    if attrs.get("n_examples") is not None:
+        parts.append(f"{int(attrs['n_examples'])} examples")
+    return ", ".join(parts) or None
+
+
+def summary_rows(ds: xr.Dataset, *, per_site: bool = True) -> list[tuple[str, str]]:
+    """``(label, value)`` rows: accuracy, loss, AUC per scope, selectivity, Spearman.
+
+    Accuracy and loss, the ablation AUC of each scope, the mean selectivity over all
+    units (and per site), and the Spearman correlation of selectivity with each
+    importance measure (overall, and per site); rows whose variables are missing are
+    left out.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"accuracy": 0.5, "selectivity": ("unit", [0.2, 0.4])})
+    >>> summary_rows(ds)
+    [('accuracy', '0.5000'), ('mean selectivity [all]', '0.3000')]
+    """
+    rows: list[tuple[str, str]] = []
+    for name in ("accuracy", "loss"):
+        value = _scalar(ds, name)
+        if value is not None:  # top-5 (the paper's ImageNet accuracy) is named; top-1 is plain
+            top5 = name == "accuracy" and ds.attrs.get("accuracy") == "top5"
+            rows.append(("accuracy (top5)" if top5 else name, _number(value)))
+    if "ablation_auc" in ds.data_vars and ds["ablation_auc"].dims == ("scope",):
+        auc = ds["ablation_auc"]
+        scopes = auc["scope"].values if "scope" in auc.coords else range(auc.sizes["scope"])
+        for scope, value in zip(scopes, auc.values, strict=True):
+            rows.append((f"ablation AUC [{scope}]", _number(float(value))))
+    selectivity = ds["selectivity"] if "selectivity" in ds.data_vars else None
+    if selectivity is not None and selectivity.dims == ("unit",):
+        values = np.asarray(selectivity.values, dtype=np.float64)
+        groups = [("all", np.ones(values.size, dtype=bool))]
+        if per_site and "site" in selectivity.coords:
+            groups += _site_groups(selectivity)
+        for group, mask in groups:
+            part = values[mask][np.isfinite(values[mask])]
+            mean = float(part.mean()) if part.size else math.nan
+            rows.append((f"mean selectivity [{group}]", _number(mean)))
+        for measure in _IMPORTANCE:
+            if measure not in ds.data_vars or ds[measure].dims != ("unit",):
+                continue
+            result = spearman(selectivity, ds[measure], by="site" if per_site else None)
+            for scope, rho, p, n in zip(
+                result["scope"].values, result["rho"].values,
+                result["p_value"].values, result["n"].values, strict=True,
+            ):  # fmt: skip
+                text = f"{rho:+.3f} (p={p:.2g}, n={int(n)})" if not math.isnan(rho) else "nan"
+                rows.append((f"Spearman(selectivity, {measure}) [{scope}]", text))
+    return rows
+
+
+def _identity_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
+    rows = []
+    described = data_description(ds)
+    if described is not None:
+        rows.append(("data", described))
+    model = ds.attrs.get("model")
+    if isinstance(model, str):
+        rows.append(("model", short_identity(model)))
+    return rows
+
+
+def summary_text(ds: xr.Dataset, *, per_site: bool = False, identity: bool = True) -> str:
+    """The headline numbers as aligned ``label  value`` lines.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An analysis' dataset.
+    per_site : bool
+        Also give the per-site selectivity and correlations.
+    identity : bool
+        Start with what was measured: the data (see :func:`data_description`) and model.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"accuracy": 0.9, "ablation_auc": ("scope", [0.61])},
+    ...                 coords={"scope": ["all"]}, attrs={"n_examples": 100})
+    >>> print(summary_text(ds))
+    data                100 examples
+    accuracy            0.9000
+    ablation AUC [all]  0.6100
+    """
+    rows = (_identity_rows(ds) if identity else []) + summary_rows(ds, per_site=per_site)
+    if not rows:
+        return "(no summary measures in this analysis)"
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def html_table(rows: list[tuple[str, str]], css_class: str) -> str:
+    """Rows as an HTML table, every cell escaped."""
+    cells = "\n".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in rows
+    )
+    return f'<table class="{css_class}">\n{cells}\n</table>'
+
+
+def summary_html(ds: xr.Dataset) -> str:
+    """The headline numbers as an HTML fragment (for ``Analysis._repr_html_``).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> print(summary_html(xr.Dataset({"accuracy": 0.25})))  # doctest: +ELLIPSIS
+    <div class="directionkit-analysis"><strong>directionkit.Analysis</strong>
+    <table class="summary">
+    <tr><th>accuracy</th><td>0.2500</td></tr>
+    </table>...
+    """
+    rows = _identity_rows(ds) + summary_rows(ds, per_site=False)
+    names = ", ".join(str(n) for n in ds.data_vars)
+    table = html_table(rows, "summary") if rows else "<p>(no summary measures)</p>"
+    return (
+        f'<div class="directionkit-analysis"><strong>directionkit.Analysis</strong>\n{table}\n'
+        f"<p>variables: {html.escape(names)}</p></div>"
+    )

@@ -1,0 +1,329 @@
+"""The experiments of Morcos et al. (2018), one function each, and :func:`reproduce`.
+
+Each experiment trains (or reuses) its reference networks in an output folder, analyses
+them with :func:`directionkit.analyze`, stores the numbers it needs as a zarr store, draws
+its figures as PNG files, computes the statistic the paper reports *from the stored
+numbers*, and gives a verdict by a rule stated beside it (and stored with the result):
+
+========================== ================= ===============================================
+experiment                 paper             statistic
+========================== ================= ===============================================
+``corrupted-labels``       Fig. 1            Spearman(corruption, ablation AUC)
+``noise``                  Fig. 2            Spearman(corruption, noise robustness)
+``ensemble``               Fig. 3            Spearman(generalisation error, AUC); best/worst 5
+``early-stopping``         Fig. 4a-b         Spearman(AUC, test loss) over checkpoints
+``hyperparameters``        Fig. 4c           Spearman(AUC, test accuracy); AUC selection
+``dropout``                Fig. 5a           AUC past the dropout fraction, true vs shuffled
+``batchnorm``              Fig. 5b, 6        AUC, selectivity and MI with and without BN
+``selectivity-importance`` Fig. 7, A4        Spearman(selectivity or MI, importance)
+``ablation-method``        Fig. A1           AUC of zero vs mean ablation
+``depth``                  Fig. A2           Spearman(layer depth, mean selectivity)
+``l1``                     Fig. A3           Spearman(selectivity, filter L1 norm)
+========================== ================= ===============================================
+
+Scales (:data:`SCALES`): ``"quick"`` runs everything on the bundled digits data on a CPU;
+``"full"`` uses the paper's sizes (for a GPU); ``"toy"`` is for tests.  A rerun in the
+same folder reuses finished training runs, analyses and experiments (see
+:class:`Workspace`).  Training needs the torch extra; it is imported only when a network
+is trained or loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import xarray as xr
+
+from directionkit._validation import check_choice, parameter_error
+from directionkit.experiments.paper._core import (
+    DATASETS,
+    SCALES,
+    ExperimentResult,
+    Scale,
+    Workspace,
+    save_figure,
+)
+from directionkit.experiments.paper._experiments import EXPERIMENTS, Experiment
+from directionkit.experiments.paper._report import write_summary
+from directionkit.experiments.paper._rules import VERDICTS, Rule
+from directionkit.store import _strings_as_objects, write_zarr
+
+__all__ = [
+    "DATASETS",
+    "EXPERIMENTS",
+    "SCALES",
+    "VERDICTS",
+    "Experiment",
+    "ExperimentResult",
+    "Rule",
+    "Scale",
+    "Workspace",
+    "ablation_method",
+    "batchnorm",
+    "check_verdict",
+    "corrupted_labels",
+    "depth",
+    "dropout",
+    "early_stopping",
+    "ensemble",
+    "hyperparameters",
+    "l1",
+    "noise",
+    "reproduce",
+    "run_experiment",
+    "selectivity_importance",
+]
+
+
+def _json_ready(value: Any) -> Any:
+    """Statistics as JSON gives them back (numpy scalars to Python, tuples to lists)."""
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
+
+
+def _workspace(
+    out: str | os.PathLike[str],
+    scale: str | Scale,
+    dataset: str | None,
+    data_root: str | os.PathLike[str] | None,
+    device: str,
+    progress: bool,
+    func: str,
+) -> Workspace:
+    if dataset is None:
+        name = scale if isinstance(scale, str) else scale.name
+        dataset = "fashion-mnist" if name == "full" else "digits"
+    return Workspace(
+        out,
+        scale,
+        dataset=dataset,
+        data_root=data_root,
+        device=device,
+        progress=progress,
+        func=func,
+    )
+
+
+def _run(experiment: Experiment, ws: Workspace) -> ExperimentResult:
+    folder = ws.folder(experiment.name)
+    key = _json_ready(ws.key(experiment.name))
+    store = folder / f"{experiment.name}.zarr"
+    previous = ExperimentResult.read(folder)
+    if (
+        previous is not None
+        and previous.key == key
+        and store.is_dir()
+        and all((folder / name).is_file() for name in previous.figures)
+    ):
+        previous.reused = True
+        return previous
+    began = time.perf_counter()
+    built, population = experiment.build(ws)
+    built = _strings_as_objects(built)
+    built.attrs = _json_ready(
+        {
+            **built.attrs,
+            "experiment": experiment.name,
+            "rule": experiment.rule.text,
+            "population": population,
+            "key": key,
+        }
+    )
+    write_zarr(built, store, overwrite=True)
+    stored = xr.open_zarr(store).load()
+    statistics = _json_ready(experiment.statistics(stored))
+    verdict = experiment.rule(statistics)
+    figures = []
+    for name, figure in experiment.figures(stored, statistics).items():
+        save_figure(figure, folder / f"{name}.png")
+        figures.append(f"{name}.png")
+    result = ExperimentResult(
+        name=experiment.name,
+        title=experiment.title,
+        claim=experiment.claim,
+        paper=experiment.paper,
+        statistics=statistics,
+        summary=experiment.summarize(statistics),
+        rule=experiment.rule.text,
+        verdict=verdict,
+        figures=figures,
+        population=population,
+        seconds=time.perf_counter() - began,
+        key=key,
+    )
+    result.write(folder)
+    return result
+
+
+def run_experiment(
+    name: str,
+    out: str | os.PathLike[str],
+    *,
+    scale: str | Scale = "quick",
+    dataset: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run one experiment of the paper (or reuse its finished result) in ``out``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`EXPERIMENTS` (``"corrupted-labels"``, ``"noise"``, ...).
+    out : str or path-like
+        The output folder; runs, analyses and results in it are reused.
+    scale : {"quick", "full", "toy"} or Scale
+        Population and network sizes (:data:`SCALES`).
+    dataset : {"digits", "fashion-mnist", "cifar10"}, optional
+        Default: digits, or Fashion-MNIST for ``scale="full"``.
+    data_root : str or path-like, optional
+        Folder of the data set's files (CIFAR-10 needs it).
+    device : {"auto", "cpu", "cuda"}
+        Where networks are trained and analysed.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    ExperimentResult
+        Also stored as ``out/<name>/result.json``, beside ``<name>.zarr`` and the PNGs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from directionkit.experiments.paper import run_experiment
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     result = run_experiment("depth", out, scale="toy", device="cpu", progress=False)
+    ...     again = run_experiment("depth", out, scale="toy", device="cpu", progress=False)
+    >>> result.verdict in ("reproduced", "partly", "not reproduced"), again.reused
+    (True, True)
+    """
+    check_choice(name, "name", "run_experiment", tuple(EXPERIMENTS))
+    ws = _workspace(out, scale, dataset, data_root, device, progress, "run_experiment")
+    return _run(EXPERIMENTS[name], ws)
+
+
+def reproduce(
+    experiments: Sequence[str] | None = None,
+    out: str | os.PathLike[str] = "paper",
+    *,
+    scale: str | Scale = "quick",
+    dataset: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    on_result: Callable[[ExperimentResult], None] | None = None,
+) -> list[ExperimentResult]:
+    """Run the paper's experiments and write ``out/SUMMARY.md`` and ``out/report.html``.
+
+    Parameters
+    ----------
+    experiments : sequence of str, optional
+        Names from :data:`EXPERIMENTS`; default all, in the paper's order.
+    out, scale, dataset, data_root, device, progress :
+        As for :func:`run_experiment`.
+    on_result : callable, optional
+        Called with each :class:`ExperimentResult` as it is finished (e.g. to log it).
+
+    Returns
+    -------
+    list of ExperimentResult
+        In the order run.  The summary and report cover every experiment finished in
+        ``out`` at this scale, including ones from earlier calls.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     results = reproduce(["l1"], out, scale="toy", device="cpu", progress=False)
+    ...     sorted(p.name for p in Path(out).glob("*.*"))
+    ['SUMMARY.md', 'report.html']
+    """
+    if isinstance(experiments, str):
+        raise parameter_error("experiments", "reproduce", "a sequence of names", experiments)
+    names = list(EXPERIMENTS) if experiments is None else list(experiments)
+    for name in names:
+        check_choice(name, "experiments", "reproduce", tuple(EXPERIMENTS))
+    ws = _workspace(out, scale, dataset, data_root, device, progress, "reproduce")
+    from tqdm.auto import tqdm
+
+    results = []
+    bar = tqdm(names, desc="paper", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        result = _run(EXPERIMENTS[name], ws)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    finished = {r.name: r for r in results}
+    for name in EXPERIMENTS:  # earlier calls' results at the same scale belong in the report
+        if name not in finished:
+            stored = ExperimentResult.read(ws.out / name)
+            if stored is not None and stored.key == _json_ready(ws.key(name)):
+                stored.reused = True
+                finished[name] = stored
+    write_summary([finished[n] for n in EXPERIMENTS if n in finished], ws)
+    return results
+
+
+def check_verdict(result: ExperimentResult) -> bool:
+    """Whether ``result``'s verdict is what its experiment's rule gives on its statistics.
+
+    Examples
+    --------
+    >>> from directionkit.experiments.paper import EXPERIMENTS, ExperimentResult
+    >>> rule = EXPERIMENTS["depth"].rule.text
+    >>> result = ExperimentResult("depth", "", "", "", {"rho": 0.9, "p_value": 0.001}, "",
+    ...                           rule, "reproduced", [], "", 0.0)
+    >>> check_verdict(result)
+    True
+    >>> result.verdict = "not reproduced"
+    >>> check_verdict(result)
+    False
+    """
+    rule = EXPERIMENTS[result.name].rule
+    return rule.text == result.rule and rule(result.statistics) == result.verdict
+
+
+def _experiment_function(name: str) -> Callable[..., ExperimentResult]:
+    experiment = EXPERIMENTS[name]
+
+    def run(out: str | os.PathLike[str], **options: Any) -> ExperimentResult:
+        return run_experiment(name, out, **options)
+
+    run.__name__ = run.__qualname__ = name.replace("-", "_")
+    run.__doc__ = f"""{experiment.title}.
+
+    {experiment.claim}
+
+    The same as ``run_experiment({name!r}, out, **options)``; see :func:`run_experiment`.
+
+    Rule: {experiment.rule.text}
+
+    Examples
+    --------
+    >>> from directionkit.experiments.paper import EXPERIMENTS
+    >>> EXPERIMENTS[{name!r}].name
+    {name!r}
+    """
+    return run
+
+
+corrupted_labels = _experiment_function("corrupted-labels")
+noise = _experiment_function("noise")
+ensemble = _experiment_function("ensemble")
+early_stopping = _experiment_function("early-stopping")
+hyperparameters = _experiment_function("hyperparameters")
+dropout = _experiment_function("dropout")
+batchnorm = _experiment_function("batchnorm")
+selectivity_importance = _experiment_function("selectivity-importance")
+ablation_method = _experiment_function("ablation-method")
+depth = _experiment_function("depth")
+l1 = _experiment_function("l1")

@@ -1,0 +1,276 @@
+"""The paper's experiments at toy scale: outputs, verdicts from stored numbers, reuse.
+
+One toy ``reproduce`` of every experiment is shared by the module (tiny networks, one or
+two epochs, a few hundred digits), so each test only reads what it wrote.  The rules are
+checked on hand-made numbers both ways, and the statistics against independent
+computations (scipy, numpy loops) on the stored numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import spearmanr
+
+pytest.importorskip("torch")
+
+from directionkit.cli import main
+from directionkit.errors import InvalidParameterError
+from directionkit.experiments.paper import (
+    EXPERIMENTS,
+    SCALES,
+    VERDICTS,
+    ExperimentResult,
+    Workspace,
+    _run,
+    check_verdict,
+    reproduce,
+    run_experiment,
+)
+from directionkit.experiments.paper import _experiments as ex
+
+NAMES = list(EXPERIMENTS)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ExperimentResult]]:
+    out = tmp_path_factory.mktemp("paper")
+    results = reproduce(None, out, scale="toy", device="cpu", progress=False)
+    return out, results
+
+
+def _stored(out: Path, name: str) -> xr.Dataset:
+    return xr.open_zarr(out / name / f"{name}.zarr").load()
+
+
+# ------------------------------------------------------------------ outputs and verdicts
+@pytest.mark.parametrize("name", NAMES)
+def test_each_experiment_writes_its_store_figures_and_a_verdict(
+    toy: tuple[Path, list[ExperimentResult]], name: str
+) -> None:
+    out, results = toy
+    result = {r.name: r for r in results}[name]
+    folder = out / name
+    assert (folder / f"{name}.zarr").is_dir()
+    assert result.figures and all((folder / f).stat().st_size > 1000 for f in result.figures)
+    assert result.verdict in VERDICTS
+    stored = json.loads((folder / "result.json").read_text())
+    assert stored["verdict"] == result.verdict
+    assert stored["rule"] == EXPERIMENTS[name].rule.text  # the rule text is stored with it
+    assert _stored(out, name).attrs["rule"] == EXPERIMENTS[name].rule.text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verdict_is_the_rule_applied_to_statistics_of_the_stored_numbers(
+    toy: tuple[Path, list[ExperimentResult]], name: str
+) -> None:
+    out, _ = toy
+    result = ExperimentResult.read(out / name)
+    assert result is not None and check_verdict(result)
+    again = json.loads(json.dumps(EXPERIMENTS[name].statistics(_stored(out, name))))
+    assert json.dumps(again, sort_keys=True) == json.dumps(result.statistics, sort_keys=True)
+    assert EXPERIMENTS[name].rule(again) == result.verdict
+
+
+def test_a_tampered_verdict_is_caught(toy: tuple[Path, list[ExperimentResult]]) -> None:
+    result = ExperimentResult.read(toy[0] / "depth")
+    assert result is not None
+    other = next(v for v in VERDICTS if v != result.verdict)
+    result.verdict = other
+    assert not check_verdict(result)
+
+
+def test_summary_and_report_cover_every_experiment(
+    toy: tuple[Path, list[ExperimentResult]],
+) -> None:
+    out, results = toy
+    summary = (out / "SUMMARY.md").read_text()
+    page = (out / "report.html").read_text()
+    for r in results:
+        assert f"| {r.name} (" in summary and f"**{r.verdict}**" in summary
+        assert r.rule in summary
+        assert f"id='{r.name}'" in page
+    assert page.count("data:image/png;base64,") == sum(len(r.figures) for r in results)
+    assert "src='http" not in page and 'src="http' not in page  # self-contained
+
+
+# ------------------------------------------------------------------------------- reuse
+def test_a_rerun_redoes_nothing(toy: tuple[Path, list[ExperimentResult]]) -> None:
+    out, _ = toy
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    ws = Workspace(out, "toy", device="cpu", progress=False)
+    for name in NAMES:
+        assert _run(EXPERIMENTS[name], ws).reused
+    assert ws.runs_trained == 0 and ws.analyses_computed == 0
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_an_interrupted_experiment_reuses_its_runs_and_analyses(
+    toy: tuple[Path, list[ExperimentResult]],
+) -> None:
+    out, _ = toy
+    (out / "batchnorm" / "result.json").unlink()  # as if killed before the result was written
+    ws = Workspace(out, "toy", device="cpu", progress=False)
+    result = _run(EXPERIMENTS["batchnorm"], ws)
+    assert not result.reused
+    assert ws.runs_trained == 0 and ws.analyses_computed == 0
+    assert check_verdict(result)
+
+
+def test_other_parameters_are_not_mistaken_for_finished_work(tmp_path: Path) -> None:
+    small = SCALES["toy"]
+    first = run_experiment("depth", tmp_path, scale=small, device="cpu", progress=False)
+    changed = type(small)(**{**small.__dict__, "conv_epochs": 2})
+    ws = Workspace(tmp_path, changed, device="cpu", progress=False)
+    second = _run(EXPERIMENTS["depth"], ws)
+    assert not first.reused and not second.reused
+    assert ws.runs_trained == 1 and ws.analyses_computed == 1
+    assert second.key != first.key
+
+
+# ------------------------------------------------------------- statistics, independently
+def test_corruption_statistic_matches_scipy(toy: tuple[Path, list[ExperimentResult]]) -> None:
+    out, results = toy
+    stored = _stored(out, "corrupted-labels")
+    expected = spearmanr(stored["corruption"].values, stored["ablation_auc"].values)[0]
+    result = {r.name: r for r in results}["corrupted-labels"]
+    assert result.statistics["rho"] == pytest.approx(expected)
+    # the AUC is the normalised trapezoid area of the mean stored curve
+    curve = stored["ablation_accuracy"].mean("ordering").values
+    x = stored["fraction"].values
+    auc = [np.trapezoid(c / c[0], x) for c in curve]
+    np.testing.assert_allclose(stored["ablation_auc"].values, auc, rtol=1e-6)
+
+
+def test_ensemble_generalisation_error_comes_from_the_training_history(
+    toy: tuple[Path, list[ExperimentResult]],
+) -> None:
+    out, _ = toy
+    stored = _stored(out, "ensemble")
+    configs = {
+        run: json.loads((run / "config.json").read_text())
+        for run in (out / "runs").glob("mlp-ensemble-*")
+    }
+    for gap, epoch, p, seed in zip(
+        stored["generalisation_error"].values, stored["epoch"].values,
+        stored["corruption"].values, stored["seed"].values, strict=True,
+    ):  # fmt: skip
+        (run,) = [r for r, c in configs.items() if c["seed"] == seed and c["corruption"] == p]
+        history = xr.open_zarr(run / "history.zarr").load().sel(epoch=int(epoch))
+        expected = float(history["train_accuracy"]) - float(history["test_accuracy"])
+        assert gap == pytest.approx(expected)
+
+
+def _hp_dataset(auc: list[float], test: list[float]) -> xr.Dataset:
+    n = len(auc)
+    return xr.Dataset(
+        {"ablation_auc": ("model", auc), "test_accuracy": ("model", test)},
+        coords={"lr": ("model", [float(i) for i in range(n)]),
+                "batch_size": ("model", [32] * n)},
+        attrs={"subsets": 200},
+    )  # fmt: skip
+
+
+def test_hyperparameter_selection_picks_the_best_when_auc_ranks_like_test_accuracy() -> None:
+    test = list(np.linspace(0.5, 0.9, 12))
+    good = ex._hp_stats(_hp_dataset(test, test))
+    assert good["top1"] == 1.0 and good["gap_mean"] == 0.0 and good["rho"] == pytest.approx(1)
+    assert good["subset_size"] == 6
+    bad = ex._hp_stats(_hp_dataset([-t for t in test], test))
+    assert bad["top1"] == 0.0 and bad["rho"] == pytest.approx(-1)
+    # brute force: AUC reversed picks the worst of each 6-subset, rank 6 -> never top 5
+    assert bad["top5"] == 0.0 and bad["top10"] == 1.0
+    assert bad["gap_mean"] > 0.1
+
+
+def test_dropout_numbers_of_a_hand_made_curve() -> None:
+    fractions = np.linspace(0, 1, 11)
+    flat_then_linear = np.where(fractions <= 0.2, 1.0, 1.0 - (fractions - 0.2) / 0.8 * 0.9)
+    stored = xr.Dataset(
+        {"ablation_accuracy": (("model", "ordering", "fraction"), flat_then_linear[None, None])},
+        coords={"fraction": fractions, "dropout": ("model", [0.2])},
+    )
+    kept, beyond = ex._dropout_numbers(stored)
+    assert kept[0] == pytest.approx(1.0)
+    assert beyond[0] == pytest.approx(0.55)  # mean of a line from 1.0 down to 0.1
+
+
+def test_noise_robustness_is_the_mean_relative_accuracy_over_positive_scales() -> None:
+    stored = xr.Dataset(
+        {"noise_accuracy": (("model", "repeat", "noise_scale"),
+                            [[[0.8, 0.8, 0.4], [0.8, 0.6, 0.2]]]),
+         "accuracy": ("model", [0.8])},
+        coords={"noise_scale": [0.0, 1.0, 10.0]},
+    )  # fmt: skip
+    assert ex._noise_robustness(stored)[0] == pytest.approx(((0.7 / 0.8) + (0.3 / 0.8)) / 2)
+
+
+# -------------------------------------------------------------------------------- rules
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        ("corrupted-labels", {"rho": -0.9, "p_value": 0.001, "ordered_fraction": 1.0},
+         {"rho": 0.2, "p_value": 0.5, "ordered_fraction": 1.0}),
+        ("noise", {"rho": -0.7, "p_value": 0.01, "ordered_fraction": 1.0},
+         {"rho": math.nan, "p_value": math.nan, "ordered_fraction": 0.0}),
+        ("ensemble", {"rho": -0.6, "p_value": 0.01}, {"rho": 0.3, "p_value": 0.01}),
+        ("early-stopping", {"rho": -0.7, "p_value": 0.001}, {"rho": 0.7, "p_value": 0.001}),
+        ("hyperparameters", {"rho": 0.8, "p_value": 0.001}, {"rho": -0.1, "p_value": 0.6}),
+        ("dropout", {"shuffled_more_sensitive": 1, "robust_until_dropout": 1},
+         {"shuffled_more_sensitive": 0, "robust_until_dropout": 0}),
+        ("batchnorm", {"bn_more_robust": 1, "bn_less_selective": 1, "bn_more_information": 1},
+         {"bn_more_robust": 0, "bn_less_selective": 0, "bn_more_information": 0}),
+        ("selectivity-importance",
+         {"rho_sel_mlp": 0.1, "rho_sel_conv": -0.4, "rho_mi_mlp": 0.2, "rho_mi_conv": 0.0},
+         {"rho_sel_mlp": 0.6, "rho_sel_conv": 0.5, "rho_mi_mlp": 0.7, "rho_mi_conv": 0.4}),
+        ("ablation-method", {"fraction_zero_better": 1.0}, {"fraction_zero_better": 0.0}),
+        ("depth", {"rho": 0.9, "p_value": 0.001}, {"rho": -0.5, "p_value": 0.1}),
+        ("l1", {"rho_bn": -0.2, "rho_nobn": 0.1}, {"rho_bn": 0.5, "rho_nobn": 0.6}),
+    ],
+)  # fmt: skip
+def test_each_rule_decides_both_ways(name: str, good: dict, bad: dict) -> None:  # type: ignore[type-arg]
+    rule = EXPERIMENTS[name].rule
+    assert rule(good) == "reproduced"
+    assert rule(bad) == "not reproduced"
+    assert rule({}) == "not reproduced"  # nothing stored is never a success
+
+
+@pytest.mark.parametrize(
+    ("name", "stats"),
+    [
+        ("corrupted-labels", {"rho": -0.9, "p_value": 0.001, "ordered_fraction": 0.5}),
+        ("early-stopping", {"rho": -0.2, "p_value": 0.4}),  # sign only
+        ("early-stopping", {"rho": -0.3, "p_value": 0.001}),  # below half the paper's size
+        ("dropout", {"shuffled_more_sensitive": 1, "robust_until_dropout": 0}),
+        ("ablation-method", {"fraction_zero_better": 0.5}),
+        ("l1", {"rho_bn": -0.2, "rho_nobn": 0.6}),
+    ],
+)
+def test_rules_give_partly_in_between(name: str, stats: dict) -> None:  # type: ignore[type-arg]
+    assert EXPERIMENTS[name].rule(stats) == "partly"
+
+
+# ---------------------------------------------------------------------- bad input, CLI
+def test_bad_arguments_name_the_value_and_what_was_expected(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="'name' parameter of run_experiment"):
+        run_experiment("fig1", tmp_path)
+    with pytest.raises(InvalidParameterError, match=r"'scale' parameter.*Got 'huge'"):
+        run_experiment("depth", tmp_path, scale="huge")
+    with pytest.raises(InvalidParameterError, match=r"'dataset' parameter.*'mnist'"):
+        reproduce(["depth"], tmp_path, dataset="mnist")
+    with pytest.raises(InvalidParameterError, match="'experiments' parameter"):
+        reproduce("depth", tmp_path)
+    assert not os.listdir(tmp_path)
+
+
+def test_cli_refuses_an_unknown_experiment(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["reproduce", "fig9", "--out", str(tmp_path / "out")]) == 2
+    assert "'fig9'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,166 @@
+"""The command line as a newcomer meets it: headline numbers, paths, messages in its own terms."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from scipy.stats import spearmanr
+
+import directionkit as dk
+from directionkit.cli import _REPORT_FORMATS, main
+from directionkit.report import FORMATS
+from tests.test_cli import _onnx_model
+
+
+def _value(text: str, label: str) -> str:
+    match = re.search(rf"^{re.escape(label)}\s\s+(\S.*)$", text, re.MULTILINE)
+    assert match is not None, f"{label!r} not in:\n{text}"
+    return match.group(1)
+
+
+def test_show_and_report_give_the_headline_numbers_and_the_page(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "run.zarr"
+    assert main(["analyze", str(model), "--data", "digits", "--out", str(out), "--limit", "150",
+                 "--orderings", "2", "--fractions", "3", "--no-progress"]) == 0  # fmt: skip
+    analyzed = capsys.readouterr().out
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    ds = dk.open(out).dataset
+    for text in (analyzed, shown):
+        assert _value(text, "data") == "digits, test split, 150 examples"
+        assert float(_value(text, "accuracy")) == pytest.approx(float(ds["accuracy"]), abs=5e-5)
+        auc = float(_value(text, "ablation AUC [all]"))
+        assert auc == pytest.approx(float(ds["ablation_auc"].sel(scope="all")), abs=5e-5)
+        selectivity = ds["selectivity"].values
+        mean = float(_value(text, "mean selectivity [all]"))
+        assert mean == pytest.approx(sum(selectivity) / len(selectivity), abs=5e-5)
+        rho = spearmanr(selectivity, ds["importance_loss"].values).statistic
+        printed = _value(text, "Spearman(selectivity, importance_loss) [all]").split()[0]
+        assert float(printed) == pytest.approx(rho, abs=5e-4)
+        assert re.search(r"^model\s+model\.onnx sha256:[0-9a-f]{12}…$", text, re.MULTILINE)
+    assert "noise_accuracy (repeat, noise_scale)" in shown  # and what else is stored
+
+    report = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(report), "--format", "svg"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == f"wrote {report / 'report.html'}"
+    assert (report / "report.html").is_file() and list(report.glob("*.svg"))
+    assert not list(report.glob("*.png"))
+    assert _REPORT_FORMATS == FORMATS
+
+
+def test_errors_name_the_commands_options_not_python_parameters(
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    model = _onnx_model(tmp_path)
+    base = ["analyze", str(model), "--out", str(tmp_path / "x.zarr"), "--no-progress"]
+    assert main([*base, "--data", "nothing"]) == 2
+    err = capsys.readouterr().err
+    assert "directionkit: error: --data must be 'digits', 'fashion-mnist'" in err
+    assert "Got 'nothing' instead" in err and "load_data" not in err
+    assert main([*base, "--data", "digits", "--limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--limit must be an int >= 1. Got 0" in err and "parameter of" not in err
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--data", str(tmp_path / "empty")]) == 2  # no IDX files in it
+    err = capsys.readouterr().err
+    assert "directionkit: error:" in err and "root=" not in err and "parameter of" not in err
+    # where the Debian package is not installed, the advice is --data, not a Python argument
+    from directionkit.reference_models import datasets
+
+    monkeypatch.setattr(datasets, "DEFAULT_FASHION_MNIST_ROOT", tmp_path / "not-installed")
+    assert main([*base, "--data", "fashion-mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err
+    assert "or give --data a directory holding the IDX files" in err and "root=" not in err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_train_errors_name_train_options(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    out = str(tmp_path / "run")
+    assert main(["train", "--epochs", "0", "--out", out]) == 2
+    assert "directionkit: error: --epochs must be an int >= 1. Got 0" in capsys.readouterr().err
+    missing = str(tmp_path / "nowhere")
+    assert main(["train", "--dataset", "fashion-mnist", "--data-root", missing, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "pass --data-root a directory holding the IDX files" in err and "root=" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "hint"),
+    [
+        ("model.pt", b"PK\x03\x04 torch zip", "torch.onnx.export(model"),
+        ("weights.pth", b"\x80\x02", "torch.onnx.export(model"),
+        ("notes.txt", b"hello", "export your model to ONNX"),
+        ("folder", None, "export your model to ONNX"),
+    ],
+)
+def test_a_model_that_is_not_onnx_gets_how_to_export_it(
+    tmp_path: Path,
+    capsys,
+    name: str,
+    content: bytes | None,
+    hint: str,  # type: ignore[no-untyped-def]
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    argv = ["analyze", str(path), "--data", "digits", "--out", str(tmp_path / "x.zarr")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"MODEL {str(path)!r} is not an ONNX file (.onnx) or a training run directory" in err
+    assert hint in err and "does not know how to run" not in err
+    assert main([*argv[:1], str(tmp_path / "missing.onnx"), *argv[2:]]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_failed_onnx_export_keeps_the_run_and_analyze_says_so(tmp_path: Path) -> None:
+    """Without onnxscript (the exporter torch needs) training still saves, and says why."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    run = tmp_path / "run"
+    train = ["train", "--dataset", "digits", "--hidden", "8", "--epochs", "2", "--seed", "0",
+             "--out", str(run), "--no-progress"]  # fmt: skip
+    # a fresh interpreter where `import onnxscript` fails, as in an install without it
+    blocked = (
+        "import sys; sys.modules['onnxscript'] = None\n"
+        "from directionkit.cli import main\n"
+        f"sys.exit(main({train!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Training finished and is saved in" in done.stderr
+    assert "the ONNX export failed: ModuleNotFoundError" in done.stderr
+    assert "pip install 'directionkit[torch]'" in done.stderr
+    assert (run / "checkpoints" / "epoch_0002.pt").is_file()
+    assert (run / "history.zarr").is_dir() and not (run / "model.onnx").exists()
+    assert "onnxscript" in (run / "model.onnx.error").read_text()
+
+    analyze = ["analyze", str(run), "--data", "digits", "--out", str(tmp_path / "a.zarr")]
+    done = subprocess.run(
+        [sys.executable, "-m", "directionkit.cli", *analyze], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "The ONNX export of the training run" in done.stderr and "failed" in done.stderr
+    assert "--no-onnx" not in done.stderr
+
+    # with the exporter back, the same command only exports: same weights, error file gone
+    weights = (run / "checkpoints" / "epoch_0002.pt").read_bytes()
+    assert main(train) == 0
+    assert (run / "model.onnx").is_file() and not (run / "model.onnx.error").exists()
+    assert (run / "checkpoints" / "epoch_0002.pt").read_bytes() == weights
+    assert xr.open_zarr(run / "history.zarr").sizes["epoch"] == 2
