@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import threadpool_limits
 
 from directionkit.adapter import LinearChain
@@ -70,6 +71,59 @@ def _clamped_layer(
     return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ weight
 
 
+class _OrderingPlan(NamedTuple):
+    """One ordering's steps, its consumer rows reordered so that live rows come first.
+
+    ``perm`` orders the consumer's outputs by when the ordering clamps them (never, then
+    latest first), so at every point the outputs still feeding the next layer are a
+    prefix of ``active`` rows: a clamped output's row is never updated or read again.
+    Each step holds the newly clamped units of the first site, their weight columns
+    (rows in ``perm`` order, cut to ``active``) and ``active``; each point's tail has
+    its first layer's inputs in ``perm`` order, cut to that point's ``active``.
+    """
+
+    perm: np.ndarray
+    steps: list[tuple[np.ndarray, np.ndarray, int]]
+    tails: list[list[tuple[np.ndarray, np.ndarray]]]
+
+
+def _plan_ordering(
+    start: int,
+    points: int,
+    consumer_t: np.ndarray,
+    first_mask: np.ndarray,
+    next_mask: np.ndarray | None,
+    tails: list[list[tuple[np.ndarray, np.ndarray]]],
+) -> _OrderingPlan:
+    """The :class:`_OrderingPlan` of the curve points ``start .. start + points``."""
+    rows = range(start, start + points)
+    n_out = consumer_t.shape[0]
+    if next_mask is None:  # the consumer's outputs are not scoped: all stay live
+        perm = np.arange(n_out)
+        live = [n_out] * points
+    else:
+        clamped_at = np.full(n_out, points)
+        for point, row in enumerate(rows):
+            clamped_at[(clamped_at == points) & next_mask[row]] = point
+        perm = np.argsort(-clamped_at, kind="stable")
+        live = [int(np.count_nonzero(clamped_at > point)) for point in range(points)]
+    reordered = consumer_t[perm]
+    steps = []
+    clamped = np.zeros(first_mask.shape[1], dtype=bool)
+    for point, row in enumerate(rows):
+        new = np.flatnonzero(first_mask[row] & ~clamped)
+        clamped[new] = True
+        steps.append((new, np.ascontiguousarray(reordered[: live[point], new]), live[point]))
+    point_tails: list[list[tuple[np.ndarray, np.ndarray]]] = []
+    for point, row in enumerate(rows):
+        if not tails[row]:  # the consumer is the output layer
+            point_tails.append([])
+            continue
+        (weight_t, bias), *later = tails[row]
+        point_tails.append([(np.ascontiguousarray(weight_t[:, perm[: live[point]]]), bias), *later])
+    return _OrderingPlan(perm, steps, point_tails)
+
+
 def incremental_accuracy(
     chain: LinearChain,
     batches: Batches,
@@ -114,33 +168,36 @@ def incremental_accuracy(
     ]  # fmt: skip
     consumer_t = np.ascontiguousarray(weights[first + 1].T)  # (n_out, n_units)
     n_rows = ablated.shape[0]
-    # per curve point, the first site's newly clamped units and their weight columns,
-    # gathered once and shared by every batch and block
-    steps: list[tuple[np.ndarray, np.ndarray]] = []
-    for start in range(0, n_rows, points_per_ordering):
-        clamped = np.zeros(n_units[first_site], dtype=bool)
-        for row in range(start, start + points_per_ordering):
-            new = np.flatnonzero(masks[first_site][row] & ~clamped)
-            clamped[new] = True
-            steps.append((new, np.ascontiguousarray(consumer_t[:, new])))
+    gemm = get_blas_funcs("gemm", dtype=dtype)
+    plans = [
+        _plan_ordering(start, points_per_ordering, consumer_t, masks[first_site],
+                       masks.get(by_layer.get(first + 1, ""), None), tails)
+        for start in range(0, n_rows, points_per_ordering)
+    ]  # fmt: skip
 
     def one_ordering(
-        start: int, delta_t: np.ndarray, clean_t: np.ndarray, y: np.ndarray
+        plan: _OrderingPlan, delta_t: np.ndarray, clean_t: np.ndarray, y: np.ndarray
     ) -> np.ndarray:
-        """Correct counts of the curve points ``start..`` of one ordering, on one batch."""
+        """Correct counts of the curve points of one ordering, on one batch."""
         hits = np.zeros(points_per_ordering)
+        clean_perm = clean_t[plan.perm]  # consumer outputs in the ordering's row order
         # blocks of examples small enough that the ordering's steps stay in cache
         for lo in range(0, y.shape[0], BLOCK):
             block_y = y[lo : lo + BLOCK]
             block_delta = delta_t[:, lo : lo + BLOCK]
-            z_t = clean_t[:, lo : lo + BLOCK].copy()  # edited in place; C-ordered
-            for point, row in enumerate(range(start, start + points_per_ordering)):
-                new, columns = steps[row]
-                if new.size:
-                    z_t -= columns @ block_delta[new]
-                out = z_t
-                for weight_t, bias in tails[row]:
-                    out = weight_t @ np.maximum(out, 0) + bias[:, None]
+            z_t = clean_perm[:, lo : lo + BLOCK].copy()  # edited in place; C-ordered
+            relu = np.empty_like(z_t)
+            for point in range(points_per_ordering):
+                new, columns, active = plan.steps[point]
+                if new.size and active:
+                    # z_t[:active] -= columns @ (h - fill)[new], in place (one BLAS call);
+                    # rows past `active` feed only clamped units: never read again
+                    gemm(-1.0, block_delta[new].T, columns.T, beta=1.0,
+                         c=z_t[:active].T, overwrite_c=True)  # fmt: skip
+                out = z_t[:active]
+                for layer, (weight_t, bias) in enumerate(plan.tails[point]):
+                    live = np.maximum(out, 0, out=relu[:active] if layer == 0 else None)
+                    out = weight_t @ live + bias[:, None]
                 hits[point] += np.count_nonzero(
                     out.argmax(axis=0) == block_y if k == 1 else top_k_hits(out, block_y, k, 0)
                 )
@@ -162,7 +219,7 @@ def incremental_accuracy(
             delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
             clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
             with threadpool_limits(1, user_api="blas"):
-                jobs = [pool.submit(one_ordering, s, delta_t, clean_t, y) for s in starts]
+                jobs = [pool.submit(one_ordering, p, delta_t, clean_t, y) for p in plans]
                 for start, job in zip(starts, jobs, strict=True):
                     correct[start : start + points_per_ordering] += job.result()
                     if tracker is not None:
