@@ -266,7 +266,7 @@ def single_unit_scores(
     n : int
         Number of examples.
     """
-    from directionkit.experiments._engine import cross_entropy
+    from directionkit.experiments._engine import cross_entropy, summed_cross_entropy
 
     dtype = np.result_type(*chain.weights)
     weights = [np.asarray(w, dtype) for w in chain.weights]
@@ -286,6 +286,8 @@ def single_unit_scores(
             inplace = True  # z is ours from here on
         return z
 
+    ger = get_blas_funcs("ger", dtype=dtype)
+
     def some_units(units: range, batch: _Batch) -> None:
         # clamping unit u to zero changes nothing where it is already zero (ReLU
         # sparsity): only the examples where it is active are recomputed
@@ -293,13 +295,12 @@ def single_unit_scores(
             active = np.flatnonzero(batch.h_t[unit])
             if active.size == 0:
                 continue
-            edited = batch.z[active]  # a copy, edited in place
-            edited -= batch.h_t[unit, active][:, None] * consumer[unit][None, :]
+            edited = batch.z[active]  # a copy, edited in place:
+            # edited -= h[active, unit] (outer) consumer[unit], one BLAS rank-1 update
+            ger(-1.0, consumer[unit], batch.h_t[unit, active], a=edited.T, overwrite_a=True)
             out = tail(edited, inplace=True)
             labels = batch.y[active]
-            loss[unit] += float(
-                cross_entropy(out[None], labels)[0].sum() - batch.loss[active].sum()
-            )
+            loss[unit] += summed_cross_entropy(out, labels) - float(batch.loss[active].sum())
             correct[unit] += int(
                 np.count_nonzero(_hits(out, labels, k)) - np.count_nonzero(batch.hit[active])
             )
