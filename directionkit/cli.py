@@ -472,8 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {out / 'report.html'}")
             else:
                 page = write_comparison_report(
-                    args.path, args.out, by=args.label, overwrite=args.overwrite
-                )
+                    args.path, args.out, by=args.label, overwrite=args.overwrite,
+                    format=args.format,
+                )  # fmt: skip
                 print(f"wrote {page}")
     except DirectionKitError as err:
         print(f"directionkit: error: {_cli_message(str(err), args.command)}", file=sys.stderr)

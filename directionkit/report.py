@@ -232,17 +232,26 @@ def write_report(
         ds = as_dataset(analysis_or_path, "write_report")
     with atomic_directory(out_dir, overwrite=overwrite) as temporary:
         temporary.mkdir()
-        images: dict[str, tuple[str, bytes, float]] = {}
-        suffixes = ("png", "svg") if format == "both" else (format,)
-        for name, figure in plot_analysis(ds).items():
-            width = figure.get_figwidth() * _SCREEN_DPI  # shown at screen size in the page
-            for suffix in suffixes:
-                path = temporary / f"{name}.{suffix}"
-                figure.savefig(path, format=suffix, dpi=PRINT_DPI)
-            mime = "image/png" if "png" in suffixes else "image/svg+xml"
-            images[name] = (mime, (temporary / f"{name}.{suffixes[0]}").read_bytes(), width)
+        images = {
+            name: _save_figure(figure, temporary / name, format)
+            for name, figure in plot_analysis(ds).items()
+        }
         (temporary / "report.html").write_text(_html(ds, images), encoding="utf-8")
     return Path(out_dir)
+
+
+def _save_figure(figure: Any, stem: Path, format: str) -> tuple[str, bytes, float]:
+    """Save ``figure`` as ``stem.png`` and/or ``stem.svg``; what the page embeds.
+
+    Returns the MIME type and bytes of the file to embed (the PNG, or the SVG when only
+    SVG is written) and the figure's width in screen pixels.
+    """
+    suffixes = ("png", "svg") if format == "both" else (format,)
+    for suffix in suffixes:
+        figure.savefig(stem.with_name(f"{stem.name}.{suffix}"), format=suffix, dpi=PRINT_DPI)
+    mime = "image/png" if "png" in suffixes else "image/svg+xml"
+    embedded = stem.with_name(f"{stem.name}.{suffixes[0]}").read_bytes()
+    return mime, embedded, figure.get_figwidth() * _SCREEN_DPI  # shown at screen size
 
 
 # -- several analyses: directionkit report A.zarr B.zarr ... ------------------------------
@@ -298,8 +307,9 @@ def write_comparison_report(
     *,
     by: str | None = None,
     overwrite: bool = False,
+    format: str = "png",
 ) -> Path:
-    """Write overlaid figures of several analyses as PNG files and one ``report.html``.
+    """Write overlaid figures of several analyses (PNG and/or SVG) and one ``report.html``.
 
     The comparison of :func:`directionkit.compare`: ablation curves with bands, noise
     curves, selectivity and mutual-information distributions, a table of accuracy
@@ -316,6 +326,8 @@ def write_comparison_report(
         The ``run_config`` key to label and order the models by (e.g. ``"corruption"``).
     overwrite : bool
         Replace an existing ``out_dir``.
+    format : {"png", "svg", "both"}
+        The figure files to write, as for :func:`write_report`.
 
     Returns
     -------
@@ -336,18 +348,17 @@ def write_comparison_report(
     """
     from directionkit.compare import compare
 
+    check_choice(format, "format", "write_comparison_report", FORMATS)
     check_writable(out_dir, overwrite=overwrite)
     comparison = compare(analyses, by=by)
     with atomic_directory(out_dir, overwrite=overwrite) as temporary:
         temporary.mkdir()
         figures = []
         for name, figure in comparison.figures().items():
-            path = temporary / f"{name}.png"
-            figure.savefig(path, format="png", dpi=PRINT_DPI)
-            width = figure.get_figwidth() * _SCREEN_DPI  # shown at screen size in the page
+            mime, embedded, width = _save_figure(figure, temporary / name, format)
             caption = _COMPARISON_CAPTIONS.get(name.split("_curves_")[0] + "_curves"
                                                if "_curves_" in name else name, "")
-            figures.append(_figure_html(name, "image/png", path.read_bytes(), width, caption))
+            figures.append(_figure_html(name, mime, embedded, width, caption))
         title = f"directionkit comparison of {len(comparison.analyses)} models" + (
             f" by {by}" if by else ""
         )

@@ -152,6 +152,15 @@ def test_train_analyze_and_report_several_runs_from_the_command_line(
     assert sorted(p.name for p in out.glob("*.png")) == [
         "ablation_curves.png", "mutual_info.png", "selectivity.png"
     ]
+    both = tmp_path / "both"
+    assert main(["report", *stores, "--label", "corruption", "--format", "both",
+                 "--out", str(both)]) == 0  # fmt: skip
+    assert {p.stem for p in both.glob("*.svg")} == {p.stem for p in out.glob("*.png")}
+    assert {p.stem for p in both.glob("*.png")} == {p.stem for p in out.glob("*.png")}
+    svg = tmp_path / "svg"
+    assert main(["report", *stores, "--format", "svg", "--out", str(svg)]) == 0
+    assert not list(svg.glob("*.png")) and len(list(svg.glob("*.svg"))) == 3
+    assert (svg / "report.html").read_text().count("data:image/svg+xml;base64,") == 3
     assert main(["report", *stores, "--label", "colour", "--out", str(tmp_path / "r2")]) == 2
     assert "has no 'colour'" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
