@@ -1,24 +1,24 @@
 """B1: cumulative ablation — directionkit vs the naive hook-per-intervention loop.
 
-Workload (issue 3): MLP 784-512-512-10, 10,000 examples, all 1,024 hidden units,
-10 orderings x 21 fractions.  Three ways compute the same 210 accuracies: the naive
-loop, directionkit's general M-batched path (checked identical to the naive loop) and
-its incremental path for plain ReLU MLPs (float64; checked to differ by at most one
-example per point, and the number of such points is reported).
+Workload (issues 3 and 14): MLP 784-512-512-10, 10,000 examples, all 1,024 hidden units,
+5 orderings x 11 fractions and 10 x 21.  Per run, side by side: the naive loop and
+directionkit's incremental path for plain ReLU MLPs (float32 like the model; asserted to
+differ by at most one example per point, and the number of such points is reported);
+with ``--general`` also the general M-batched path (asserted identical to the naive loop).
+Each run's seconds, the medians and the median per-run speed-up are printed as a table.
 
-    python benchmarks/bench_ablation.py            # full workload
+    python benchmarks/bench_ablation.py            # 5x11 and 10x21, 5 side-by-side runs
     python benchmarks/bench_ablation.py --quick    # CI smoke check, seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import torch
+from runs import Runs, machine
 from torch import nn
 from workload import b1_workload
 
@@ -53,43 +53,65 @@ def naive(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, order: np.ndar
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n, orderings, fractions = (1000, 3, 5) if args.quick else (10_000, 10, 21)
-    model, x, y = b1_workload(n)
-    adapter = TorchAdapter(model, example_input=x[:1])
-
+def one_run(
+    adapter: TorchAdapter, model: nn.Sequential, x: torch.Tensor, y: torch.Tensor,
+    orderings: int, fractions: int, general: bool,
+) -> dict[str, float]:  # fmt: skip
+    """Every method once, side by side, on one workload; exactness asserted."""
     data = (x, y.numpy())
-    runs = {}
-    for method in ("incremental", "general"):
+    n = len(y)
+    times, curves = {}, {}
+    for method in ("incremental", "general") if general else ("incremental",):
         t0 = time.perf_counter()
-        runs[method] = ablation_curve(
+        curves[method] = ablation_curve(
             adapter, data, "all", orderings, fractions, batch_size=1000, method=method
         )
-        runs[method + "_s"] = time.perf_counter() - t0
-    order = runs["general"]["ablation_order"].values[0]
-    grid = runs["general"]["fraction"].values
+        times[method] = time.perf_counter() - t0
+    order = curves["incremental"]["ablation_order"].values[0]
+    grid = curves["incremental"]["fraction"].values
     t0 = time.perf_counter()
     base = naive(model, x, y, order, grid, batch=1000)
-    t_naive = time.perf_counter() - t0
-    general = runs["general"]["ablation_accuracy"].values[0]
-    incremental = runs["incremental"]["ablation_accuracy"].values[0]
-    np.testing.assert_array_equal(general, base)  # same float32 forward passes: identical
-    differing = int(np.count_nonzero(incremental != base))
+    times = {"naive hook loop": time.perf_counter() - t0, **times}
+    if general:  # same float32 forward passes as the naive loop: identical
+        np.testing.assert_array_equal(curves["general"]["ablation_accuracy"].values[0], base)
+    incremental = curves["incremental"]["ablation_accuracy"].values[0]
     worst = float(np.abs(incremental - base).max()) * n
     assert worst <= 1, "incremental curve differs from the naive loop by more than one example"
-    print(f"B1 cumulative ablation: MLP 784-512-512-10, {n} examples, all 1,024 hidden units, "
-          f"{orderings}x{fractions} curve points")  # fmt: skip
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, torch {torch.__version__}")  # fmt: skip
-    print(f"naive hook loop                 {t_naive:8.2f} s")
-    print(f"directionkit, general M-batched {runs['general_s']:8.2f} s  "
-          f"{t_naive / runs['general_s']:6.2f} x  (identical)")  # fmt: skip
-    print(f"directionkit, incremental       {runs['incremental_s']:8.2f} s  "
-          f"{t_naive / runs['incremental_s']:6.2f} x  ({differing} of {base.size} points "
-          f"differ from the naive loop, by at most {worst:.0f} example)")  # fmt: skip
+    differing = int(np.count_nonzero(incremental != base))
+    print(f"  {orderings}x{fractions}: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items())
+          + f"; incremental: {differing} of {base.size} points differ from the naive loop "
+          f"(by at most {worst:.0f} example)", flush=True)  # fmt: skip
+    return {("directionkit " + k if k != "naive hook loop" else k): v for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="CI smoke check: seconds")
+    parser.add_argument("--repeat", type=int, help="side-by-side runs (default 5; quick 1)")
+    parser.add_argument(
+        "--general",
+        action="store_true",
+        help="also time the general M-batched path (~as slow as the naive loop)",
+    )
+    args = parser.parse_args()
+    n = 1000 if args.quick else 10_000
+    shapes = [(3, 5)] if args.quick else [(5, 11), (10, 21)]
+    repeat = args.repeat or (1 if args.quick else 5)
+    model, x, y = b1_workload(n)
+    adapter = TorchAdapter(model, example_input=x[:1])
+    print(f"B1 cumulative ablation: MLP 784-512-512-10, {n} examples, all 1,024 hidden units; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+    print(f"machine: {machine()}")
+    runs = {shape: Runs("naive hook loop") for shape in shapes}
+    for r in range(repeat):
+        print(f"run {r + 1} of {repeat}", flush=True)
+        general = args.general or args.quick
+        for shape in shapes:
+            runs[shape].add(one_run(adapter, model, x, y, *shape, general=general))
+    for (orderings, fractions), table in runs.items():
+        print(f"\n{orderings} orderings x {fractions} fractions ({orderings * fractions} points)")
+        print(table.table())
+    print(f"machine at the end: {machine()}")
 
 
 if __name__ == "__main__":
