@@ -12,7 +12,10 @@ training data (the labels it memorised) with :func:`directionkit.analyze`'s defa
    torch and BLAS at one thread, as each sweep worker runs.  (At torch's default of 2
    threads, tiny matmuls on this 2-core machine are far slower whenever the other core is
    busy -- see "Threads" under issue 5 in RESULTS.md -- which would flatter the sweep.)
-2. ``directionkit.sweep(configs, "train", train_data="train", client=None)``: a
+2. The same tasks on a plain ``ProcessPoolExecutor`` of 2 spawned processes, pool start-up
+   included: what two processes gain over one on this machine, without Dask; the ceiling
+   for any scheduler here.
+2b. ``directionkit.sweep(configs, "train", train_data="train", client=None)``: a
    LocalCluster started by the sweep (one single-threaded process worker per core: 2
    here), cluster start-up included in the time.  Target: >= 1.7x faster than (1).
    The peak resident memory of each worker comes from the store (``peak_rss_mb``).
@@ -68,21 +71,45 @@ def analyze_kwargs(quick: bool) -> dict[str, object]:
     return {}
 
 
-def sequential(models: dict[str, TrainConfig], root: Path, kwargs: dict[str, object]) -> float:
-    """The same work in a plain loop, one thread (as each sweep worker has)."""
+def one_model(config: TrainConfig, run: Path, kwargs: dict[str, object]) -> float:
+    """Train one model into ``run`` and analyse it, at one thread; its seconds."""
+    began = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    began = time.perf_counter()
     try:
         with threadpool_limits(1):
-            for name, config in models.items():
-                run = root / name
-                train(config, run, progress=False, onnx=False)
-                data = run_data(run, "train")
-                dk.analyze(load_model(run), data, train_data=data, progress=False, **kwargs)  # type: ignore[arg-type]
+            train(config, run, progress=False, onnx=False)
+            data = run_data(run, "train")
+            dk.analyze(load_model(run), data, train_data=data, progress=False, **kwargs)  # type: ignore[arg-type]
     finally:
         torch.set_num_threads(threads)
     return time.perf_counter() - began
+
+
+def sequential(models: dict[str, TrainConfig], root: Path, kwargs: dict[str, object]) -> float:
+    """The same work in a plain loop, one thread (as each sweep worker has)."""
+    began = time.perf_counter()
+    for name, config in models.items():
+        one_model(config, root / name, kwargs)
+    return time.perf_counter() - began
+
+
+def process_pool(
+    models: dict[str, TrainConfig], root: Path, kwargs: dict[str, object]
+) -> tuple[float, list[float]]:
+    """The ceiling without Dask: the same tasks on a plain pool of 2 spawned processes.
+
+    Pool start-up (spawn, imports) included, as the sweep's cluster start-up is.  What
+    two processes gain over one on this machine bounds what any scheduler can gain.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    began = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(one_model, c, root / n, kwargs) for n, c in models.items()]
+        seconds = [job.result() for job in jobs]
+    return time.perf_counter() - began, seconds
 
 
 def main() -> int:
@@ -100,6 +127,10 @@ def main() -> int:
         seq = sequential(models, root / "sequential", kwargs)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"sequential loop             {seq:8.1f} s  (this process's peak RSS {rss:.0f} MiB)")
+        pooled, per_model = process_pool(models, root / "pool", kwargs)
+        print(f"plain process pool, 2 procs {pooled:8.1f} s  speed-up {seq / pooled:.2f}x: the "
+              f"ceiling without Dask on this machine (a model took {np.mean(per_model):.1f} s "
+              f"there, {seq / len(models):.1f} s in the loop)")  # fmt: skip
 
         began = time.perf_counter()
         result = dk.sweep(
