@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from directionkit.adapter import LinearChain
 from directionkit.experiments._data import Batches
@@ -50,6 +50,35 @@ def _split(n: int, parts: int) -> list[range]:
     """
     bounds = np.linspace(0, n, parts + 1).round().astype(int)
     return [range(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _split_blocks(n: int, parts: int) -> list[range]:
+    """``range(n)`` in at most ``parts`` contiguous pieces, cut at multiples of BLOCK.
+
+    Examples
+    --------
+    >>> _split_blocks(1000, 2), _split_blocks(100, 2)
+    ([range(0, 512), range(512, 1000)], [range(0, 100)])
+    """
+    blocks = -(-n // BLOCK)
+    cuts = [min(n, BLOCK * piece.start) for piece in _split(blocks, parts)]
+    return [range(a, b) for a, b in itertools.pairwise([*cuts, n])]
+
+
+_CONTROLLER: Any = None
+
+
+def single_threaded_blas() -> Any:
+    """A context in which BLAS runs single-threaded (threadpoolctl).
+
+    The loaded libraries are found once per process: a fresh ``threadpool_limits``
+    scans them again each time (~10 ms here), which the per-batch calls of the fast
+    paths would pay every batch.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _as_matrix(x: Any, dtype: np.dtype[Any]) -> np.ndarray:
@@ -176,16 +205,18 @@ def incremental_accuracy(
     ]  # fmt: skip
 
     def one_ordering(
-        plan: _OrderingPlan, delta_t: np.ndarray, clean_t: np.ndarray, y: np.ndarray
-    ) -> np.ndarray:
-        """Correct counts of the curve points of one ordering, on one batch."""
+        plan: _OrderingPlan, delta_t: np.ndarray, clean_t: np.ndarray, y: np.ndarray,
+        part: range,
+    ) -> np.ndarray:  # fmt: skip
+        """Correct counts of the curve points of one ordering, on examples ``part``."""
         hits = np.zeros(points_per_ordering)
-        clean_perm = clean_t[plan.perm]  # consumer outputs in the ordering's row order
         # blocks of examples small enough that the ordering's steps stay in cache
-        for lo in range(0, y.shape[0], BLOCK):
-            block_y = y[lo : lo + BLOCK]
-            block_delta = delta_t[:, lo : lo + BLOCK]
-            z_t = clean_perm[:, lo : lo + BLOCK].copy()  # edited in place; C-ordered
+        for lo in range(part.start, part.stop, BLOCK):
+            hi = min(lo + BLOCK, part.stop)
+            block_y = y[lo:hi]
+            block_delta = delta_t[:, lo:hi]
+            # consumer outputs in the ordering's row order; edited in place, C-ordered
+            z_t = clean_t[plan.perm, lo:hi]
             relu = np.empty_like(z_t)
             for point in range(points_per_ordering):
                 new, columns, active = plan.steps[point]
@@ -206,9 +237,11 @@ def incremental_accuracy(
     correct = np.zeros(n_rows)
     total = 0
     starts = range(0, n_rows, points_per_ordering)
-    # orderings are independent: one per worker thread (numpy releases the GIL), each
-    # with a single-threaded BLAS, which beats threading the small matmuls themselves
-    workers = _workers(len(starts))
+    # orderings are independent, and so are examples: (ordering, half of the batch)
+    # tasks on worker threads (numpy releases the GIL) balance any number of orderings
+    # over the cores; each with a single-threaded BLAS, which beats threading the small
+    # matmuls themselves
+    workers = _workers(2 * len(starts))
     with ThreadPoolExecutor(workers) as pool:
         for x, y in batches:
             h = _as_matrix(x, dtype)
@@ -218,10 +251,15 @@ def incremental_accuracy(
             check_top_k(k, weights[-1].shape[1], batches.func)
             delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
             clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
-            with threadpool_limits(1, user_api="blas"):
-                jobs = [pool.submit(one_ordering, p, delta_t, clean_t, y) for p in plans]
-                for start, job in zip(starts, jobs, strict=True):
-                    correct[start : start + points_per_ordering] += job.result()
+            parts = _split_blocks(y.shape[0], workers)
+            with single_threaded_blas():
+                jobs = [
+                    [pool.submit(one_ordering, plan, delta_t, clean_t, y, part) for part in parts]
+                    for plan in plans
+                ]
+                for start, ordering_jobs in zip(starts, jobs, strict=True):
+                    for job in ordering_jobs:
+                        correct[start : start + points_per_ordering] += job.result()
                     if tracker is not None:
                         tracker.advance(y.shape[0], points_per_ordering)
             total += y.shape[0]
@@ -322,7 +360,7 @@ def single_unit_scores(
             correct += int(np.count_nonzero(example_hit))
             batch = _Batch(np.ascontiguousarray(h.T), z, y, example_loss, example_hit)
             # disjoint units per worker thread, each with a single-threaded BLAS
-            with threadpool_limits(1, user_api="blas"):
+            with single_threaded_blas():
                 list(pool.map(some_units, _split(n_units, workers), [batch] * workers))
             total += y.shape[0]
             if tracker is not None:
