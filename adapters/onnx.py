@@ -541,19 +541,35 @@ class OnnxAdapter:
             frozenset(interventions.sites if interventions else ()), frozenset(record)
         )
         m_total = 1 if interventions is None else interventions.n_interventions
-        chunk = self._chunk_size(interventions, array.shape[0])
-        logits, recorded = [], {}
-        bound = rewrite.bind_input(array) if self._use_io_binding else None
-        for start in range(0, m_total, chunk):
-            rows = (
-                None
-                if interventions is None
-                else interventions.rows(start, min(start + chunk, m_total))
-            )
-            out, rec = rewrite.run(array, rows, record if start == 0 else (), bound)
-            logits.append(out)
-            recorded.update(rec)
-        return RunOutput(np.concatenate(logits, axis=0), recorded)
+        b = array.shape[0]
+        numel = self._row_numel(interventions, rewrite.at_input)
+        piece = self._example_piece(interventions, b, numel)
+        parts: list[np.ndarray] = []
+        recorded: dict[str, list[np.ndarray]] = {name: [] for name in record}
+        for lo in range(0, b, piece):
+            # pieces of examples that each take every row: the prefix runs once per example
+            x = array[lo : lo + piece]
+            chunk = self._chunk_size(interventions, x.shape[0], numel)
+            bound = rewrite.bind_input(x) if self._use_io_binding else None
+            logits = []
+            for start in range(0, m_total, chunk):
+                rows = (
+                    None
+                    if interventions is None
+                    else interventions.rows(start, min(start + chunk, m_total))
+                )
+                out, rec = rewrite.run(
+                    x, rows, record if start == 0 else (), bound,
+                    noise_rows=None if piece == b else (lo, b),
+                )  # fmt: skip
+                logits.append(out)
+                for name, value in rec.items():
+                    recorded[name].append(value)
+            parts.append(np.concatenate(logits, axis=0))
+        return RunOutput(
+            np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0],
+            {name: np.concatenate(v) for name, v in recorded.items()},
+        )
 
     def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
         """The clean, unreduced activations ``(B, *site shape)`` of ``sites`` for batch ``x``.
@@ -1149,13 +1165,35 @@ class OnnxAdapter:
             array = array.astype(self._input_dtype)
         return np.ascontiguousarray(array)
 
-    def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
+    # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
+    def _row_numel(self, interventions: Interventions | None, at_input: bool) -> int:
+        """Site elements per example and row from the first intervened site on (the part
+        of the graph that runs on M*B rows; all sites when rows expand at the input)."""
+        names = list(self._sites)
+        first = min(
+            (names.index(n) for n in (interventions.sites if interventions else ())), default=0
+        )
+        if at_input:
+            first = 0
+        numel = sum(
+            int(np.prod([d or 1 for d in self._site_info[n].dims])) for n in names[first:]
+        )
+        return max(1, numel)
+
+    def _example_piece(self, interventions: Interventions | None, batch: int, numel: int) -> int:
+        """Examples per session run: all, unless the M rows of the whole batch overflow the
+        budget; then pieces of examples that each take every row (cutting the rows instead
+        would re-run the layers before the first intervened site for every chunk).  Noise
+        is drawn for the whole batch, so noisy interventions keep the batch and cut rows."""
+        if interventions is None or interventions.has_noise:
+            return batch
+        per_example = 4 * 3 * numel * interventions.n_interventions
+        return max(1, min(batch, self.memory_budget // per_example))
+
+    def _chunk_size(self, interventions: Interventions | None, batch: int, numel: int) -> int:
         if interventions is None:
             return 1
-        per_example = sum(
-            int(np.prod([d or 1 for d in info.dims])) for info in self._site_info.values()
-        )
-        per_row = 4 * batch * max(1, per_example) * 3
+        per_row = 4 * batch * numel * 3
         return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
 
     def _run_fixed_batch(

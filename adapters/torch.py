@@ -228,18 +228,28 @@ class TorchAdapter:
         sites = self.sites
         check_request(sites, interventions, record)
         m_total = 1 if interventions is None else interventions.n_interventions
-        chunk = self._chunk_size(interventions, tensor.shape[0])
-        logits, recorded = [], {}
-        for start in range(0, m_total, chunk):
-            rows = (
-                None
-                if interventions is None
-                else interventions.rows(start, min(start + chunk, m_total))
-            )
-            state = _Pass(rows, frozenset(record) if start == 0 else frozenset(), tensor.shape[0])
-            logits.append(self._forward(tensor, state))
-            recorded.update(state.recorded)
-        return RunOutput(np.concatenate(logits, axis=0), recorded)
+        pieces, parts = self._example_piece(interventions, tensor.shape[0]), []
+        for lo in range(0, tensor.shape[0], pieces):
+            piece = tensor[lo : lo + pieces]
+            chunk = self._chunk_size(interventions, piece.shape[0])
+            logits, recorded = [], {}
+            for start in range(0, m_total, chunk):
+                rows = (
+                    None
+                    if interventions is None
+                    else interventions.rows(start, min(start + chunk, m_total))
+                )
+                wanted = frozenset(record) if start == 0 else frozenset()
+                state = _Pass(rows, wanted, piece.shape[0])
+                logits.append(self._forward(piece, state))
+                recorded.update(state.recorded)
+            parts.append(RunOutput(np.concatenate(logits, axis=0), recorded))
+        if len(parts) == 1:
+            return parts[0]
+        return RunOutput(
+            np.concatenate([p.logits for p in parts], axis=1),
+            {n: np.concatenate([p.activations[n] for p in parts]) for n in parts[0].activations},
+        )
 
     def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
         """The clean, unreduced activations ``(B, *site.shape)`` of ``sites`` for batch ``x``.
@@ -504,10 +514,32 @@ class TorchAdapter:
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
 
+    # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
+    def _row_numel(self, interventions: Interventions | None) -> int:
+        """Site elements per example and row from the first intervened site on (the part
+        of the network that runs on M*B rows)."""
+        names = list(self._site_numel)
+        first = min((names.index(n) for n in (interventions.sites if interventions else ())
+                     if n in self._site_numel), default=0)  # fmt: skip
+        if self._expand_at_input:
+            first = 0
+        return max(1, sum(self._site_numel[n] for n in names[first:]))
+
+    def _example_piece(self, interventions: Interventions | None, batch: int) -> int:
+        """Examples per forward pass: all of them, unless the M rows of the whole batch
+        overflow the budget; then pieces of examples that each take every row, so the
+        layers before the first intervened site still run once per example (cutting the
+        rows instead would re-run them for every chunk of rows).  Noise is drawn for the
+        whole batch, so noisy interventions keep the batch and cut the rows."""
+        if interventions is None or interventions.has_noise:
+            return batch
+        per_example = 4 * 3 * self._row_numel(interventions) * interventions.n_interventions
+        return max(1, min(batch, self.memory_budget // per_example))
+
     def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
         if interventions is None:
             return 1
-        per_row = 4 * batch * max(1, sum(self._site_numel.values())) * 3
+        per_row = 4 * batch * self._row_numel(interventions) * 3
         return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
 
     def _check_input(self, x: torch.Tensor) -> None:
