@@ -19,7 +19,7 @@ the ONNX adapter may flip an example whose two top logits differ by float roundi
 (at most one per point, asserted; losses to 1e-4).  Also asserted: the last three ReLU
 maps are alive (over 10% of their elements active).
 
-    python benchmarks/bench_conv.py            # full workload (10,000 images)
+    python benchmarks/bench_conv.py            # full workload (10,000 images), 5 runs
     python benchmarks/bench_conv.py --quick    # CI smoke check, well under a minute
     python benchmarks/bench_conv.py --n 1000   # the full protocol on fewer images
 """
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import platform
 import tempfile
 import time
 import warnings
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from runs import Runs, machine
 from torch import nn
 
 from directionkit.adapters.onnx import OnnxAdapter
@@ -100,9 +99,7 @@ def naive_pass(
                 logits = model(x[start : start + batch])
                 target = y[start : start + batch]
                 correct += int((logits.argmax(1) == target).sum())
-                loss += float(
-                    nn.functional.cross_entropy(logits.double(), target, reduction="sum")
-                )
+                loss += float(nn.functional.cross_entropy(logits.double(), target, reduction="sum"))
     finally:
         for h in handles:
             h.remove()
@@ -162,25 +159,15 @@ def export(model: nn.Module, x: torch.Tensor, path: Path) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--n", type=int, default=None, help="images (default 10,000)")
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--methods", default="general", help="comma-separated methods")
-    args = parser.parse_args()
-    # quick: a CI smoke check of the agreement; the naive loop does the importance of
-    # 4 units per layer only, so its time is not comparable (no ratios printed)
-    n, orderings, fractions = (100, 2, 5) if args.quick else (10_000, 10, 21)
-    n = args.n or n
-    batch = min(args.batch, n)
-    model, x, y = conv_workload(n)
-    scratch = tempfile.TemporaryDirectory()
-    path = Path(scratch.name) / "convnet.onnx"
-    export(model, x, path)
+def one_run(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, path: Path, methods: Sequence[str],
+    orderings: int, fractions: int, batch: int, units: np.ndarray, quick: bool,
+) -> dict[str, float]:  # fmt: skip
+    """Every method once, side by side; agreement with the naive loop asserted."""
+    n = len(y)
     xs, ys = x.numpy(), y.numpy()
     runs, times = {}, {}
-    for method in args.methods.split(","):
+    for method in methods:
         for name, adapter in (
             ("torch", TorchAdapter(model, example_input=x[:1])),
             ("ONNX", OnnxAdapter(path)),
@@ -189,29 +176,11 @@ def main() -> None:
             runs[name, method] = directionkit_run(
                 adapter, xs, ys, orderings, fractions, batch, method
             )
-            times[name, method] = time.perf_counter() - t0
-            print(f"{name} {method}: {times[name, method]:.2f} s", flush=True)
+            times[f"directionkit, {name} {method}"] = time.perf_counter() - t0
     first = next(iter(runs.values()))
     t0 = time.perf_counter()
-    units = np.concatenate([np.arange(4) + 128 * k for k in range(3)]) if args.quick else (
-        np.arange(384)
-    )
     base = naive(model, x, y, first["order"], first["grid"], batch, units)
-    t_naive = time.perf_counter() - t0
-    alive = {
-        i: float((h > 0).float().mean())
-        for i, h in enumerate(site_maps(model, x[:batch])[-3:])
-    }
-    assert min(alive.values()) > 0.1, f"the last ReLU maps are (nearly) dead: {alive}"
-    print(f"B5 ConvNet-11 (width 0.25) conv protocol: {n} images 28x28, scope {SCOPE}, "
-          f"{orderings}x{fractions} curve points + importance of 384 units, "
-          f"batches of {batch}")  # fmt: skip
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")  # fmt: skip
-    print("active fraction of the last three ReLU maps: "
-          + ", ".join(f"{v:.2f}" for v in alive.values()))  # fmt: skip
-    print(f"naive hook loop                     {t_naive:8.2f} s"
-          + ("  (quick: importance of 12 units only; no ratios)" if args.quick else ""))
+    times = {"naive hook loop": time.perf_counter() - t0, **times}
     for (name, method), run in runs.items():
         # accuracies in whole examples; the torch general path runs the naive loop's float32
         # kernels and must agree exactly; ONNX's kernels may round differently, flipping
@@ -225,11 +194,57 @@ def main() -> None:
         limit = 0 if exact else 1
         assert flips.max() <= limit and imp_flips.max() <= limit, (name, method, flips, imp_flips)
         assert loss_err <= (1e-9 if exact else 1e-4), (name, method, loss_err)
-        ratio = "" if args.quick else f"{t_naive / times[name, method]:6.2f} x"
-        print(f"directionkit, {name:5s} {method:11s} {times[name, method]:8.2f} s  {ratio}  "
-              f"curve: {int(np.count_nonzero(flips))} of {flips.size} points differ by 1 "
-              f"example; importance: {int(np.count_nonzero(imp_flips))} of {units.size} "
-              f"units, loss max abs diff {loss_err:.1e}")  # fmt: skip
+        print(f"  {name} {method}: curve: {int(np.count_nonzero(flips))} of {flips.size} points "
+              f"differ by 1 example; importance: {int(np.count_nonzero(imp_flips))} of "
+              f"{units.size} units, loss max abs diff {loss_err:.1e}")  # fmt: skip
+    print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items())
+          + ("  (quick: naive importance of 12 units only; ratios not comparable)" if quick
+             else ""), flush=True)  # fmt: skip
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n", type=int, default=None, help="images (default 10,000)")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--methods", default="general", help="comma-separated methods")
+    parser.add_argument("--repeat", type=int, help="side-by-side runs (default 5; quick 1)")
+    args = parser.parse_args()
+    # quick: a CI smoke check of the agreement; the naive loop does the importance of
+    # 4 units per layer only, so its time is not comparable
+    n, orderings, fractions = (100, 2, 5) if args.quick else (10_000, 10, 21)
+    n = args.n or n
+    batch = min(args.batch, n)
+    repeat = args.repeat or (1 if args.quick else 5)
+    model, x, y = conv_workload(n)
+    scratch = tempfile.TemporaryDirectory()
+    path = Path(scratch.name) / "convnet.onnx"
+    export(model, x, path)
+    alive = {
+        i: float((h > 0).float().mean()) for i, h in enumerate(site_maps(model, x[:batch])[-3:])
+    }
+    assert min(alive.values()) > 0.1, f"the last ReLU maps are (nearly) dead: {alive}"
+    units = (
+        np.concatenate([np.arange(4) + 128 * k for k in range(3)])
+        if args.quick
+        else (np.arange(384))
+    )
+    print(f"B5 ConvNet-11 (width 0.25) conv protocol: {n} images 28x28, scope {SCOPE}, "
+          f"{orderings}x{fractions} curve points + importance of {units.size} units, "
+          f"batches of {batch}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"onnxruntime {ort.__version__}")  # fmt: skip
+    print(f"machine: {machine()}")
+    print("active fraction of the last three ReLU maps: "
+          + ", ".join(f"{v:.2f}" for v in alive.values()))  # fmt: skip
+    runs = Runs("naive hook loop")
+    for r in range(repeat):
+        print(f"run {r + 1} of {repeat}", flush=True)
+        runs.add(one_run(model, x, y, path, args.methods.split(","), orderings, fractions,
+                         batch, units, args.quick))  # fmt: skip
+    if not args.quick:  # quick: the naive loop did less work; no ratios
+        print(runs.table())
+    print(f"machine at the end: {machine()}")
 
 
 if __name__ == "__main__":
