@@ -33,8 +33,18 @@ M interventions are evaluated in one forward pass: the batch is expanded from
 ``B`` to ``M * B`` rows at the first intervened site, so every layer before it
 runs once per data batch (prefix caching).  Models whose graph adds a tensor
 computed before that site to one computed after it (residual connections) cannot
-be expanded mid-way; for them the adapter expands at the input instead, which it
-detects on the first such failure.
+be expanded there; the adapter then expands at the input of the smallest module
+enclosing the site for which expansion works (a forward pre-hook repeating the
+module's first argument M times: for a ResNet site ``layer4.2.relu#1`` the block
+``layer4.2``; ``layer4.2.relu#2`` follows the residual sum and expands at itself),
+trying the site's ancestors from the innermost outwards, and at the model input only
+when none works.  It learns this from failing passes (each failure costs one forward
+pass, once per first intervened site) and remembers it
+(:attr:`TorchAdapter.expansion_points`).
+An ancestor is not used when it is called more than once per forward pass, or
+when it runs after the site (a module shared between blocks); a choice is learned
+only from batches of more than one example, as with ``B == 1`` broadcasting can
+hide the row mismatch that rules a point out.
 """
 
 from __future__ import annotations
@@ -72,6 +82,16 @@ _OUTPUTS = (nn.Softmax, nn.LogSoftmax, nn.Softmax2d)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
+#: Where a pass expands B rows to M*B: at the first intervened site's output, at the
+#: input of the module with this path (a pre-hook), or at the model input ("").
+_AT_SITE: str | None = None
+_AT_INPUT = ""
+
+
+class _Unexpandable(Exception):
+    """Rows cannot be expanded at the point a pass tried; the next point outwards is tried."""
+
+
 @dataclass
 class _Pass:
     """The state of one forward pass through the hooks."""
@@ -80,6 +100,7 @@ class _Pass:
     record: frozenset[str] = frozenset()
     batch_size: int = 0
     expanded: bool = False
+    expand_at: str | None = _AT_SITE
     calls: dict[int, int] = field(default_factory=dict)
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     elements: bool = False  # record unreduced activations
@@ -164,7 +185,11 @@ class TorchAdapter:
         self._sites: dict[str, Site] | None = None
         self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
         self._site_numel: dict[str, int] = {}
-        self._expand_at_input = False
+        #: first intervened site -> index into _expansion_candidates(site), learned
+        self._expansion: dict[str, int] = {}
+        #: expand every request at the model input (the pre-ancestor fallback), for
+        #: comparisons in tests and benchmarks
+        self._force_input_expansion = False
         self._input_shape: tuple[int, ...] | None = None
         self.output_kind = "logits"
         dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
@@ -207,8 +232,30 @@ class TorchAdapter:
 
     @property
     def prefix_cache(self) -> bool:
-        """True unless the graph forced expansion at the input (residual connections)."""
-        return not self._expand_at_input
+        """True unless some request had to expand its rows at the model input.
+
+        Expanding at a site or at the input of an enclosing block still runs every
+        layer before that point once per batch.  Before the first intervened run it is
+        True (nothing has failed yet).
+        """
+        if self._force_input_expansion:
+            return False
+        return all(where != _AT_INPUT for where in self.expansion_points.values())
+
+    @property
+    def expansion_points(self) -> Mapping[str, str]:
+        """Where the B rows become M*B, per first intervened site seen so far.
+
+        The value is the site's own name (expanded at its output), the path of the
+        enclosing module at whose input the rows are expanded (e.g. ``"layer4.2"``),
+        or ``""`` for the model input.  Learned on the first run with ``B > 1`` that
+        starts at that site.
+        """
+        points = {}
+        for site, index in self._expansion.items():
+            where = self._expansion_candidates(site)[index]
+            points[site] = site if where is _AT_SITE else where
+        return points
 
     # -- the seam -----------------------------------------------------------------
     def run(
@@ -382,6 +429,9 @@ class TorchAdapter:
         training = [m.training for m in modules]
         handles = []
         try:
+            if state.expand_at:  # a module path: expand its input
+                block = self.module.get_submodule(state.expand_at)
+                handles.append(block.register_forward_pre_hook(self._make_expander(state)))
             for module in modules:
                 if isinstance(module, ACTIVATION_TYPES):
                     handles.append(module.register_forward_hook(self._make_hook(state)))
@@ -395,6 +445,29 @@ class TorchAdapter:
                 handle.remove()
             for module, flag in zip(modules, training, strict=True):
                 module.training = flag
+
+    def _make_expander(self, state: _Pass):  # type: ignore[no-untyped-def]
+        """A forward pre-hook repeating a module's first argument M times (B -> M*B rows)."""
+
+        def expander(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            b = state.batch_size
+            if state.expanded:
+                # a second call of the module in one pass: its input may be expanded rows
+                # or an unrelated tensor, so it is left to an outer point
+                raise _Unexpandable(
+                    f"module {state.expand_at!r} runs again after the rows were expanded"
+                )
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] != b:
+                raise _Unexpandable(
+                    f"the first argument of module {state.expand_at!r} is not a batch of {b}"
+                )
+            assert state.interventions is not None
+            m = state.interventions.n_interventions
+            state.expanded = True
+            return (x.repeat(m, *([1] * (x.ndim - 1))), *args[1:])
+
+        return expander
 
     def _make_tracer(self, state: _Pass):  # type: ignore[no-untyped-def]
         def tracer(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
@@ -430,6 +503,8 @@ class TorchAdapter:
             if iv is None or name not in iv.sites:
                 return None
             if not state.expanded:
+                if state.expand_at is not _AT_SITE:
+                    raise _Unexpandable(f"site {name!r} runs before {state.expand_at!r}")
                 if output.shape[0] != b:
                     raise InvalidDataError(
                         f"Site {name!r} has batch size {output.shape[0]}, expected {b}."
@@ -474,35 +549,72 @@ class TorchAdapter:
         return out
 
     def _forward(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
+        """Logits ``(M, B, C)``; with M > 1 expanded at the learned point of the first site."""
+        iv = state.interventions
+        m = 1 if iv is None else iv.n_interventions
+        if iv is None or m == 1 or not iv.sites:
+            return self._pass(x, state)
+        first = min(iv.sites, key=lambda name: self.sites[name].depth)
+        candidates = self._expansion_candidates(first)
+        index = (
+            len(candidates) - 1 if self._force_input_expansion else self._expansion.get(first, 0)
+        )
+        b = x.shape[0]
+        while True:
+            attempt = _Pass(iv, state.record, b, expand_at=candidates[index])
+            try:
+                logits = self._pass(x, attempt)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, _Unexpandable) as err:
+                if index == len(candidates) - 1:
+                    raise
+                log.info(
+                    "Rows cannot be expanded at %s for site %r (%s); trying %s.",
+                    _describe(candidates[index], first), first, err,
+                    _describe(candidates[index + 1], first),
+                )  # fmt: skip
+                index += 1
+                continue
+            if not self._force_input_expansion and (b > 1 or index > self._expansion.get(first, 0)):
+                # with B == 1 a 1-row tensor broadcasts against M rows, so a success
+                # does not show the point works for larger batches; a failure does count
+                self._expansion[first] = index
+            state.recorded.update(attempt.recorded)
+            return logits
+
+    def _pass(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
+        """One forward pass expanding rows at ``state.expand_at``."""
         m = 1 if state.interventions is None else state.interventions.n_interventions
+        b = x.shape[0]
         inputs = x
-        if self._expand_at_input and m > 1:
+        if state.expand_at == _AT_INPUT and m > 1:
             inputs = x.repeat(m, *([1] * (x.ndim - 1)))
             state.expanded = True
-            state.batch_size = x.shape[0]
-        try:
-            with self._hooked(state):
-                out = self.module(inputs)
-        except RuntimeError as err:
-            if self._expand_at_input or m == 1 or not state.expanded:
-                raise
-            log.info("Expanding interventions at the model input (%s).", err)
-            self._expand_at_input = True
-            fresh = _Pass(state.interventions, state.record, x.shape[0])
-            logits = self._forward(x, fresh)
-            state.recorded.update(fresh.recorded)
-            return logits
+        with self._hooked(state):
+            out = self.module(inputs)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise UnsupportedModelError(
                 "The model's forward must return class scores of shape (B, C). Got "
                 f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}."
             )
-        b = x.shape[0]
+        if state.expanded and m > 1 and out.shape[0] != m * b:
+            raise _Unexpandable(f"the output has {out.shape[0]} rows, expected {m} x {b}")
         if out.shape[0] == b and m > 1:
             out = out.unsqueeze(0).expand(m, *out.shape)
         if self.output_kind == "probabilities":
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
+
+    def _expansion_candidates(self, site: str) -> tuple[str | None, ...]:
+        """Where rows may expand for a first intervened ``site``, innermost first.
+
+        The site itself (None), then the modules enclosing its activation module, from
+        the innermost outwards, then the model input (``""``).
+        """
+        parts = site.split("#", 1)[0].split(".")
+        ancestors = tuple(".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
+        return (_AT_SITE, *ancestors, _AT_INPUT)
 
     def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
         if interventions is None:
@@ -580,6 +692,12 @@ class TorchAdapter:
                 for depth, name in enumerate(n for n in found if n in self._requested)
             }
         self._sites = found
+
+
+def _describe(where: str | None, site: str) -> str:
+    if where is _AT_SITE:
+        return f"site {site!r}"
+    return "the model input" if where == _AT_INPUT else f"the input of module {where!r}"
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
