@@ -275,17 +275,15 @@ class TorchAdapter:
         sites = self.sites
         check_request(sites, interventions, record)
         m_total = 1 if interventions is None else interventions.n_interventions
-        chunk = self._chunk_size(interventions, tensor.shape[0])
         logits, recorded = [], {}
-        for start in range(0, m_total, chunk):
-            rows = (
-                None
-                if interventions is None
-                else interventions.rows(start, min(start + chunk, m_total))
-            )
+        start = 0
+        while start < m_total:  # the chunk may grow once the expansion point is learned
+            stop = min(start + self._chunk_size(interventions, tensor.shape[0]), m_total)
+            rows = None if interventions is None else interventions.rows(start, stop)
             state = _Pass(rows, frozenset(record) if start == 0 else frozenset(), tensor.shape[0])
             logits.append(self._forward(tensor, state))
             recorded.update(state.recorded)
+            start = stop
         return RunOutput(np.concatenate(logits, axis=0), recorded)
 
     def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
@@ -617,10 +615,37 @@ class TorchAdapter:
         return (_AT_SITE, *ancestors, _AT_INPUT)
 
     def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
+        """Rows per pass: as many as fit the memory budget from the expansion point on.
+
+        Until the point is learned the budget is counted from the input; when that fits
+        only one row but counting from the site fits two, the pass takes two rows, so
+        that the point can be learned (if the rows then expand at the input, that one
+        pass holds up to twice the budget).
+        """
         if interventions is None:
             return 1
-        per_row = 4 * batch * max(1, sum(self._site_numel.values())) * 3
-        return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
+        m = interventions.n_interventions
+        first = min(interventions.sites, key=lambda name: self.sites[name].depth)
+        index = self._expansion.get(first)
+        if self._force_input_expansion or index is None:
+            rows = self._rows_fitting(batch, _AT_INPUT, first)
+            if rows <= 1 and not self._force_input_expansion:
+                rows = min(2, self._rows_fitting(batch, _AT_SITE, first))
+        else:
+            rows = self._rows_fitting(batch, self._expansion_candidates(first)[index], first)
+        return max(1, min(m, rows))
+
+    def _rows_fitting(self, batch: int, where: str | None, first: str) -> int:
+        """How many rows of activations from expansion point ``where`` on fit the budget."""
+        names = list(self._site_numel)  # every activation, in forward order
+        if where == _AT_INPUT:
+            start = 0
+        elif where is _AT_SITE:
+            start = names.index(first)
+        else:
+            start = min(i for i, n in enumerate(names) if n == first or n.startswith(where + "."))
+        numel = sum(self._site_numel[name] for name in names[start:])
+        return self.memory_budget // (4 * batch * max(1, numel) * 3)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Same rank and same features/channels (axis 1) as the input sites were found with."""

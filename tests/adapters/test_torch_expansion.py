@@ -372,3 +372,26 @@ def test_no_hook_is_left_after_failed_expansions_or_an_exception() -> None:
         adapter.run(x, iv)
     assert_same(before, snapshot(net))
     assert net.training
+
+
+def test_the_memory_budget_counts_only_the_activations_that_hold_m_rows() -> None:
+    net = small_resnet()
+    x = images(3)
+    site = "stages.1.1.relu"
+    numel = TorchAdapter(net, example_input=x)._site_numel
+    expanded = sum(n for name, n in numel.items() if name.startswith("stages.1.1."))
+    assert expanded < sum(numel.values()) / 2
+    passes: list[int] = []
+    handle = net.fc.register_forward_hook(lambda m, i, o: passes.append(o.shape[0]))
+    try:  # room for 4 rows of the last block, 1 row of every activation
+        adapter = TorchAdapter(net, example_input=x, memory_budget=4 * 3 * 3 * expanded * 4)
+        iv = Interventions.zero_ablate(adapter.sites, random_masks(adapter, [site], 4, seed=8))
+        adapter.run(x, iv)
+        assert adapter.expansion_points == {site: "stages.1.1"}
+        passes.clear()
+        out = adapter.run(x, iv).logits
+        assert passes == [12]  # all four rows in one pass
+    finally:
+        handle.remove()
+    for row in range(4):
+        np.testing.assert_allclose(out[row], naive_logits(net, x, iv, row), 1e-10, 1e-12)
