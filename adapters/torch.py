@@ -565,8 +565,10 @@ class TorchAdapter:
             except torch.OutOfMemoryError:
                 raise
             except (RuntimeError, _Unexpandable) as err:
-                if index == len(candidates) - 1:
-                    raise
+                if index == len(candidates) - 1 or not (
+                    attempt.expanded or isinstance(err, _Unexpandable)
+                ):
+                    raise  # the last point, or an error before any row was expanded
                 log.info(
                     "Rows cannot be expanded at %s for site %r (%s); trying %s.",
                     _describe(candidates[index], first), first, err,

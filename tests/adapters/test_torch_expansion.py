@@ -395,3 +395,23 @@ def test_the_memory_budget_counts_only_the_activations_that_hold_m_rows() -> Non
         handle.remove()
     for row in range(4):
         np.testing.assert_allclose(out[row], naive_logits(net, x, iv, row), 1e-10, 1e-12)
+
+
+def test_an_error_before_the_rows_expand_is_raised_at_once() -> None:
+    net = small_resnet()
+    boom = Boom()
+    net.stem = nn.Sequential(net.stem, boom)
+    x = images(3)
+    adapter = TorchAdapter(net, example_input=x)
+    passes: list[int] = []
+    handle = net.stem[0][0].register_forward_hook(lambda m, i, o: passes.append(1))
+    boom.armed = True
+    site = "stages.1.1.relu"
+    iv = Interventions.zero_ablate(adapter.sites, random_masks(adapter, [site], 3, seed=9))
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            adapter.run(x, iv)
+    finally:
+        handle.remove()
+    assert passes == [1]  # no other expansion point was tried: the error is not theirs
+    assert adapter.expansion_points == {}
