@@ -536,14 +536,14 @@ class TorchAdapter:
                 f"its 'fill' template was made for {site.shape} (inputs of another size?)."
             )
         shift = iv.shift_with_fill(site, tuple(grouped.shape[2:]))
-        out = grouped * term(iv.scale[name]) + torch.as_tensor(
-            shift, dtype=grouped.dtype, device=grouped.device
-        )
+        out = grouped * term(iv.scale[name])  # a new (M, B, ...) tensor: added to in place
+        if np.any(shift != 0):  # zero-ablation has none: skip a pass over M*B rows
+            out.add_(torch.as_tensor(shift, dtype=grouped.dtype, device=grouped.device))
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
             full = (m, *grouped.shape[1:])
             eps = np.stack([iv.standard_normal(name, r, full[1:]) for r in range(m)])
-            out = out + term(noise_std) * torch.from_numpy(eps).to(grouped.device, grouped.dtype)
+            out.add_(term(noise_std) * torch.from_numpy(eps).to(grouped.device, grouped.dtype))
         return out
 
     def _forward(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
