@@ -33,8 +33,18 @@ M interventions are evaluated in one forward pass: the batch is expanded from
 ``B`` to ``M * B`` rows at the first intervened site, so every layer before it
 runs once per data batch (prefix caching).  Models whose graph adds a tensor
 computed before that site to one computed after it (residual connections) cannot
-be expanded mid-way; for them the adapter expands at the input instead, which it
-detects on the first such failure.
+be expanded there; the adapter then expands at the input of the smallest module
+enclosing the site for which expansion works (a forward pre-hook repeating the
+module's first argument M times: for a ResNet site ``layer4.2.relu#1`` the block
+``layer4.2``; ``layer4.2.relu#2`` follows the residual sum and expands at itself),
+trying the site's ancestors from the innermost outwards, and at the model input only
+when none works.  It learns this from failing passes (each failure costs one forward
+pass, once per first intervened site) and remembers it
+(:attr:`TorchAdapter.expansion_points`).
+An ancestor is not used when it is called more than once per forward pass, or
+when it runs after the site (a module shared between blocks); a choice is learned
+only from batches of more than one example, as with ``B == 1`` broadcasting can
+hide the row mismatch that rules a point out.
 """
 
 from __future__ import annotations
@@ -72,6 +82,16 @@ _OUTPUTS = (nn.Softmax, nn.LogSoftmax, nn.Softmax2d)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
+#: Where a pass expands B rows to M*B: at the first intervened site's output, at the
+#: input of the module with this path (a pre-hook), or at the model input ("").
+_AT_SITE: str | None = None
+_AT_INPUT = ""
+
+
+class _Unexpandable(Exception):
+    """Rows cannot be expanded at the point a pass tried; the next point outwards is tried."""
+
+
 @dataclass
 class _Pass:
     """The state of one forward pass through the hooks."""
@@ -80,6 +100,7 @@ class _Pass:
     record: frozenset[str] = frozenset()
     batch_size: int = 0
     expanded: bool = False
+    expand_at: str | None = _AT_SITE
     calls: dict[int, int] = field(default_factory=dict)
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     elements: bool = False  # record unreduced activations
@@ -164,7 +185,11 @@ class TorchAdapter:
         self._sites: dict[str, Site] | None = None
         self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
         self._site_numel: dict[str, int] = {}
-        self._expand_at_input = False
+        #: first intervened site -> index into _expansion_candidates(site), learned
+        self._expansion: dict[str, int] = {}
+        #: expand every request at the model input (the pre-ancestor fallback), for
+        #: comparisons in tests and benchmarks
+        self._force_input_expansion = False
         self._input_shape: tuple[int, ...] | None = None
         self.output_kind = "logits"
         dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
@@ -187,9 +212,7 @@ class TorchAdapter:
     def site_ops(self) -> Mapping[str, str]:
         """The module class at each site (e.g. ``"ReLU"``), for figure labels."""
         modules = dict(self.module.named_modules())
-        return {
-            name: type(modules[name]).__name__ for name in self.sites if name in modules
-        }
+        return {name: type(modules[name]).__name__ for name in self.sites if name in modules}
 
     @property
     def sites_pending(self) -> bool:
@@ -207,8 +230,30 @@ class TorchAdapter:
 
     @property
     def prefix_cache(self) -> bool:
-        """True unless the graph forced expansion at the input (residual connections)."""
-        return not self._expand_at_input
+        """True unless some request had to expand its rows at the model input.
+
+        Expanding at a site or at the input of an enclosing block still runs every
+        layer before that point once per batch.  Before the first intervened run it is
+        True (nothing has failed yet).
+        """
+        if self._force_input_expansion:
+            return False
+        return all(where != _AT_INPUT for where in self.expansion_points.values())
+
+    @property
+    def expansion_points(self) -> Mapping[str, str]:
+        """Where the B rows become M*B, per first intervened site seen so far.
+
+        The value is the site's own name (expanded at its output), the path of the
+        enclosing module at whose input the rows are expanded (e.g. ``"layer4.2"``),
+        or ``""`` for the model input.  Learned on the first run with ``B > 1`` that
+        starts at that site.
+        """
+        points = {}
+        for site, index in self._expansion.items():
+            where = self._expansion_candidates(site)[index]
+            points[site] = site if where is _AT_SITE else where
+        return points
 
     # -- the seam -----------------------------------------------------------------
     def run(
@@ -228,27 +273,27 @@ class TorchAdapter:
         sites = self.sites
         check_request(sites, interventions, record)
         m_total = 1 if interventions is None else interventions.n_interventions
-        pieces, parts = self._example_piece(interventions, tensor.shape[0]), []
-        for lo in range(0, tensor.shape[0], pieces):
-            piece = tensor[lo : lo + pieces]
-            chunk = self._chunk_size(interventions, piece.shape[0])
+        pieces: list[RunOutput] = []
+        lo = 0
+        while lo < tensor.shape[0]:  # pieces of examples, each taking every row
+            piece = tensor[lo : lo + self._example_piece(interventions, tensor.shape[0] - lo)]
             logits, recorded = [], {}
-            for start in range(0, m_total, chunk):
-                rows = (
-                    None
-                    if interventions is None
-                    else interventions.rows(start, min(start + chunk, m_total))
-                )
+            start = 0
+            while start < m_total:  # the chunk may grow once the expansion point is learned
+                stop = min(start + self._chunk_size(interventions, piece.shape[0]), m_total)
+                rows = None if interventions is None else interventions.rows(start, stop)
                 wanted = frozenset(record) if start == 0 else frozenset()
                 state = _Pass(rows, wanted, piece.shape[0])
                 logits.append(self._forward(piece, state))
                 recorded.update(state.recorded)
-            parts.append(RunOutput(np.concatenate(logits, axis=0), recorded))
-        if len(parts) == 1:
-            return parts[0]
+                start = stop
+            pieces.append(RunOutput(np.concatenate(logits, axis=0), recorded))
+            lo += piece.shape[0]
+        if len(pieces) == 1:
+            return pieces[0]
         return RunOutput(
-            np.concatenate([p.logits for p in parts], axis=1),
-            {n: np.concatenate([p.activations[n] for p in parts]) for n in parts[0].activations},
+            np.concatenate([p.logits for p in pieces], axis=1),
+            {n: np.concatenate([p.activations[n] for p in pieces]) for n in pieces[0].activations},
         )
 
     def record_elements(self, x: Any, sites: Sequence[str]) -> dict[str, np.ndarray]:
@@ -392,6 +437,9 @@ class TorchAdapter:
         training = [m.training for m in modules]
         handles = []
         try:
+            if state.expand_at:  # a module path: expand its input
+                block = self.module.get_submodule(state.expand_at)
+                handles.append(block.register_forward_pre_hook(self._make_expander(state)))
             for module in modules:
                 if isinstance(module, ACTIVATION_TYPES):
                     handles.append(module.register_forward_hook(self._make_hook(state)))
@@ -405,6 +453,29 @@ class TorchAdapter:
                 handle.remove()
             for module, flag in zip(modules, training, strict=True):
                 module.training = flag
+
+    def _make_expander(self, state: _Pass):  # type: ignore[no-untyped-def]
+        """A forward pre-hook repeating a module's first argument M times (B -> M*B rows)."""
+
+        def expander(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            b = state.batch_size
+            if state.expanded:
+                # a second call of the module in one pass: its input may be expanded rows
+                # or an unrelated tensor, so it is left to an outer point
+                raise _Unexpandable(
+                    f"module {state.expand_at!r} runs again after the rows were expanded"
+                )
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] != b:
+                raise _Unexpandable(
+                    f"the first argument of module {state.expand_at!r} is not a batch of {b}"
+                )
+            assert state.interventions is not None
+            m = state.interventions.n_interventions
+            state.expanded = True
+            return (x.repeat(m, *([1] * (x.ndim - 1))), *args[1:])
+
+        return expander
 
     def _make_tracer(self, state: _Pass):  # type: ignore[no-untyped-def]
         def tracer(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
@@ -440,6 +511,8 @@ class TorchAdapter:
             if iv is None or name not in iv.sites:
                 return None
             if not state.expanded:
+                if state.expand_at is not _AT_SITE:
+                    raise _Unexpandable(f"site {name!r} runs before {state.expand_at!r}")
                 if output.shape[0] != b:
                     raise InvalidDataError(
                         f"Site {name!r} has batch size {output.shape[0]}, expected {b}."
@@ -473,74 +546,144 @@ class TorchAdapter:
                 f"its 'fill' template was made for {site.shape} (inputs of another size?)."
             )
         shift = iv.shift_with_fill(site, tuple(grouped.shape[2:]))
-        out = grouped * term(iv.scale[name]) + torch.as_tensor(
-            shift, dtype=grouped.dtype, device=grouped.device
-        )
+        out = grouped * term(iv.scale[name])  # a new (M, B, ...) tensor: added to in place
+        if np.any(shift != 0):  # zero-ablation has none: skip a pass over M*B rows
+            out.add_(torch.as_tensor(shift, dtype=grouped.dtype, device=grouped.device))
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
             full = (m, *grouped.shape[1:])
             eps = np.stack([iv.standard_normal(name, r, full[1:]) for r in range(m)])
-            out = out + term(noise_std) * torch.from_numpy(eps).to(grouped.device, grouped.dtype)
+            out.add_(term(noise_std) * torch.from_numpy(eps).to(grouped.device, grouped.dtype))
         return out
 
     def _forward(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
+        """Logits ``(M, B, C)``; with M > 1 expanded at the learned point of the first site."""
+        iv = state.interventions
+        m = 1 if iv is None else iv.n_interventions
+        if iv is None or m == 1 or not iv.sites:
+            return self._pass(x, state)
+        first = min(iv.sites, key=lambda name: self.sites[name].depth)
+        candidates = self._expansion_candidates(first)
+        index = (
+            len(candidates) - 1 if self._force_input_expansion else self._expansion.get(first, 0)
+        )
+        b = x.shape[0]
+        while True:
+            attempt = _Pass(iv, state.record, b, expand_at=candidates[index])
+            try:
+                logits = self._pass(x, attempt)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, _Unexpandable) as err:
+                if index == len(candidates) - 1 or not (
+                    attempt.expanded or isinstance(err, _Unexpandable)
+                ):
+                    raise  # the last point, or an error before any row was expanded
+                log.info(
+                    "Rows cannot be expanded at %s for site %r (%s); trying %s.",
+                    _describe(candidates[index], first), first, err,
+                    _describe(candidates[index + 1], first),
+                )  # fmt: skip
+                index += 1
+                continue
+            if not self._force_input_expansion and (b > 1 or index > self._expansion.get(first, 0)):
+                # with B == 1 a 1-row tensor broadcasts against M rows, so a success
+                # does not show the point works for larger batches; a failure does count
+                self._expansion[first] = index
+            state.recorded.update(attempt.recorded)
+            return logits
+
+    def _pass(self, x: torch.Tensor, state: _Pass) -> np.ndarray:
+        """One forward pass expanding rows at ``state.expand_at``."""
         m = 1 if state.interventions is None else state.interventions.n_interventions
+        b = x.shape[0]
         inputs = x
-        if self._expand_at_input and m > 1:
+        if state.expand_at == _AT_INPUT and m > 1:
             inputs = x.repeat(m, *([1] * (x.ndim - 1)))
             state.expanded = True
-            state.batch_size = x.shape[0]
-        try:
-            with self._hooked(state):
-                out = self.module(inputs)
-        except RuntimeError as err:
-            if self._expand_at_input or m == 1 or not state.expanded:
-                raise
-            log.info("Expanding interventions at the model input (%s).", err)
-            self._expand_at_input = True
-            fresh = _Pass(state.interventions, state.record, x.shape[0])
-            logits = self._forward(x, fresh)
-            state.recorded.update(fresh.recorded)
-            return logits
+        with self._hooked(state):
+            out = self.module(inputs)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise UnsupportedModelError(
                 "The model's forward must return class scores of shape (B, C). Got "
                 f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}."
             )
-        b = x.shape[0]
+        if state.expanded and m > 1 and out.shape[0] != m * b:
+            raise _Unexpandable(f"the output has {out.shape[0]} rows, expected {m} x {b}")
         if out.shape[0] == b and m > 1:
             out = out.unsqueeze(0).expand(m, *out.shape)
         if self.output_kind == "probabilities":
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
 
-    # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
-    def _row_numel(self, interventions: Interventions | None) -> int:
-        """Site elements per example and row from the first intervened site on (the part
-        of the network that runs on M*B rows)."""
-        names = list(self._site_numel)
-        first = min((names.index(n) for n in (interventions.sites if interventions else ())
-                     if n in self._site_numel), default=0)  # fmt: skip
-        if self._expand_at_input:
-            first = 0
-        return max(1, sum(self._site_numel[n] for n in names[first:]))
+    def _expansion_candidates(self, site: str) -> tuple[str | None, ...]:
+        """Where rows may expand for a first intervened ``site``, innermost first.
 
+        The site itself (None), then the modules enclosing its activation module, from
+        the innermost outwards, then the model input (``""``).
+        """
+        parts = site.split("#", 1)[0].split(".")
+        ancestors = tuple(".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
+        return (_AT_SITE, *ancestors, _AT_INPUT)
+
+    # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
     def _example_piece(self, interventions: Interventions | None, batch: int) -> int:
-        """Examples per forward pass: all of them, unless the M rows of the whole batch
-        overflow the budget; then pieces of examples that each take every row, so the
-        layers before the first intervened site still run once per example (cutting the
-        rows instead would re-run them for every chunk of rows).  Noise is drawn for the
-        whole batch, so noisy interventions keep the batch and cut the rows."""
+        """Examples per forward pass: all ``batch`` of them, unless their M rows overflow
+        the budget; then pieces of examples that each take every row, so the layers before
+        the expansion point still run once per example (cutting the rows instead would
+        re-run them for every chunk of rows).  Counted from the learned expansion point,
+        from the input until it is learned.  Noise is drawn for the whole batch, so noisy
+        interventions keep the batch and cut the rows."""
         if interventions is None or interventions.has_noise:
             return batch
-        per_example = 4 * 3 * self._row_numel(interventions) * interventions.n_interventions
-        return max(1, min(batch, self.memory_budget // per_example))
+        first = min(interventions.sites, key=lambda name: self.sites[name].depth)
+        index = self._expansion.get(first)
+        where = (
+            _AT_INPUT
+            if self._force_input_expansion or index is None
+            else self._expansion_candidates(first)[index]
+        )
+        per_example = 4 * 3 * self._numel_from(where, first) * interventions.n_interventions
+        # until the point is learned, at least two examples: a one-example pass cannot
+        # teach it (one row broadcasts against any number of rows)
+        least = 1 if where != _AT_INPUT or self._force_input_expansion else 2
+        return max(min(batch, least), min(batch, self.memory_budget // per_example))
 
     def _chunk_size(self, interventions: Interventions | None, batch: int) -> int:
+        """Rows per pass: as many as fit the memory budget from the expansion point on.
+
+        Until the point is learned the budget is counted from the input; when that fits
+        only one row but counting from the site fits two, the pass takes two rows, so
+        that the point can be learned (if the rows then expand at the input, that one
+        pass holds up to twice the budget).
+        """
         if interventions is None:
             return 1
-        per_row = 4 * batch * self._row_numel(interventions) * 3
-        return max(1, min(interventions.n_interventions, self.memory_budget // per_row))
+        m = interventions.n_interventions
+        first = min(interventions.sites, key=lambda name: self.sites[name].depth)
+        index = self._expansion.get(first)
+        if self._force_input_expansion or index is None:
+            rows = self._rows_fitting(batch, _AT_INPUT, first)
+            if rows <= 1 and not self._force_input_expansion:
+                rows = min(2, self._rows_fitting(batch, _AT_SITE, first))
+        else:
+            rows = self._rows_fitting(batch, self._expansion_candidates(first)[index], first)
+        return max(1, min(m, rows))
+
+    def _rows_fitting(self, batch: int, where: str | None, first: str) -> int:
+        """How many rows of activations from expansion point ``where`` on fit the budget."""
+        return self.memory_budget // (4 * batch * self._numel_from(where, first) * 3)
+
+    def _numel_from(self, where: str | None, first: str) -> int:
+        """Activation elements per example and row from expansion point ``where`` on."""
+        names = list(self._site_numel)  # every activation, in forward order
+        if where == _AT_INPUT:
+            start = 0
+        elif where is _AT_SITE:
+            start = names.index(first)
+        else:
+            start = min(i for i, n in enumerate(names) if n == first or n.startswith(where + "."))
+        return max(1, sum(self._site_numel[name] for name in names[start:]))
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Same rank and same features/channels (axis 1) as the input sites were found with."""
@@ -612,6 +755,12 @@ class TorchAdapter:
                 for depth, name in enumerate(n for n in found if n in self._requested)
             }
         self._sites = found
+
+
+def _describe(where: str | None, site: str) -> str:
+    if where is _AT_SITE:
+        return f"site {site!r}"
+    return "the model input" if where == _AT_INPUT else f"the input of module {where!r}"
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
