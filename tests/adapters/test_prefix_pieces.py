@@ -50,6 +50,10 @@ def test_torch_pieces_keep_the_prefix_once_per_example_and_the_numbers() -> None
     adapter = TorchAdapter(net, example_input=x[:1], memory_budget=70_000)  # forces pieces
     last = list(adapter.sites)[-1]
     rows = masks(9, adapter.sites[last].n_units)
+    # the first request of a site learns where rows can expand (it counts the budget from
+    # the input until then, which may cost its first piece one more pass); after that:
+    adapter.run(x[:3], Interventions.zero_ablate(adapter.sites, {last: rows}))
+    assert adapter.expansion_points == {last: last}  # a plain chain: at the site itself
     seen: list[int] = []
     handle = net[0].register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
     try:
