@@ -274,3 +274,44 @@ def test_cli_refuses_an_unknown_experiment(tmp_path: Path, capsys) -> None:  # t
     assert main(["reproduce", "fig9", "--out", str(tmp_path / "out")]) == 2
     assert "'fig9'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- scales
+def test_cli_scale_names_are_the_presets() -> None:
+    from directionkit.cli import _SCALE_NAMES
+
+    assert set(_SCALE_NAMES) == set(SCALES)
+
+
+def test_cli_scale_cpu_runs_on_fashion_mnist_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import directionkit.experiments.paper as paper
+
+    calls: list[tuple[object, dict]] = []  # type: ignore[type-arg]
+
+    def fake(experiments: object, out: object, **options: object) -> list[ExperimentResult]:
+        calls.append((experiments, options))
+        return []
+
+    monkeypatch.setattr(paper, "reproduce", fake)
+    assert main(["reproduce", "depth", "--scale", "cpu", "--out", str(tmp_path)]) == 0
+    assert calls[0][0] == ["depth"] and calls[0][1]["scale"] == "cpu"
+    with pytest.raises(SystemExit):  # one scale at a time
+        main(["reproduce", "--quick", "--scale", "cpu", "--out", str(tmp_path)])
+    cpu = SCALES["cpu"]
+    ws = paper._workspace(tmp_path / "ws", "cpu", None, None, "cpu", False, "reproduce")
+    assert ws.dataset == "fashion-mnist" and ws.scale is cpu
+    assert cpu.train_limit is not None and cpu.conv_train_limit is not None
+    assert cpu.conv_train_limit <= cpu.train_limit
+
+
+def test_conv_train_limit_caps_the_convnets_training_images(tmp_path: Path) -> None:
+    import dataclasses
+
+    scale = dataclasses.replace(SCALES["toy"], name="toy-conv", conv_train_limit=120)
+    result = run_experiment("l1", tmp_path, scale=scale, device="cpu", progress=False)
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/config.json")]
+    assert configs and all(c["model"] == "convnet" for c in configs)
+    assert {c["train_limit"] for c in configs} == {120}
+    assert "120 training images" in result.population

@@ -693,6 +693,8 @@ def _conv_runs(ws: Workspace, batch_norm: Sequence[bool] = (True, False)) -> dic
                 lr=s.conv_lr,
                 seed=instance,
             )
+            if s.conv_train_limit is not None:
+                config["train_limit"] = s.conv_train_limit
             runs[f"{'bn' if bn else 'nobn'}-s{instance}"] = ws.train(config, "convnet")
     return runs
 
@@ -702,6 +704,7 @@ def _conv_population(ws: Workspace) -> str:
     return (
         f"11-layer ConvNets (width x {s.conv_width:g}) on {ws.dataset}, with and without "
         f"batch norm, {s.conv_instances} instance(s) each, {s.conv_epochs} epochs (Adam, "
+        f"{'' if s.conv_train_limit is None else f'{s.conv_train_limit} training images, '}"
         f"lr {s.conv_lr:g}); curves on the training data ({s.conv_orderings} orderings), "
         "per-unit measures on the test data."
     )
