@@ -11,7 +11,7 @@ the block holding the first intervened site (``stages.1.1``: the stem, stage 0 a
 (the path residual models took before).  Both directionkit paths are checked against
 the naive loop in every run.
 
-    python benchmarks/bench_resnet.py            # full workload
+    python benchmarks/bench_resnet.py            # full workload, 5 side-by-side runs
     python benchmarks/bench_resnet.py --quick    # CI smoke check, seconds
     python benchmarks/bench_resnet.py --profile  # also cProfile the block path
     python benchmarks/bench_resnet.py --threads 1  # on a busy machine
@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
-import platform
 import pstats
 import time
 
 import numpy as np
 import torch
+from runs import Runs, machine
 from torch import nn
 
 from directionkit.adapters.torch import TorchAdapter
@@ -110,21 +109,11 @@ def timed_curve(adapter: TorchAdapter, data: tuple, orderings: int, fractions: i
     return curve, time.perf_counter() - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--budget-mib", type=int, default=1024,
-                        help="TorchAdapter memory_budget in MiB")  # fmt: skip
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    n, orderings, fractions = (100, 2, 3) if args.quick else (2000, 10, 21)
-    model, x, y = workload(n)  # its forward passes also warm torch up before the timings
+def one_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: int, orderings: int,
+            fractions: int) -> dict[str, float]:  # fmt: skip
+    """The three methods once, side by side; both directionkit paths checked against the loop."""
+    n = len(y)
     data = (x, y.numpy())
-
-    budget = args.budget_mib << 20
     block = TorchAdapter(model, example_input=x[:1], memory_budget=budget)
     forced = TorchAdapter(model, example_input=x[:1], memory_budget=budget)
     forced._force_input_expansion = True  # the pre-B6 path, for comparison
@@ -146,24 +135,48 @@ def main() -> None:
         differing = int(np.count_nonzero(accuracy != base))
         # float32 convolutions over M*B rows may round differently from B rows
         assert worst <= 1, f"{label} path differs from the naive loop by {worst:.0f} examples"
-        print(f"{label} path: {differing} of {base.size} points differ from the naive loop"
+        print(f"  {label} path: {differing} of {base.size} points differ from the naive loop"
               + (f", by at most {worst:.0f} example" if differing else ""))  # fmt: skip
+    print(f"  naive {t_naive:.2f} s, input {t_input:.2f} s, block {t_block:.2f} s", flush=True)
+    return {
+        "naive hook loop": t_naive,
+        "directionkit, expanded at the model input (before B6)": t_input,
+        "directionkit, expanded at the block input": t_block,
+    }
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--budget-mib", type=int, default=1024,
+                        help="TorchAdapter memory_budget in MiB")  # fmt: skip
+    parser.add_argument("--repeat", type=int, help="side-by-side runs (default 5; quick 1)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n, orderings, fractions = (100, 2, 3) if args.quick else (2000, 10, 21)
+    repeat = args.repeat or (1 if args.quick else 5)
+    model, x, y = workload(n)  # its forward passes also warm torch up before the timings
+    budget = args.budget_mib << 20
     print(f"B6 cumulative ablation: ResNet blocks (2, 2, 2) base 4, {n} random 32x32x3 inputs, "
-          f"scope last:3 ({sum(block.sites[s].n_units for s in scope)} units), "
-          f"{orderings}x{fractions} curve points, batch {BATCH}, memory_budget "
-          f"{args.budget_mib} MiB")  # fmt: skip
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, torch {torch.__version__}")  # fmt: skip
-    print(f"naive hook loop                      {t_naive:8.2f} s")
-    print(f"directionkit, expanded at the input  {t_input:8.2f} s  {t_naive / t_input:6.2f} x")
-    print(f"directionkit, expanded at the block  {t_block:8.2f} s  {t_naive / t_block:6.2f} x  "
-          f"({t_input / t_block:.2f} x the input path)")  # fmt: skip
+          f"scope last:3 (blocks stages.1.1, 2.0, 2.1), {orderings}x{fractions} curve points, "
+          f"batch {BATCH}, memory_budget {args.budget_mib} MiB; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"machine: {machine()}")
+    runs = Runs("naive hook loop")
+    for r in range(repeat):
+        print(f"run {r + 1} of {repeat}", flush=True)
+        runs.add(one_run(model, x, y, budget, orderings, fractions))
+    print(runs.table())
+    print(f"machine at the end: {machine()}")
 
     if args.profile:
+        block = TorchAdapter(model, example_input=x[:1], memory_budget=budget)
         profile = cProfile.Profile()
         profile.enable()
-        timed_curve(block, data, orderings, fractions)
+        timed_curve(block, (x, y.numpy()), orderings, fractions)
         profile.disable()
         text = io.StringIO()
         pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(12)
