@@ -94,30 +94,149 @@ def sequential(models: dict[str, TrainConfig], root: Path, kwargs: dict[str, obj
     return time.perf_counter() - began
 
 
+def pool_task(config: TrainConfig, run: Path, kwargs: dict[str, object]) -> dict[str, float]:
+    """:func:`one_model` in a pool process, with when and where it ran (the timeline)."""
+    began = time.time()
+    seconds = one_model(config, run, kwargs)
+    return {"seconds": seconds, "started_at": began, "ended_at": time.time(),
+            "pid": os.getpid()}  # fmt: skip
+
+
+def _leave_fast() -> None:
+    """Pool processes skip the interpreter's teardown at exit, as the sweep's workers do.
+
+    Tearing down torch took 1-4 s per process on this machine, which the pool's shutdown
+    waits for; the sweep's own workers skip it (``directionkit._sweep_worker``), so the
+    ceiling does too.
+    """
+    import atexit
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    atexit.register(leave)
+
+
 def process_pool(
-    models: dict[str, TrainConfig], root: Path, kwargs: dict[str, object]
+    models: dict[str, TrainConfig],
+    root: Path,
+    kwargs: dict[str, object],
+    marks: list[tuple[str, float, object]] | None = None,
 ) -> tuple[float, list[float]]:
     """The ceiling without Dask: the same tasks on a plain pool of 2 spawned processes.
 
-    Pool start-up (spawn, imports) included, as the sweep's cluster start-up is.  What
+    Pool start-up (spawn, imports) included, as the sweep's cluster start-up is; its
+    processes leave without the interpreter's teardown, as the sweep's workers do.  What
     two processes gain over one on this machine bounds what any scheduler can gain.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    marks = [] if marks is None else marks
     began = time.perf_counter()
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(one_model, c, root / n, kwargs) for n, c in models.items()]
-        seconds = [job.result() for job in jobs]
+    marks.append(("connect", time.time(), None))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context, initializer=_leave_fast) as pool:
+        jobs = [pool.submit(pool_task, c, root / n, kwargs) for n, c in models.items()]
+        for job in jobs:
+            marks.append(("task", time.time(), job.result()))
+        marks.append(("collected", time.time(), None))
+    marks.append(("closed", time.time(), None))
+    seconds = [float(m[2]["seconds"]) for m in marks if m[0] == "task"]  # type: ignore[index]
     return time.perf_counter() - began, seconds
+
+
+PHASES = ("prepare", "start", "scatter", "to 1st task", "tasks", "collect", "shutdown", "total")
+
+
+def phases(t0: float, marks: list[tuple[str, float, object]]) -> dict[str, float]:
+    """Wall seconds of each phase of one run, from its marks (see ``_sweep._mark``).
+
+    prepare: the call until the cluster is asked for (store creation); start: until the
+    workers are up (the pool starts its processes with the first task, so 0 there);
+    scatter: the data to the workers; to 1st task: until the first task begins on a
+    worker; tasks: first task start to last task end; collect: until the driver has every
+    result; shutdown: closing the cluster / pool.
+    """
+    at = {event: t for event, t, _ in marks if event != "task"}
+    spans = [d for event, _, d in marks if event == "task"]
+    first = min(float(d["started_at"]) for d in spans)  # type: ignore[index]
+    last = max(float(d["ended_at"]) for d in spans)  # type: ignore[index]
+    connected = at.get("connected", at["connect"])
+    scattered = at.get("scattered", connected)
+    return {
+        "prepare": at["connect"] - t0,
+        "start": connected - at["connect"],
+        "scatter": scattered - connected,
+        "to 1st task": first - scattered,
+        "tasks": last - first,
+        "collect": at["collected"] - last,
+        "shutdown": at["closed"] - at["collected"],
+        "total": at["closed"] - t0,
+    }
+
+
+def task_seconds(marks: list[tuple[str, float, object]]) -> tuple[float, float]:
+    """Mean seconds of each process's first task (imports included) and of the others."""
+    spans = sorted((d for e, _, d in marks if e == "task"), key=lambda d: d["started_at"])  # type: ignore[index]
+    seen: set[float] = set()
+    firsts, others = [], []
+    for d in spans:
+        pid = d["pid"]  # type: ignore[index]
+        seconds = float(d["ended_at"]) - float(d["started_at"])  # type: ignore[index]
+        (others if pid in seen else firsts).append(seconds)
+        seen.add(pid)
+    return float(np.mean(firsts)), float(np.mean(others)) if others else float("nan")
+
+
+def timeline(models: dict[str, TrainConfig], kwargs: dict[str, object], repeats: int) -> None:
+    """The sequential loop once, then ``repeats`` x (process pool, sweep), back to back."""
+    from directionkit import _sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        seq = sequential(models, root / "sequential", kwargs)
+        print(f"sequential loop {seq:.1f} s ({seq / len(models):.2f} s per model)")
+        header = "".join(f"{p:>12}" for p in PHASES)
+        print(f"{'run':<10}{header}{'1st task':>10}{'task':>8}{'vs seq':>8}")
+        for r in range(repeats):
+            for kind in ("pool", "sweep"):
+                marks: list[tuple[str, float, object]] = []
+                t0 = time.time()
+                if kind == "pool":
+                    process_pool(models, root / f"pool{r}", kwargs, marks)
+                else:
+                    _sweep._TIMELINE = marks
+                    try:
+                        dk.sweep(
+                            models, "train", train_data="train", store=root / f"s{r}.zarr",
+                            runs_dir=root / f"runs{r}", progress=False, **kwargs,  # type: ignore[arg-type]
+                        )  # fmt: skip
+                    finally:
+                        _sweep._TIMELINE = None
+                row = phases(t0, marks)
+                first, other = task_seconds(marks)
+                cells = "".join(f"{row[p]:12.2f}" for p in PHASES)
+                print(f"{kind + str(r):<10}{cells}{first:10.2f}{other:8.2f}"
+                      f"{seq / row['total']:7.2f}x", flush=True)  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke check: seconds, no target")
+    parser.add_argument("--timeline", type=int, metavar="N", default=0,
+                        help="only the phases: the loop once, then N x (pool, sweep)")  # fmt: skip
     args = parser.parse_args()
     models = configs(args.quick)
     kwargs = analyze_kwargs(args.quick)
+    if args.timeline:
+        print(f"# bench_sweep --timeline {args.timeline}: {len(models)} digits MLPs, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+        timeline(models, kwargs, args.timeline)
+        return 0
     print(f"# bench_sweep ({'quick' if args.quick else 'full'}): {len(models)} digits MLPs; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "

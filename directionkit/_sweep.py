@@ -47,6 +47,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +465,7 @@ def _run_one(
     filter that silences the warning is process-global state, which a task cannot
     change safely beside other tasks on threads of the same worker.
     """
+    began_at = time.time()
     import zarr
 
     began = time.perf_counter()
@@ -477,9 +479,10 @@ def _run_one(
     # had finished: the store says whether it did, and a finished model is never redone
     # (nor rewritten after the sweep has returned).
     if finished():
-        return {"name": name, "seconds": 0.0, "skipped": True}
+        return {"name": name, "seconds": 0.0, "skipped": True, **_span(began_at)}
     with _single_threaded(single_thread):
         model, history = _load(spec, name, None if runs_dir is None else Path(runs_dir))
+        loaded = time.perf_counter()
         with _single_threaded(single_thread):  # torch may have been imported just now
             result = analyze(
                 model,
@@ -488,10 +491,11 @@ def _run_one(
                 progress=False,
                 **analyze_kwargs,
             )
+    analysed = time.perf_counter()
     dataset = result.dataset
     dataset.attrs["sweep_model"] = name
     if finished():  # another attempt of this task finished first: keep what it wrote
-        return {"name": name, "seconds": 0.0, "skipped": True}
+        return {"name": name, "seconds": 0.0, "skipped": True, **_span(began_at)}
     with atomic_directory(path / UNITS_GROUP / name, overwrite=True) as temporary:
         dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=False)
     group: Any = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
@@ -518,7 +522,28 @@ def _run_one(
     group["peak_rss_mb"][index] = _peak_rss_mb()
     group["finished_at"][index] = time.time()
     group["done"][index] = True  # last: the model counts as finished only now
-    return {"name": name, "seconds": seconds}
+    # where the task's time went (the benchmark's timeline): load / train, analyze, write
+    phases = {
+        "load": loaded - began,
+        "analyze": analysed - loaded,
+        "write": seconds + began - analysed,
+    }
+    return {"name": name, "seconds": seconds, **phases, **_span(began_at)}
+
+
+def _span(began_at: float) -> dict[str, Any]:
+    """When a task ran (wall clock) and where: for the sweep's timeline."""
+    return {"started_at": began_at, "ended_at": time.time(), "pid": os.getpid()}
+
+
+#: Set to a list to record the phases of the next sweeps' dispatch (benchmarks):
+#: ``(event, wall-clock time, detail)`` tuples; ``None`` records nothing.
+_TIMELINE: list[tuple[str, float, Any]] | None = None
+
+
+def _mark(event: str, detail: Any = None) -> None:
+    if _TIMELINE is not None:
+        _TIMELINE.append((event, time.time(), detail))
 
 
 def _peak_rss_mb() -> float:
@@ -568,18 +593,16 @@ def _spawn_safe_main() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _connect(client: Any, n_tasks: int) -> Iterator[tuple[Any, bool]]:
+def _connect(client: Any, n_tasks: int, started: Any = None) -> Iterator[tuple[Any, bool]]:
     """A ``distributed.Client``: the caller's, one to an address, or a new LocalCluster.
 
     Yields the client and whether each worker has one core of its own (our own cluster).
+    ``started``: the future of a cluster :func:`_own_cluster` is already starting.
     """
-    try:
-        distributed: Any = importlib.import_module("distributed")  # untyped
-    except ImportError as err:  # pragma: no cover - the dask extra is missing
-        raise DirectionKitError(
-            f"sweep() runs on dask.distributed ({err}); install it with "
-            "pip install 'directionkit[dask]'."
-        ) from err
+    distributed: Any = _distributed()
+    if started is not None:  # our own cluster, started earlier (_own_cluster)
+        yield started.result()[1], True
+        return
     with _dask_scheduler_kept():
         if isinstance(client, distributed.Client):
             yield client, False
@@ -589,7 +612,18 @@ def _connect(client: Any, n_tasks: int) -> Iterator[tuple[Any, bool]]:
             with distributed.Client(client, set_as_default=False) as connected:
                 yield connected, False
             return
-        yield from _own_cluster(distributed, n_tasks)
+    with _own_cluster(n_tasks) as own:
+        yield own.result()[1], True
+
+
+def _distributed() -> Any:
+    try:
+        return importlib.import_module("distributed")  # untyped
+    except ImportError as err:  # pragma: no cover - the dask extra is missing
+        raise DirectionKitError(
+            f"sweep() runs on dask.distributed ({err}); install it with "
+            "pip install 'directionkit[dask]'."
+        ) from err
 
 
 @contextlib.contextmanager
@@ -611,8 +645,15 @@ def _dask_scheduler_kept() -> Iterator[None]:
             dask.config.set(scheduler=before)
 
 
-def _own_cluster(distributed: Any, n_tasks: int) -> Iterator[tuple[Any, bool]]:
+@contextlib.contextmanager
+def _own_cluster(n_tasks: int) -> Iterator[Any]:
     """A LocalCluster of single-threaded process workers, one per core (at most n_tasks).
+
+    Yields at once a future of ``(cluster, client)``: the cluster starts on a thread, so
+    the driver can go on preparing (creating the store) while the workers spawn and
+    import the task code (the :mod:`directionkit._sweep_worker` preload, which also lets
+    each worker process leave without the interpreter's slow teardown once it has closed
+    cleanly).  Closed on exit.
 
     Its workers run without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``: with it, glibc hands
     every freed buffer above 64 KiB back to the system and torch's training steps fault
@@ -621,20 +662,48 @@ def _own_cluster(distributed: Any, n_tasks: int) -> Iterator[tuple[Any, bool]]:
     """
     import dask
 
+    distributed: Any = _distributed()
     workers = max(1, min(n_tasks, os.cpu_count() or 1))
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with _spawn_safe_main(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        with (
-            distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-            ) as cluster,
-            distributed.Client(cluster, set_as_default=False) as own,
-        ):
-            yield own, True
+
+    def start() -> tuple[Any, Any]:
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            preload=["directionkit._sweep_worker"],
+        )
+        try:
+            return cluster, distributed.Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+
+    failed = False
+    with (
+        _dask_scheduler_kept(),
+        _spawn_safe_main(),
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        ThreadPoolExecutor(1, thread_name_prefix="directionkit-sweep-cluster") as pool,
+    ):
+        _mark("connect")
+        started = pool.submit(start)
+        try:
+            yield started
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            try:
+                cluster, own = started.result()
+            except Exception:
+                if not failed:  # else the sweep's own error says more
+                    raise
+            else:
+                own.close()
+                cluster.close()
 
 
 # --------------------------------------------------------------------------- public API
@@ -773,6 +842,34 @@ def sweep(
             default=lambda v: v.tolist() if isinstance(v, np.ndarray | np.generic) else str(v),
         )
     )
+    with contextlib.ExitStack() as stack:
+        started = None
+        if client is None and (overwrite or not path.exists()):
+            # every model is pending: start the cluster while the store is created
+            started = stack.enter_context(_own_cluster(len(named)))
+        return _sweep_into(
+            path, named, data, train_data, runs, analyze_kwargs, plan, configs, signature,
+            metadata, client, started, overwrite, progress,
+        )  # fmt: skip
+
+
+def _sweep_into(
+    path: Path,
+    named: dict[str, Any],
+    data: Any,
+    train_data: Any,
+    runs: Path,
+    analyze_kwargs: dict[str, Any],
+    plan: _Plan,
+    configs: Mapping[str, dict[str, Any] | None],
+    signature: dict[str, Any],
+    metadata: Mapping[str, Any],
+    client: Any,
+    started: Any,
+    overwrite: bool,
+    progress: bool,
+) -> SweepResult:
+    """The rest of :func:`sweep`: the store, then the pending models (see there)."""
     if path.exists() and not overwrite:
         previous = _read_attrs(path).get(SWEEP_KIND)
         if previous != signature:
@@ -791,8 +888,9 @@ def sweep(
     failures: dict[str, BaseException] = {}
     if pending:
         failures = _dispatch(
-            path, names, named, pending, data, train_data, runs, analyze_kwargs, client, progress
-        )
+            path, names, named, pending, data, train_data, runs, analyze_kwargs, client,
+            started, progress,
+        )  # fmt: skip
     if failures:
         listed = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in failures.items())
         raise DirectionKitError(
@@ -812,14 +910,19 @@ def _dispatch(
     runs: Path,
     analyze_kwargs: dict[str, Any],
     client: Any,
+    started: Any,
     progress: bool,
 ) -> dict[str, BaseException]:
     as_completed: Any = importlib.import_module("distributed").as_completed
 
     failures: dict[str, BaseException] = {}
-    with _connect(client, len(pending)) as (connected, own):
+    if started is None:
+        _mark("connect")
+    with _connect(client, len(pending), started) as (connected, own):
+        _mark("connected")
         shared_data = _scatter(connected, data)
         shared_train = _scatter(connected, train_data)
+        _mark("scattered")
         token = uuid.uuid4().hex[:8]
         futures = {
             connected.submit(
@@ -848,9 +951,13 @@ def _dispatch(
                 error = future.exception()
                 if error is not None:
                     failures[futures[future]] = error
+                else:
+                    _mark("task", future.result())
                 bar.update(1)
         finally:
             bar.close()
+        _mark("collected")
+    _mark("closed")
     return failures
 
 

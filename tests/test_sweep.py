@@ -452,3 +452,27 @@ def test_torch_modules_onnx_files_and_run_directories(tmp_path: Path, client) ->
     history = xr.open_zarr(run / "history.zarr")
     for name in ("run", "config"):  # both trained with the same config: the same history
         assert float(result["test_accuracy"].sel(model=name)) == float(history["test_accuracy"][-1])
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_a_cleanly_closed_worker_skips_the_interpreter_teardown(closed: bool) -> None:
+    """The own cluster's preload: after ``dask_teardown`` the process leaves at exit without
+    the rest of the teardown (torch's took past the nanny's 4 s grace period), its output
+    flushed; a worker that did not close cleanly exits as usual."""
+    script = textwrap.dedent(f"""
+        import atexit, sys
+        atexit.register(print, "EARLIER HANDLER RAN")  # registered first: runs last
+        from directionkit import _sweep_worker
+        _sweep_worker.dask_setup(None)
+        assert "directionkit._sweep" in sys.modules
+        if {closed}:
+            _sweep_worker.dask_teardown(None)
+        sys.stdout.write("UNFLUSHED OUTPUT")
+        sys.exit(0)
+    """)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=_env(0)
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "UNFLUSHED OUTPUT" in run.stdout
+    assert ("EARLIER HANDLER RAN" in run.stdout) is not closed
