@@ -46,8 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="CI smoke check: seconds")
     parser.add_argument("--repeat", type=int, help="side-by-side runs (default 5; quick 1)")
+    parser.add_argument("--per-evals", help="Captum perturbations_per_eval to try in run 1, "
+                        "comma-separated (default 1,4,16,64)")  # fmt: skip
     args = parser.parse_args()
     n, per_evals = (500, (1, 16)) if args.quick else (10_000, (1, 4, 16, 64))
+    if args.per_evals:
+        per_evals = tuple(int(v) for v in args.per_evals.split(","))
     repeat = args.repeat or (1 if args.quick else 5)
     torch.manual_seed(0)
     model = mlp()
