@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.stats import spearmanr
 
 from directionkit._validation import check_int, parameter_error
 from directionkit.errors import InvalidDataError
@@ -252,6 +251,8 @@ def selection_report(
         if size > n:
             raise parameter_error("subset_size", func, f"at most the {n} models", size)
         sign = 1.0 if directions.get(measure, True) else -1.0
+        from scipy.stats import spearmanr  # slow to import: only where it is used
+
         rho, pvalue = spearmanr(x, y)
         hits = np.zeros(len(tops))
         gaps = np.empty(n_subsets)

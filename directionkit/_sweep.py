@@ -659,6 +659,11 @@ def _own_cluster(n_tasks: int) -> Iterator[Any]:
     every freed buffer above 64 KiB back to the system and torch's training steps fault
     them back in; a digits MLP trained 1.6x slower in a worker than in a plain process
     (benchmarks/RESULTS.md, issue 13).
+
+    Nor with Dask's statistical profiler: it samples every worker thread's stack every
+    10 ms, and on a machine with one worker per core that sampling competes with the
+    tasks themselves; a sweep task (train + analyze a digits MLP) took 4.0 s with it and
+    3.2 s without on the 2-core benchmark machine (RESULTS.md, issue 13).
     """
     import dask
 
@@ -685,7 +690,12 @@ def _own_cluster(n_tasks: int) -> Iterator[Any]:
     with (
         _dask_scheduler_kept(),
         _spawn_safe_main(),
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        dask.config.set(
+            {
+                "distributed.nanny.pre-spawn-environ": environ,
+                "distributed.worker.profile.enabled": False,
+            }
+        ),
         ThreadPoolExecutor(1, thread_name_prefix="directionkit-sweep-cluster") as pool,
     ):
         _mark("connect")
