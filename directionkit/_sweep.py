@@ -29,7 +29,10 @@ Each task writes only its own region: the root arrays are chunked one model per 
 (so two workers never write the same chunk file), the model's group is written under a
 temporary name and renamed into place, and ``done[model]`` is set last.  A sweep killed
 at any point therefore leaves a valid store in which ``done`` says exactly which models
-are complete, and rerunning the same sweep on it analyses only the others.
+are complete, and rerunning the same sweep on it analyses only the others.  Every chunk
+of both kinds of group carries a CRC-32C checksum, as :meth:`Analysis.save` writes them:
+:func:`open_sweep` and :meth:`SweepResult.units` refuse a missing or damaged chunk with a
+:class:`~directionkit.errors.StoreError` naming the variable.
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ from directionkit.errors import DirectionKitError, InvalidParameterError, StoreE
 from directionkit.store import (
     VERSION_ATTR,
     Analysis,
+    _checksummed,
+    _damaged,
     _no_consolidation_warning,
+    _verify,
     atomic_directory,
 )
 
@@ -313,15 +319,27 @@ def _create_store(path: Path, root: xr.Dataset, attrs: dict[str, Any], overwrite
     root = root.copy()
     root.attrs = {**attrs, VERSION_ATTR: _version()}
     # one model per chunk: concurrent tasks never write the same chunk file
-    encoding = {
-        name: {"chunks": (1, *var.shape[1:])}
-        for name, var in root.data_vars.items()
-        if var.dims[:1] == ("model",)
-    }
+    encoding = _checksummed_encoding(root)
+    for name, var in root.data_vars.items():
+        if var.dims[:1] == ("model",):
+            encoding[str(name)]["chunks"] = (1, *var.shape[1:])
     with atomic_directory(path, overwrite=overwrite) as temporary:
         with _no_consolidation_warning():
-            root.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding)
+            root.to_zarr(
+                temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding,
+                write_empty_chunks=True,
+            )  # fmt: skip
         zarr.open_group(temporary / UNITS_GROUP, mode="w-", zarr_format=3)
+
+
+def _checksummed_encoding(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Every chunk of every variable written, with a CRC-32C checksum (as ``Analysis.save``).
+
+    Every chunk exists from the start (``write_empty_chunks``), so a missing chunk file is
+    damage, never a chunk not yet written; :func:`open_sweep` and
+    :meth:`SweepResult.units` check both.
+    """
+    return {str(name): {"compressors": _checksummed()} for name in dataset.variables}
 
 
 def _version() -> str:
@@ -497,7 +515,10 @@ def _run_one(
     if finished():  # another attempt of this task finished first: keep what it wrote
         return {"name": name, "seconds": 0.0, "skipped": True, **_span(began_at)}
     with atomic_directory(path / UNITS_GROUP / name, overwrite=True) as temporary:
-        dataset.to_zarr(temporary, mode="w-", zarr_format=3, consolidated=False)
+        dataset.to_zarr(
+            temporary, mode="w-", zarr_format=3, consolidated=False,
+            encoding=_checksummed_encoding(dataset), write_empty_chunks=True,
+        )  # fmt: skip
     group: Any = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
     scalars = {
         "accuracy": float(dataset["accuracy"]),
@@ -1038,7 +1059,7 @@ class SweepResult:
         group = self.path / UNITS_GROUP / name
         if name not in self.done or not group.is_dir():
             raise StoreError(f"Model {name!r} of the sweep at {str(self.path)!r} is not done.")
-        return Analysis(xr.open_zarr(group, consolidated=False, chunks=None).load())
+        return Analysis(_load_checked(group, consolidated=False))
 
     def unit_variable(self, variable: str) -> xr.DataArray:
         """A per-unit variable of every finished model, padded with NaN: dims ``(model, unit)``.
@@ -1067,6 +1088,12 @@ class SweepResult:
 def open_sweep(path: str | os.PathLike[str]) -> SweepResult:
     """Read a sweep store written by :func:`sweep` (finished or not).
 
+    Raises
+    ------
+    StoreError
+        No folder at ``path``, not a sweep store, or a chunk of the root group missing or
+        damaged (the error names the variable).
+
     Examples
     --------
     >>> open_sweep("/nonexistent.zarr")
@@ -1079,10 +1106,26 @@ def open_sweep(path: str | os.PathLike[str]) -> SweepResult:
         raise StoreError(f"No sweep store at {str(source)!r}: no such folder.")
     if SWEEP_KIND not in _read_attrs(source):
         raise StoreError(f"{str(source)!r} is a zarr store but not a directionkit sweep.")
-    # the chunks change under a running sweep; the metadata never does.  Read without
-    # dask (chunks=None): it must not depend on which dask scheduler is the default
-    dataset = xr.open_zarr(source, consolidated=True, chunks=None).load()
-    return SweepResult(source, dataset)
+    # the chunks change under a running sweep; the metadata never does
+    return SweepResult(source, _load_checked(source, consolidated=True))
+
+
+def _load_checked(source: Path, *, consolidated: bool) -> xr.Dataset:
+    """A group of a sweep store, loaded, every checksummed chunk present and intact.
+
+    A missing or damaged chunk is a :class:`~directionkit.errors.StoreError` naming the
+    variable; stores written before the sweep wrote checksums are read unchecked.  Read
+    without dask (``chunks=None``): it must not depend on which dask scheduler is the
+    default.
+    """
+    _verify(source, read=True)
+    dataset = xr.open_zarr(source, consolidated=consolidated, chunks=None)
+    for name, variable in dataset.variables.items():
+        try:
+            variable.load()
+        except Exception as err:  # a chunk zarr cannot decode: damaged, whatever the codec
+            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
+    return dataset
 
 
 # --------------------------------------------------------------------------- TOML configs

@@ -269,6 +269,36 @@ def test_rerun_skips_finished_models_and_a_different_sweep_is_refused(
     assert third.dataset.sizes["ordering"] == 3 and third.done == ["m0", "m1"]
 
 
+def _chunk_files(array: Path) -> list[Path]:
+    return sorted(p for p in (array / "c").rglob("*") if p.is_file())
+
+
+def test_damaged_or_missing_chunks_are_errors_naming_the_variable(tmp_path: Path, client) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "s.zarr"
+    dk.sweep(population(tmp_path, 2), data(), store=store, client=client, progress=False,
+             orderings=2)  # fmt: skip
+    # a flipped bit in model m1's chunk of a root array: the checksum catches it
+    chunk = _chunk_files(store / "accuracy")[1]
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(dk.StoreError, match=r"damaged: variable 'accuracy' has a damaged chunk"):
+        dk.open_sweep(store)
+    raw[len(raw) // 2] ^= 0x01  # repaired: the store reads again, with its values
+    chunk.write_bytes(bytes(raw))
+    result = dk.open_sweep(store)
+    assert result.done == ["m0", "m1"]
+    assert float(result.dataset["accuracy"].sel(model="m1")) == float(expected(1)["accuracy"])
+    # a model's per-unit group: a deleted chunk file is missing, not silently NaN
+    (deleted,) = _chunk_files(store / "units" / "m0" / "selectivity")
+    deleted.unlink()
+    with pytest.raises(dk.StoreError, match=r"variable 'selectivity' is missing 1 of its 1 chunk"):
+        result.units("m0")
+    with pytest.raises(dk.StoreError, match="'selectivity'"):
+        result.unit_variable("selectivity")
+    np.testing.assert_allclose(result.units("m1")["selectivity"], expected(1)["selectivity"])
+
+
 def failing(path: str) -> NumpyMLPAdapter:
     if Path(path).name == "1" and not Path(path).with_name("fixed").exists():
         raise RuntimeError("checkpoint 1 is corrupt")
