@@ -30,7 +30,7 @@ import torch
 from runs import Runs, machine
 from torch import nn
 
-from directionkit.adapters.torch import TorchAdapter
+from directionkit.adapters.torch import CPU_MEMORY_BUDGET, TorchAdapter
 from directionkit.experiments import ablation_curve, n_clamped
 from directionkit.reference_models.models import ResNet
 
@@ -150,8 +150,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--budget-mib", type=int, default=1024,
-                        help="TorchAdapter memory_budget in MiB")  # fmt: skip
+    parser.add_argument("--budget-mib", type=int, default=CPU_MEMORY_BUDGET >> 20,
+                        help="TorchAdapter memory_budget in MiB (its CPU default)")  # fmt: skip
     parser.add_argument("--repeat", type=int, help="side-by-side runs (default 5; quick 1)")
     args = parser.parse_args()
     if args.threads:

@@ -323,3 +323,9 @@ def test_experiments_find_the_sites_from_their_first_batch() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         record_activations(TorchAdapter(mlp()), (X, y), f"{tmp}/acts.zarr")
+
+
+def test_the_default_memory_budget_is_256_mib_on_the_cpu() -> None:
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert TorchAdapter(net).memory_budget == 256 * 2**20
+    assert TorchAdapter(net, memory_budget=12345).memory_budget == 12345
