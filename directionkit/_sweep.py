@@ -666,6 +666,17 @@ def _dask_scheduler_kept() -> Iterator[None]:
             dask.config.set(scheduler=before)
 
 
+#: Dask's periodic housekeeping, less often in the sweep's own cluster: every wake-up of a
+#: worker's event loop takes the GIL from the task running beside it.  Defaults 20 ms,
+#: 500 ms and 100 ms; with these the 16-model benchmark sweep ran 39.7-39.9 s against
+#: 42.2-45.2 s (RESULTS.md, issue 13).  The memory monitor still checks every second.
+_QUIET_EVENT_LOOPS = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 @contextlib.contextmanager
 def _own_cluster(n_tasks: int) -> Iterator[Any]:
     """A LocalCluster of single-threaded process workers, one per core (at most n_tasks).
@@ -684,7 +695,9 @@ def _own_cluster(n_tasks: int) -> Iterator[Any]:
     Nor with Dask's statistical profiler: it samples every worker thread's stack every
     10 ms, and on a machine with one worker per core that sampling competes with the
     tasks themselves; a sweep task (train + analyze a digits MLP) took 4.0 s with it and
-    3.2 s without on the 2-core benchmark machine (RESULTS.md, issue 13).
+    3.2 s without on the 2-core benchmark machine (RESULTS.md, issue 13).  Its other
+    periodic callbacks run less often (:data:`_QUIET_EVENT_LOOPS`).  A cluster the caller
+    passes is used as it is configured.
     """
     import dask
 
@@ -715,6 +728,7 @@ def _own_cluster(n_tasks: int) -> Iterator[Any]:
             {
                 "distributed.nanny.pre-spawn-environ": environ,
                 "distributed.worker.profile.enabled": False,
+                **_QUIET_EVENT_LOOPS,
             }
         ),
         ThreadPoolExecutor(1, thread_name_prefix="directionkit-sweep-cluster") as pool,

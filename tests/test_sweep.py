@@ -506,3 +506,22 @@ def test_a_cleanly_closed_worker_skips_the_interpreter_teardown(closed: bool) ->
     assert run.returncode == 0, run.stderr[-3000:]
     assert "UNFLUSHED OUTPUT" in run.stdout
     assert ("EARLIER HANDLER RAN" in run.stdout) is not closed
+
+
+def test_the_own_clusters_workers_run_without_the_profiler_and_with_quiet_event_loops() -> None:
+    """Dask's 10 ms stack sampling and 20 ms ticks compete with the task for the GIL: the
+    sweep's own cluster turns the one off and slows the others (a real process worker)."""
+    from directionkit import _sweep
+
+    def settings(dask_worker):  # type: ignore[no-untyped-def]
+        import dask as worker_dask
+
+        keys = ["distributed.worker.profile.enabled", *_sweep._QUIET_EVENT_LOOPS]
+        values = [worker_dask.config.get(k) for k in keys]
+        return "profile" in dask_worker.periodic_callbacks, values
+
+    with _sweep._own_cluster(1) as started:
+        _, own = started.result()
+        (found,) = own.run(settings).values()
+    assert found == (False, [False, *_sweep._QUIET_EVENT_LOOPS.values()])
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # ours left alone
