@@ -29,9 +29,11 @@ from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import check_labels_fit, check_top_k, top_k_hits
 from directionkit.experiments._progress import Tracker
 
-#: Examples per block: an ordering's steps then work on a cache-resident (units, BLOCK)
-#: array instead of streaming the whole batch through memory at every step.
-BLOCK = 256
+#: Examples per block: an ordering's steps then work on a (units, BLOCK) array that
+#: stays near the caches instead of streaming the whole batch through memory at every
+#: step.  1,024 measured best of 256-2,048 on B1 (10x21: 1.37 s against 1.90 s at 256;
+#: benchmarks/RESULTS.md): longer rows amortise each step's per-call overhead.
+BLOCK = 1024
 
 
 def _workers(tasks: int) -> int:
@@ -57,8 +59,8 @@ def _split_blocks(n: int, parts: int) -> list[range]:
 
     Examples
     --------
-    >>> _split_blocks(1000, 2), _split_blocks(100, 2)
-    ([range(0, 512), range(512, 1000)], [range(0, 100)])
+    >>> _split_blocks(5000, 2), _split_blocks(1000, 2)
+    ([range(0, 2048), range(2048, 5000)], [range(0, 1000)])
     """
     blocks = -(-n // BLOCK)
     cuts = [min(n, BLOCK * piece.start) for piece in _split(blocks, parts)]

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from directionkit.experiments import ablation_curve
+from directionkit.experiments import _incremental, ablation_curve
 from directionkit.testing import NumpyMLPAdapter
 
 
@@ -30,8 +30,18 @@ def problems(draw: st.DrawFn) -> tuple[NumpyMLPAdapter, np.ndarray, np.ndarray, 
 
 
 @settings(max_examples=60, deadline=None)
-@given(problems(), st.integers(1, 3), st.integers(2, 7))
-def test_incremental_equals_general_on_any_mlp(problem, orderings, fractions) -> None:  # type: ignore[no-untyped-def]
+@given(problems(), st.integers(1, 3), st.integers(2, 7), st.sampled_from([1, 3, 8, 1024]))
+def test_incremental_equals_general_on_any_mlp(problem, orderings, fractions, block) -> None:  # type: ignore[no-untyped-def]
+    """``block``: examples per block (the library's 1,024 is one block per test batch; the
+    small ones cut each batch into several blocks and worker tasks)."""
+    saved, _incremental.BLOCK = _incremental.BLOCK, block
+    try:
+        check_incremental_equals_general(problem, orderings, fractions)
+    finally:
+        _incremental.BLOCK = saved
+
+
+def check_incremental_equals_general(problem, orderings, fractions) -> None:  # type: ignore[no-untyped-def]
     net, x, y, scope, mean, seed = problem
     means = (
         {s: np.random.default_rng(seed + 3).uniform(0, 1, net.sites[s].n_units) for s in net.sites}
