@@ -792,7 +792,11 @@ def sweep(
     client : None, distributed.Client or str
         ``None`` starts a ``LocalCluster`` with one single-threaded process worker per core
         (at most one per model) and closes it at the end; a ``Client`` or a scheduler
-        address is used as it is.
+        address is used as it is.  The own cluster's workers run without Dask's stack
+        profiler and with slower housekeeping ticks, which otherwise compete with the
+        tasks for the GIL when every core has a worker (about 20 % of a small model's
+        task time on the 2-core benchmark machine); for a cluster of your own with one
+        worker per core, consider ``distributed.worker.profile.enabled: false``.
     runs_dir : str or path-like, optional
         Where configs are trained; default ``<store>.runs`` beside the store.
     metadata : mapping of str to dict, optional
