@@ -236,25 +236,36 @@ def incremental_accuracy(
                 )
         return hits
 
+    def prefix(x: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One batch's first site activity less its fill, and the consumer's clean input."""
+        h = _as_matrix(x, dtype)
+        for layer in range(first + 1):
+            h = np.maximum(h @ weights[layer] + biases[layer], 0)
+        check_labels_fit(y, weights[-1].shape[1], batches.func)
+        check_top_k(k, weights[-1].shape[1], batches.func)
+        delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
+        clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
+        return delta_t, clean_t, y
+
     correct = np.zeros(n_rows)
     total = 0
     starts = range(0, n_rows, points_per_ordering)
-    # orderings are independent, and so are examples: (ordering, half of the batch)
-    # tasks on worker threads (numpy releases the GIL) balance any number of orderings
-    # over the cores; each with a single-threaded BLAS, which beats threading the small
-    # matmuls themselves
+    # orderings are independent, and so are examples: (ordering, part of the batch) tasks
+    # on worker threads (numpy releases the GIL) balance any number of orderings over the
+    # cores; each with a single-threaded BLAS, which beats threading the small matmuls
+    # themselves.  The orderings hold the GIL often enough not to fill two cores, so the
+    # next batch's prefix runs beside them on its own thread
     workers = _workers(2 * len(starts))
-    with ThreadPoolExecutor(workers) as pool:
-        for x, y in batches:
-            h = _as_matrix(x, dtype)
-            for layer in range(first + 1):  # the prefix, once per batch, BLAS threaded
-                h = np.maximum(h @ weights[layer] + biases[layer], 0)
-            check_labels_fit(y, weights[-1].shape[1], batches.func)
-            check_top_k(k, weights[-1].shape[1], batches.func)
-            delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
-            clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
-            parts = _split_blocks(y.shape[0], workers)
-            with single_threaded_blas():
+    pending = iter(batches)
+    following = next(pending, None)
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as ahead:
+        ready = None if following is None else prefix(*following)  # BLAS on every core
+        with single_threaded_blas():
+            while ready is not None:
+                delta_t, clean_t, y = ready
+                following = next(pending, None)
+                upcoming = None if following is None else ahead.submit(prefix, *following)
+                parts = _split_blocks(y.shape[0], workers)
                 jobs = [
                     [pool.submit(one_ordering, plan, delta_t, clean_t, y, part) for part in parts]
                     for plan in plans
@@ -264,7 +275,8 @@ def incremental_accuracy(
                         correct[start : start + points_per_ordering] += job.result()
                     if tracker is not None:
                         tracker.advance(y.shape[0], points_per_ordering)
-            total += y.shape[0]
+                total += y.shape[0]
+                ready = None if upcoming is None else upcoming.result()
     return correct / total
 
 
