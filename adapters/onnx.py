@@ -106,7 +106,14 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
-from directionkit.adapter import Interventions, LinearChain, RunOutput, Site, check_request
+from directionkit.adapter import (
+    CPU_MEMORY_BUDGET,
+    Interventions,
+    LinearChain,
+    RunOutput,
+    Site,
+    check_request,
+)
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -396,8 +403,11 @@ class OnnxAdapter:
         Name of the graph output holding the class scores, when there are several.
     device : {"cpu", "cuda"}, optional
         Shorthand for ``providers``.
-    memory_budget : int
+    memory_budget : int, optional
         Bytes of site activations one session run may hold; M is chunked to fit.
+        Default: 256 MiB when the session runs on the CPU, 1 GiB on CUDA (as
+        :class:`~directionkit.adapters.torch.TorchAdapter`; on the CPU the B6 ResNet ran
+        2.6-2.7 s at 256 MiB against 2.8-3.6 s at 1 GiB, ConvNet-11 no slower).
     graph_optimization : bool
         Keep onnxruntime's graph optimisations on (the default); off is for checks.
     io_binding : bool, optional
@@ -422,7 +432,7 @@ class OnnxAdapter:
         output: str | None = None,
         *,
         device: str | None = None,
-        memory_budget: int = 1 << 30,
+        memory_budget: int | None = None,
         graph_optimization: bool = True,
         io_binding: bool | None = None,
     ) -> None:
@@ -469,7 +479,7 @@ class OnnxAdapter:
         self._options.log_severity_level = 3
         if not graph_optimization:
             self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.memory_budget = int(memory_budget)
+        self.memory_budget = int(memory_budget or CPU_MEMORY_BUDGET)  # see below
         self._sessions: dict[tuple[Any, ...], _Rewrite] = {}
         if fixed_run_seconds is not None:
             self._warn_fixed_batch(fixed_run_seconds)
@@ -490,6 +500,8 @@ class OnnxAdapter:
             raise UnsupportedModelError(
                 f"onnxruntime cannot run this model ({hint}): {str(err).strip()}"
             ) from err
+        if memory_budget is None and self._active_device != "cpu":
+            self.memory_budget = 1 << 30
 
     # -- properties ---------------------------------------------------------------
     @property

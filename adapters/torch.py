@@ -60,7 +60,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from directionkit.adapter import Interventions, LinearChain, RunOutput, Site, check_request
+from directionkit.adapter import (
+    CPU_MEMORY_BUDGET,
+    Interventions,
+    LinearChain,
+    RunOutput,
+    Site,
+    check_request,
+)
 from directionkit.errors import (
     InvalidDataError,
     InvalidParameterError,
@@ -86,8 +93,6 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 #: input of the module with this path (a pre-hook), or at the model input ("").
 _AT_SITE: str | None = None
 _AT_INPUT = ""
-#: The default ``memory_budget`` on the CPU (bytes); 1 GiB elsewhere.
-CPU_MEMORY_BUDGET = 256 << 20
 
 
 class _Unexpandable(Exception):

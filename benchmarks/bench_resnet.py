@@ -30,7 +30,8 @@ import torch
 from runs import Runs, machine
 from torch import nn
 
-from directionkit.adapters.torch import CPU_MEMORY_BUDGET, TorchAdapter
+from directionkit.adapter import CPU_MEMORY_BUDGET
+from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import ablation_curve, n_clamped
 from directionkit.reference_models.models import ResNet
 

@@ -85,6 +85,7 @@ from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidParameterError, SiteNotFoundError
 
 __all__ = [
+    "CPU_MEMORY_BUDGET",
     "Interventions",
     "ModelAdapter",
     "RunOutput",
@@ -101,6 +102,10 @@ __all__ = [
 ]
 
 SiteKind = Literal["dense", "conv"]
+
+#: The adapters' default ``memory_budget`` (bytes of activations per pass) on the CPU;
+#: 1 GiB on a GPU.  Smaller passes run faster on the CPU (benchmarks/RESULTS.md, B6).
+CPU_MEMORY_BUDGET = 256 << 20
 
 
 @dataclass(frozen=True)

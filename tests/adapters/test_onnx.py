@@ -452,3 +452,11 @@ def test_a_residual_network_expands_at_the_block_input_not_the_model_input() -> 
     # the rows grow at the output of the first block (the site before the last block)
     assert rewrite.expand_at == adapter._site_info["stages.0.0.relu#2"].tensor
     assert not rewrite.at_input
+
+
+def test_the_default_memory_budget_is_256_mib_on_the_cpu() -> None:
+    from directionkit.adapter import CPU_MEMORY_BUDGET
+
+    model = dense_graph(*random_dense())
+    assert OnnxAdapter(model, device="cpu").memory_budget == CPU_MEMORY_BUDGET == 256 * 2**20
+    assert OnnxAdapter(model, memory_budget=12345).memory_budget == 12345
