@@ -479,7 +479,7 @@ class OnnxAdapter:
         self._options.log_severity_level = 3
         if not graph_optimization:
             self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.memory_budget = int(memory_budget or CPU_MEMORY_BUDGET)  # see below
+        self.memory_budget = CPU_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self._sessions: dict[tuple[Any, ...], _Rewrite] = {}
         if fixed_run_seconds is not None:
             self._warn_fixed_batch(fixed_run_seconds)
