@@ -108,6 +108,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
+    GPU_MEMORY_BUDGET,
     Interventions,
     LinearChain,
     RunOutput,
@@ -501,7 +502,7 @@ class OnnxAdapter:
                 f"onnxruntime cannot run this model ({hint}): {str(err).strip()}"
             ) from err
         if memory_budget is None and self._active_device != "cpu":
-            self.memory_budget = 1 << 30
+            self.memory_budget = GPU_MEMORY_BUDGET
 
     # -- properties ---------------------------------------------------------------
     @property

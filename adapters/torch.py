@@ -62,6 +62,7 @@ from torch import nn
 
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
+    GPU_MEMORY_BUDGET,
     Interventions,
     LinearChain,
     RunOutput,
@@ -192,7 +193,7 @@ class TorchAdapter:
             device = param.device if param is not None else "cpu"
         self._device = torch.device(device)
         if memory_budget is None:
-            memory_budget = CPU_MEMORY_BUDGET if self._device.type == "cpu" else 1 << 30
+            memory_budget = CPU_MEMORY_BUDGET if self._device.type == "cpu" else GPU_MEMORY_BUDGET
         self.memory_budget = int(memory_budget)
         self._names = {id(m): n for n, m in module.named_modules()}
         self._sites: dict[str, Site] | None = None
@@ -649,13 +650,7 @@ class TorchAdapter:
         interventions keep the batch and cut the rows."""
         if interventions is None or interventions.has_noise:
             return batch
-        first = min(interventions.sites, key=lambda name: self.sites[name].depth)
-        index = self._expansion.get(first)
-        where = (
-            _AT_INPUT
-            if self._force_input_expansion or index is None
-            else self._expansion_candidates(first)[index]
-        )
+        first, where, _ = self._budget_point(interventions)
         per_example = 4 * 3 * self._numel_from(where, first) * interventions.n_interventions
         # until the point is learned, at least two examples: a one-example pass cannot
         # teach it (one row broadcasts against any number of rows)
@@ -672,16 +667,21 @@ class TorchAdapter:
         """
         if interventions is None:
             return 1
-        m = interventions.n_interventions
+        first, where, provisional = self._budget_point(interventions)
+        rows = self._rows_fitting(batch, where, first)
+        if provisional and rows <= 1:
+            rows = min(2, self._rows_fitting(batch, _AT_SITE, first))
+        return max(1, min(interventions.n_interventions, rows))
+
+    def _budget_point(self, interventions: Interventions) -> tuple[str, str | None, bool]:
+        """The first intervened site, the expansion point the budget counts from, and
+        whether that is provisional: the learned point; the input when expansion there is
+        forced, or (provisionally) until the point is learned."""
         first = min(interventions.sites, key=lambda name: self.sites[name].depth)
         index = self._expansion.get(first)
         if self._force_input_expansion or index is None:
-            rows = self._rows_fitting(batch, _AT_INPUT, first)
-            if rows <= 1 and not self._force_input_expansion:
-                rows = min(2, self._rows_fitting(batch, _AT_SITE, first))
-        else:
-            rows = self._rows_fitting(batch, self._expansion_candidates(first)[index], first)
-        return max(1, min(m, rows))
+            return first, _AT_INPUT, not self._force_input_expansion
+        return first, self._expansion_candidates(first)[index], False
 
     def _rows_fitting(self, batch: int, where: str | None, first: str) -> int:
         """How many rows of activations from expansion point ``where`` on fit the budget."""

@@ -86,6 +86,7 @@ from directionkit.errors import InvalidParameterError, SiteNotFoundError
 
 __all__ = [
     "CPU_MEMORY_BUDGET",
+    "GPU_MEMORY_BUDGET",
     "Interventions",
     "ModelAdapter",
     "RunOutput",
@@ -103,9 +104,10 @@ __all__ = [
 
 SiteKind = Literal["dense", "conv"]
 
-#: The adapters' default ``memory_budget`` (bytes of activations per pass) on the CPU;
-#: 1 GiB on a GPU.  Smaller passes run faster on the CPU (benchmarks/RESULTS.md, B6).
+#: The adapters' default ``memory_budget`` (bytes of activations per pass) on the CPU and
+#: on a GPU.  Smaller passes run faster on the CPU (benchmarks/RESULTS.md, B6).
 CPU_MEMORY_BUDGET = 256 << 20
+GPU_MEMORY_BUDGET = 1 << 30
 
 
 @dataclass(frozen=True)
