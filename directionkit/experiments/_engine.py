@@ -42,11 +42,15 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     >>> bool(np.isclose(cross_entropy(np.zeros((1, 1, 4)), np.array([2]))[0, 0], np.log(4)))
     True
     """
-    z = logits.astype(np.float64)
+    return _cross_entropy_terms(logits.astype(np.float64), labels)
+
+
+def _cross_entropy_terms(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``-log softmax(z)[label]`` over the last axis of ``(..., B, C)`` scores, in their dtype."""
     z = z - z.max(axis=-1, keepdims=True)
     log_norm = np.log(np.exp(z).sum(axis=-1))
-    picked = np.take_along_axis(z, labels[None, :, None], axis=-1)[..., 0]
-    return log_norm - picked
+    index = labels.reshape((1,) * (z.ndim - 2) + (-1, 1))
+    return log_norm - np.take_along_axis(z, index, axis=-1)[..., 0]
 
 
 def summed_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -63,11 +67,7 @@ def summed_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     >>> bool(np.isclose(summed_cross_entropy(z, y), cross_entropy(z[None], y).sum()))
     True
     """
-    top = logits.max(axis=1)
-    shifted = logits - top[:, None]
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    picked = shifted[np.arange(labels.shape[0]), labels]
-    return float(np.sum(log_norm - picked, dtype=np.float64))
+    return float(np.sum(_cross_entropy_terms(logits, labels), dtype=np.float64))
 
 
 Accuracy = Literal["top1", "top5"]
