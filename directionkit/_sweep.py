@@ -64,8 +64,8 @@ from directionkit.errors import DirectionKitError, InvalidParameterError, StoreE
 from directionkit.store import (
     VERSION_ATTR,
     Analysis,
-    _checksummed,
-    _damaged,
+    _checksummed_encoding,
+    _loaded,
     _no_consolidation_warning,
     _verify,
     atomic_directory,
@@ -318,7 +318,8 @@ def _create_store(path: Path, root: xr.Dataset, attrs: dict[str, Any], overwrite
 
     root = root.copy()
     root.attrs = {**attrs, VERSION_ATTR: _version()}
-    # one model per chunk: concurrent tasks never write the same chunk file
+    # every chunk written and checksummed (as Analysis.save); one model per chunk:
+    # concurrent tasks never write the same chunk file
     encoding = _checksummed_encoding(root)
     for name, var in root.data_vars.items():
         if var.dims[:1] == ("model",):
@@ -330,16 +331,6 @@ def _create_store(path: Path, root: xr.Dataset, attrs: dict[str, Any], overwrite
                 write_empty_chunks=True,
             )  # fmt: skip
         zarr.open_group(temporary / UNITS_GROUP, mode="w-", zarr_format=3)
-
-
-def _checksummed_encoding(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """Every chunk of every variable written, with a CRC-32C checksum (as ``Analysis.save``).
-
-    Every chunk exists from the start (``write_empty_chunks``), so a missing chunk file is
-    damage, never a chunk not yet written; :func:`open_sweep` and
-    :meth:`SweepResult.units` check both.
-    """
-    return {str(name): {"compressors": _checksummed()} for name in dataset.variables}
 
 
 def _version() -> str:
@@ -1137,13 +1128,7 @@ def _load_checked(source: Path, *, consolidated: bool) -> xr.Dataset:
     default.
     """
     _verify(source, read=True)
-    dataset = xr.open_zarr(source, consolidated=consolidated, chunks=None)
-    for name, variable in dataset.variables.items():
-        try:
-            variable.load()
-        except Exception as err:  # a chunk zarr cannot decode: damaged, whatever the codec
-            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
-    return dataset
+    return _loaded(source, xr.open_zarr(source, consolidated=consolidated, chunks=None))
 
 
 # --------------------------------------------------------------------------- TOML configs

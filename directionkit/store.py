@@ -276,7 +276,7 @@ def write_zarr(
     if VERSION_ATTR not in dataset.attrs:
         dataset = dataset.copy()
         dataset.attrs = {**dataset.attrs, VERSION_ATTR: __version__}
-    encoding = {str(name): {"compressors": _checksummed()} for name in dataset.variables}
+    encoding = _checksummed_encoding(dataset)
     with atomic_directory(path, overwrite=overwrite) as temporary, _no_consolidation_warning():
         dataset.to_zarr(
             temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding,
@@ -291,6 +291,24 @@ def _write_failed(path: str | os.PathLike[str], err: OSError, *, overwrite: bool
         f"Could not write {str(path)!r}: {err}. Nothing was saved"
         + ("; the existing store there is unchanged." if overwrite else ".")
     )
+
+
+def _checksummed_encoding(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """``to_zarr`` encoding giving every variable zarr's default compressor and a CRC-32C
+    checksum of every chunk (write with ``write_empty_chunks=True`` too, so that a missing
+    chunk file is damage, never a chunk of fill values left out)."""
+    return {str(name): {"compressors": _checksummed()} for name in dataset.variables}
+
+
+def _loaded(source: Path, dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` (opened from ``source``) read into memory; a chunk zarr cannot decode is
+    a :class:`StoreError` naming the variable, whatever the codec."""
+    for name, variable in dataset.variables.items():
+        try:
+            variable.load()
+        except Exception as err:  # damaged: a checksum mismatch, undecodable bytes
+            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
+    return dataset
 
 
 def _checksummed() -> tuple[Any, ...]:
@@ -731,11 +749,7 @@ def open(path: str | os.PathLike[str]) -> Analysis:
             dataset = xr.open_zarr(source, consolidated=False)
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
-    for name, variable in dataset.variables.items():
-        try:
-            variable.load()
-        except Exception as err:  # a chunk zarr cannot decode: damaged, whatever the codec
-            raise _damaged(source, str(name), f"has a damaged chunk ({err})") from err
+    _loaded(source, dataset)
     if VERSION_ATTR not in dataset.attrs:
         raise StoreError(
             f"{str(source)!r} is a zarr store but not a directionkit analysis (no "
