@@ -48,10 +48,11 @@ The float output of shape ``(B, C)``, or ``(B, C, 1, 1)`` as CNNs ending in a 1x
 convolution and global pooling give it (read as ``(B, C)``); ``output=`` picks one
 when there are several.  When it holds probabilities (it comes out of a Softmax or
 Sigmoid), the adapter returns their logarithm as the class scores, so accuracy is
-unchanged and the core's cross-entropy is ``-log p[y]``; it says so once in the log and in
-:attr:`OnnxAdapter.output_kind`.  scikit-learn models converted by skl2onnx
-output a ``ZipMap`` (a sequence of dicts) by default; the adapter then reads the
-probability tensor that feeds it.
+unchanged and the core's cross-entropy is ``-log p[y]`` (for a Sigmoid's per-class
+probabilities ``-log(s[y] / sum(s))``, see :data:`directionkit.adapter.OUTPUT_KINDS`); it
+says so once in the log and in :attr:`OnnxAdapter.output_kind`.  scikit-learn models
+converted by skl2onnx output a ``ZipMap`` (a sequence of dicts) by default; the adapter
+then reads the probability tensor that feeds it.
 
 Files from elsewhere
 --------------------
@@ -109,6 +110,9 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
     GPU_MEMORY_BUDGET,
+    LOGARITHM_TAKEN,
+    OUTPUT_KIND_NOTES,
+    OUTPUT_KINDS,
     Interventions,
     LinearChain,
     RunOutput,
@@ -419,7 +423,7 @@ class OnnxAdapter:
     ----------
     output_name : str
         The output read as class scores.
-    output_kind : {"logits", "probabilities"}
+    output_kind : {"logits", "probabilities", "sigmoid-probabilities"}
         What that output holds; probabilities are returned as their logarithm.
     identity : str
         A content hash of the model, recorded in an analysis's attrs.
@@ -805,7 +809,7 @@ class OnnxAdapter:
                 f"classes), or (batch, classes, 1, 1), among {found}."
             )
         if len(candidates) > 1:
-            logits = [c for c in candidates if not self._from_softmax(c)]
+            logits = [c for c in candidates if self._probability_op(c) is None]
             chosen = (logits or candidates)[0]
             log.info("The model has outputs %s; reading class scores from %r (pass output= to "
                      "choose).", candidates, chosen)  # fmt: skip
@@ -824,10 +828,10 @@ class OnnxAdapter:
                 f"Output {chosen!r} is not class scores: expected a float tensor of shape "
                 f"(batch, classes), got {_np_dtype(tp)} of shape {_tensor_shape(tp)}."
             )
-        kind = "probabilities" if self._from_softmax(chosen) else "logits"
-        if kind == "probabilities":
-            log.info("Output %r holds probabilities; directionkit uses their logarithm as class "
-                     "scores, so the loss is -log p[label].", chosen)  # fmt: skip
+        op = self._probability_op(chosen)
+        kind = "logits" if op is None else OUTPUT_KINDS[op]
+        if op is not None:
+            log.info("Output %r comes from %s: %s.", chosen, op, OUTPUT_KIND_NOTES[kind])
         return chosen, kind
 
     def _free_batch_axis(self) -> float | None:
@@ -991,17 +995,18 @@ class OnnxAdapter:
                  shape)  # fmt: skip
         self.output_name = flat
 
-    def _from_softmax(self, tensor: str) -> bool:
+    def _probability_op(self, tensor: str) -> str | None:
+        """The Softmax or Sigmoid that ``tensor`` comes straight out of, if any."""
         nodes, producers = self._graph.node, self._producers
         seen = 0
         while tensor in producers and seen < 16:
             node = nodes[producers[tensor]]
             if node.op_type in ("Softmax", "Sigmoid"):
-                return True
+                return str(node.op_type)
             if node.op_type not in ("Identity", "Cast", "Reshape", "Flatten", "Squeeze"):
-                return False
+                return None
             tensor, seen = node.input[0], seen + 1
-        return False
+        return None
 
     def _ancestors(self, tensors: Iterable[str]) -> set[int]:
         """Indices of the nodes that ``tensors`` depend on."""
@@ -1455,7 +1460,7 @@ class _Rewrite:
                 f"Output {adapter.output_name!r} is not class scores of shape (batch, "
                 f"classes): got shape {scores.shape} for a batch of {b}."
             )
-        if adapter.output_kind == "probabilities":
+        if adapter.output_kind in LOGARITHM_TAKEN:
             scores = np.log(np.maximum(scores.astype(np.float32), np.finfo(np.float32).tiny))
         if scores.shape[0] == b and m > 1:
             scores = np.broadcast_to(scores, (m, *scores.shape))

@@ -21,10 +21,13 @@ blocks.
 
 Outputs and dtypes
 ------------------
-A model whose output comes straight from a ``Softmax`` or ``Sigmoid`` module gives
-probabilities: the adapter returns their logarithm as class scores, so accuracy is
-unchanged and the core's cross-entropy is ``-log p[y]``; from a ``LogSoftmax`` the
-output is used as it is (its cross-entropy is already ``-log p[y]``).  The adapter
+A model whose output comes straight from a ``Softmax`` module gives probabilities: the
+adapter returns their logarithm as class scores, so accuracy is unchanged and the core's
+cross-entropy is ``-log p[y]``; from a ``LogSoftmax`` the output is used as it is (its
+cross-entropy is already ``-log p[y]``).  A final ``Sigmoid`` gives one probability per
+class that need not sum to one: its logarithm is returned too, so accuracy is the
+argmax of the sigmoids and the loss is ``-log(s[y] / sum(s))``, the cross-entropy of the
+sigmoids renormalised over the classes (``output_kind="sigmoid-probabilities"``).  The adapter
 logs which and says so in :attr:`TorchAdapter.output_kind`.  Float inputs are cast to
 the dtype of the model's parameters (a float64 model runs in float64), and logits
 come back in that dtype (float32 for lower precisions).
@@ -63,6 +66,9 @@ from torch import nn
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
     GPU_MEMORY_BUDGET,
+    LOGARITHM_TAKEN,
+    OUTPUT_KIND_NOTES,
+    OUTPUT_KINDS,
     Interventions,
     LinearChain,
     RunOutput,
@@ -140,9 +146,9 @@ class TorchAdapter:
 
     Attributes
     ----------
-    output_kind : {"logits", "probabilities", "log-probabilities"}
-        What the model's output holds (known once the sites are); probabilities are
-        returned as their logarithm.
+    output_kind : {"logits", "probabilities", "log-probabilities", "sigmoid-probabilities"}
+        What the model's output holds (known once the sites are); probabilities (from a
+        Softmax or a Sigmoid) are returned as their logarithm.
 
     Examples
     --------
@@ -626,7 +632,7 @@ class TorchAdapter:
             raise _Unexpandable(f"the output has {out.shape[0]} rows, expected {m} x {b}")
         if out.shape[0] == b and m > 1:
             out = out.unsqueeze(0).expand(m, *out.shape)
-        if self.output_kind == "probabilities":
+        if self.output_kind in LOGARITHM_TAKEN:
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
 
@@ -726,16 +732,9 @@ class TorchAdapter:
         modules = dict(self.module.named_modules())
         for name, module, value in state.trace:
             if value is output and isinstance(module, (*_OUTPUTS, nn.Sigmoid)):
-                self.output_kind = (
-                    "log-probabilities" if isinstance(module, nn.LogSoftmax) else "probabilities"
-                )
-                log.info(
-                    "The model's output comes from %s %r: %s", type(module).__name__, name,
-                    "directionkit uses it as it is (its cross-entropy is -log p[label])"
-                    if self.output_kind == "log-probabilities" else
-                    "directionkit uses the logarithm of these probabilities as class scores, so "
-                    "the loss is -log p[label]",
-                )  # fmt: skip
+                self.output_kind = OUTPUT_KINDS[type(module).__name__]
+                log.info("The model's output comes from %s %r: %s", type(module).__name__, name,
+                         OUTPUT_KIND_NOTES[self.output_kind])  # fmt: skip
             if isinstance(module, _OUTPUTS):
                 continue
             if isinstance(module, _PRODUCERS):

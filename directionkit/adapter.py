@@ -104,6 +104,28 @@ __all__ = [
 
 SiteKind = Literal["dense", "conv"]
 
+#: What a model's output holds (an adapter's ``output_kind``), by the operation that
+#: produced it, and how directionkit scores it.  Probabilities come back from the adapter
+#: as their logarithm, so accuracy is their argmax and the core's cross-entropy
+#: ``-log softmax(scores)[y]`` is ``-log p[y]``; for a Sigmoid's per-class probabilities,
+#: which need not sum to one, it is ``-log(s[y] / sum(s))``.
+OUTPUT_KINDS = {
+    "Softmax": "probabilities",
+    "Softmax2d": "probabilities",
+    "LogSoftmax": "log-probabilities",
+    "Sigmoid": "sigmoid-probabilities",
+}
+OUTPUT_KIND_NOTES = {
+    "probabilities": "directionkit uses the logarithm of these probabilities as class scores, "
+    "so the loss is -log p[label]",
+    "log-probabilities": "directionkit uses it as it is (its cross-entropy is -log p[label])",
+    "sigmoid-probabilities": "directionkit uses the logarithm of these per-class sigmoids as "
+    "class scores: accuracy is their argmax, and the loss is -log(s[label] / sum(s)), the "
+    "sigmoids renormalised over the classes",
+}
+#: The output kinds an adapter returns as their logarithm.
+LOGARITHM_TAKEN = ("probabilities", "sigmoid-probabilities")
+
 #: The adapters' default ``memory_budget`` (bytes of activations per pass) on the CPU and
 #: on a GPU.  Smaller passes run faster on the CPU (benchmarks/RESULTS.md, B6).
 CPU_MEMORY_BUDGET = 256 << 20

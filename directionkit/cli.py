@@ -319,7 +319,10 @@ def _analyze(args: argparse.Namespace) -> None:
         result.dataset.attrs["run_config"] = run_summary(args.model)
     name = os.path.basename(os.path.normpath(args.model))
     result.dataset.attrs["model"] = f"{name} {result.dataset.attrs['model']}"
-    result.dataset.attrs["data"] = f"{args.data}:{args.split} {result.dataset.attrs['data']}"
+    attrs = result.dataset.attrs
+    attrs["data"] = f"{args.data}:{args.split} {attrs['data']}"
+    if attrs.get("train_data") is not None:  # the split the means and sds came from
+        attrs["train_data"] = f"{args.data}:train {attrs['train_data']}"
     result.dataset.attrs["dataset"] = args.data
     result.dataset.attrs["split"] = args.split
     path = result.save(args.out, overwrite=args.overwrite)

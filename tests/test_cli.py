@@ -197,6 +197,8 @@ def test_analyze_reaches_every_knob_and_takes_means_from_the_train_split(
     )  # fmt: skip
     assert params["noise_scales"] == [0.0, 1.0]
     assert result.dataset.attrs["means_from"] == "train_data"
+    assert result.dataset.attrs["train_data"].startswith("digits:train sha256:")
+    assert result.dataset.attrs["data"].startswith("digits:test sha256:")
     assert result["noise_accuracy"].sizes == {"repeat": 2, "noise_scale": 2}
     # the means really are the train split's: the same analysis through the API agrees
     train, test = (

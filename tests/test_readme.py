@@ -224,3 +224,27 @@ def test_the_extras_hold_what_the_readme_and_train_import() -> None:
     # `directionkit train` exports with torch.onnx (dynamo), which imports onnxscript
     assert "onnxscript" in names(extras["torch"])
     assert not names(extras["test"]) & {"onnxscript", "skl2onnx"}  # runtime needs, not tools
+
+
+def test_the_definitions_table_names_every_choice_of_analyze() -> None:
+    """Every non-default choice of an ``analyze`` option that selects a definition is in the
+    README's Definitions section as ``name="choice"``, beside the stored names it gives."""
+    import inspect
+    import typing
+
+    text = README.read_text()
+    section = text[text.index("## Definitions") :]
+    section = section[: section.index("\n## ", 1)]
+    signature = inspect.signature(dk.analyze)
+    hints = typing.get_type_hints(dk.analyze)
+    checked = []
+    for name in ("ablate_to", "noise_sd", "accuracy", "binning"):
+        default = signature.parameters[name].default
+        for choice in typing.get_args(hints[name]):
+            if choice != default:
+                assert f'{name}="{choice}"' in section, (name, choice)
+                checked.append(choice)
+    assert len(checked) >= 5
+    for named in ('scopes="paper-conv"', "n_bins=", "noise_scales=", "noise_repeats=",
+                  "weight_l1_folded", "unit_std", "sigmoid-probabilities"):  # fmt: skip
+        assert named in section, named

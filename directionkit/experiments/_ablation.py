@@ -111,7 +111,8 @@ def ablation_curve(
     data : (X, y) tuple or iterable of (x, y) batches
         Evaluated data; the paper uses the training set for corrupted-label models.
     scope : str
-        ``"all"`` (every site), a site name, or ``"last:K"`` (the last K sites).
+        ``"all"`` (every site), a site name, or ``"last:K"`` (the sites of the last K
+        layers; a residual block is one layer).
     orderings : int
         Number of seeded random orderings of the scope's units.
     fractions : int or array of floats in [0, 1]
@@ -122,8 +123,9 @@ def ablation_curve(
         own mean activity (paper A.1: "means were calculated independently for each
         element of the feature map"; on dense units the unit's mean); or
         ``"channel-mean"``, one mean per unit, broadcast over a conv map's elements.
-        Means come from ``means``, else from ``train_data``, else from ``data`` (the
-        attr ``means_from`` says which).
+        Means come from ``means``, else from ``train_data`` (one of them is required;
+        pass ``train_data=data`` to measure them on the evaluated data); the attr
+        ``means_from`` says which.
     seed : int
         Seed of the orderings.
     means : mapping of str to array, optional
@@ -192,9 +194,15 @@ def ablation_curve(
     if ablate_to != "zero":
         if means is not None:
             means_from = "means"
+        elif train_data is None:
+            raise parameter_error(
+                "train_data", func, f"given (or means=) when ablate_to={ablate_to!r}: the "
+                "paper's means are over the training set; pass train_data=data to use the "
+                "evaluated data", None,
+            )  # fmt: skip
         else:
-            means_from = "train_data" if train_data is not None else "data"
-            source = batches if train_data is None else Batches(train_data, batch_size, func)
+            means_from = "train_data"
+            source = Batches(train_data, batch_size, func)
             tracker.plan(source.n_examples)
             means = clamp_values(adapter, source, names, ablate_to, tracker)
         missing = [n for n in names if n not in means]

@@ -11,6 +11,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+import directionkit as dk  # noqa: E402
 from directionkit.adapter import Interventions  # noqa: E402
 from directionkit.adapters.onnx import OnnxAdapter  # noqa: E402
 from directionkit.errors import (  # noqa: E402
@@ -142,7 +143,13 @@ def test_a_final_softmax_is_no_site_and_probabilities_become_log_probabilities()
     np.testing.assert_allclose(adapter.run(rows(5)).logits, log_p, 1e-4, 1e-4)
     sigmoid = OnnxAdapter(dense_graph(weights, biases, final="Sigmoid"))
     assert list(sigmoid.sites) == ["act0", "act1"]
-    assert sigmoid.output_kind == "probabilities"
+    assert sigmoid.output_kind == "sigmoid-probabilities"
+    log_s = -np.log1p(np.exp(-logits[0].astype(np.float64)))
+    np.testing.assert_allclose(sigmoid.run(rows(5)).logits[0], log_s, 1e-4, 1e-4)
+    y = np.arange(5) % 3  # the core's loss: -log(s[y] / sum(s))
+    loss = -(log_s - np.log(np.exp(log_s).sum(-1, keepdims=True)))[np.arange(5), y].mean()
+    result = dk.analyze(sigmoid, (rows(5), y), metrics=[], progress=False).dataset
+    assert float(result["loss"]) == pytest.approx(loss, rel=1e-4)
 
 
 def test_several_outputs_pick_the_logits_and_output_overrides() -> None:

@@ -256,7 +256,9 @@ def test_incremental_and_general_ablation_curves_agree_on_a_torch_mlp(ablate_to:
     x = np.random.default_rng(0).normal(size=(300, 3, 4)).astype(np.float32)
     y = np.random.default_rng(1).integers(0, 4, 300)
     adapter = TorchAdapter(net, example_input=x[:1])
-    kwargs = dict(orderings=4, fractions=11, ablate_to=ablate_to, seed=2, batch_size=128)
+    kwargs = dict(
+        orderings=4, fractions=11, ablate_to=ablate_to, seed=2, batch_size=128, train_data=(x, y)
+    )
     fast = ablation_curve(adapter, (x, y), method="incremental", **kwargs)
     slow = ablation_curve(adapter, (x, y), method="general", **kwargs)
     # float64 incremental vs float32 forward passes: at most one example may flip

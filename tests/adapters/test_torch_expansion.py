@@ -293,7 +293,14 @@ def test_cumulative_ablation_is_the_same_whichever_way_rows_expand(
     ways = three_ways(net)
     results = {
         key: ablation_curve(
-            adapter, (x, y), scope, orderings=2, fractions=4, ablate_to=ablate_to, batch_size=6
+            adapter,
+            (x, y),
+            scope,
+            orderings=2,
+            fractions=4,
+            ablate_to=ablate_to,
+            batch_size=6,
+            train_data=(x, y),
         )
         for key, adapter in ways.items()
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from directionkit.errors import DirectionKitError, SiteNotFoundError
+from directionkit.errors import DirectionKitError, InvalidParameterError, SiteNotFoundError
 from directionkit.experiments import ablation_curve, n_clamped, unit_importance
 from directionkit.testing import NumpyMLPAdapter
 
@@ -85,10 +85,17 @@ def test_curve_starts_at_clean_accuracy_and_ends_at_chance(problem) -> None:  # 
 def test_mean_ablation_differs_from_zero_ablation(problem) -> None:  # type: ignore[no-untyped-def]
     net, x, y = problem
     zero = ablation_curve(net, (x, y), orderings=2, fractions=5)["ablation_accuracy"]
-    mean = ablation_curve(net, (x, y), orderings=2, fractions=5, ablate_to="mean")[
-        "ablation_accuracy"
-    ]
+    mean = ablation_curve(
+        net, (x, y), orderings=2, fractions=5, ablate_to="mean", train_data=(x, y)
+    )["ablation_accuracy"]
     assert not np.allclose(zero, mean)
+
+
+@pytest.mark.parametrize("ablate_to", ["mean", "channel-mean"])
+def test_mean_ablation_without_means_or_train_data_is_refused(problem, ablate_to) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem  # the means are never taken silently from the evaluated data
+    with pytest.raises(InvalidParameterError, match="'train_data' parameter of ablation_curve"):
+        ablation_curve(net, (x, y), orderings=2, fractions=5, ablate_to=ablate_to)
 
 
 def hand_built(duplicated: bool) -> NumpyMLPAdapter:

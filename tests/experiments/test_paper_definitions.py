@@ -249,24 +249,33 @@ def test_mean_ablation_in_analyze_needs_training_data(setup) -> None:  # type: i
     assert result.dataset.attrs["parameters"]["ablate_to"] == "channel-mean"
 
 
-@pytest.mark.parametrize("final", [nn.Softmax(dim=1), nn.LogSoftmax(dim=1)])
+@pytest.mark.parametrize(
+    ("final", "expected_kind"),
+    [(nn.Softmax(dim=1), "probabilities"), (nn.LogSoftmax(dim=1), "log-probabilities"),
+     (nn.Sigmoid(), "sigmoid-probabilities")],
+)  # fmt: skip
 def test_probability_outputs_are_detected_and_scored_as_log_probabilities(
-    setup, final, caplog
+    setup, final, expected_kind, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     net, _, _, (x, y) = setup
     wrapped = nn.Sequential(*net, final).eval()
     with caplog.at_level(logging.INFO, logger="directionkit.adapters.torch"):
         adapter = TorchAdapter(wrapped, example_input=x[:1])
-    expected_kind = "log-probabilities" if isinstance(final, nn.LogSoftmax) else "probabilities"
     assert adapter.output_kind == expected_kind
     assert type(final).__name__ in caplog.text
     assert list(adapter.sites) == ["2", "4"]  # the output activation is not a site
-    z = forward(net, x)[0]
-    top = z.max(1, keepdims=True)
-    log_p = z - top - np.log(np.exp(z - top).sum(1, keepdims=True))
-    np.testing.assert_allclose(adapter.run(x).logits[0], log_p, rtol=1e-4, atol=1e-4)
+    z = forward(net, x)[0].astype(np.float64)
+    if isinstance(final, nn.Sigmoid):  # per-class probabilities s, renormalised for the loss
+        scores = -np.log1p(np.exp(-z))  # log s
+        loss = -(scores - np.log(np.exp(scores).sum(1, keepdims=True)))
+    else:
+        top = z.max(1, keepdims=True)
+        scores = z - top - np.log(np.exp(z - top).sum(1, keepdims=True))  # log p
+        loss = -scores
+    np.testing.assert_allclose(adapter.run(x).logits[0], scores, rtol=1e-4, atol=1e-4)
     result = dk.analyze(adapter, (x, y), metrics=[], progress=False).dataset
-    assert float(result["loss"]) == pytest.approx(-log_p[np.arange(len(y)), y].mean(), rel=1e-4)
+    assert float(result["loss"]) == pytest.approx(loss[np.arange(len(y)), y].mean(), rel=1e-4)
+    assert float(result["accuracy"]) == pytest.approx((z.argmax(1) == y).mean())
     assert result.attrs["output_kind"] == expected_kind
 
 
@@ -305,29 +314,41 @@ def test_last_k_counts_layers_and_a_resnet_block_is_one_layer() -> None:
 
 
 # -- the ONNX export agrees on every definition ------------------------------------------
-def test_torch_and_its_onnx_export_agree_on_every_definition(setup) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("variant", "options"),
+    [("paper", {"ablate_to": "mean", "accuracy": "top5"}),  # default noise_sd="map"
+     ("alternatives", {"ablate_to": "channel-mean", "noise_sd": "spatial-mean"}),
+     ("softmax", {"ablate_to": "mean"})],  # the model ends in a Softmax
+)  # fmt: skip
+def test_torch_and_its_onnx_export_agree_on_every_definition(setup, variant, options) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("onnxruntime")
     from directionkit.adapters.onnx import OnnxAdapter
     from tests.adapters.onnx_models import export
 
     net, adapter, train, (x, y) = setup
-    onnx_adapter = OnnxAdapter(export(net, x[:2], "paper_definitions"))
+    if variant == "softmax":
+        net = nn.Sequential(*net, nn.Softmax(dim=1)).eval()
+        adapter = TorchAdapter(net, example_input=x[:1])
+    onnx_adapter = OnnxAdapter(export(net, x[:2], f"paper_definitions_{variant}"))
     assert dict(onnx_adapter.sites) == dict(adapter.sites)  # names, layers, shapes
+    assert onnx_adapter.output_kind == adapter.output_kind
     y = y.copy()
     y[::2] = (y[::2] + 3) % N_CLASSES
     y[:N_CLASSES] = np.arange(N_CLASSES)  # every class present, for the class means
     kwargs = dict(
         train_data=train, orderings=3, fractions=6, noise_scales=[0.0, 0.5, 2.0],
-        noise_repeats=2, scopes=("all", "last:1"), ablate_to="mean", accuracy="top5",
-        batch_size=25, progress=False,
+        noise_repeats=2, scopes=("all", "last:1"), batch_size=25, progress=False, **options,
     )  # fmt: skip
     ref = dk.analyze(adapter, (x, y), **kwargs).dataset
     got = dk.analyze(onnx_adapter, (x, y), **kwargs).dataset
+    assert got.attrs["parameters"] == ref.attrs["parameters"]
     # the exporter folded the BatchNorm into the first Conv: only the folded L1 is known
     assert "weight_l1" not in got and "folded a BatchNorm" in got.attrs["weight_l1_note"]
     assert sorted(got.data_vars) == sorted(set(ref.data_vars) - {"weight_l1"})
     for name in got.data_vars:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4, err_msg=name)
+    if variant != "paper":
+        return
     # and the per-element clamp through the ONNX graph equals the hand pass
     acts = forward(net, train[0])[1]
     masks = {"2": np.array([[True, True]]), "4": np.array([[True, False, True]])}

@@ -57,7 +57,7 @@ def test_mean_ablation_counts_the_pass_for_the_means(problem) -> None:  # type: 
     net, X, y = problem
     recorder = Recorder()
     ablation_curve(net, (X, y), orderings=2, fractions=5, ablate_to="mean", method="general",
-                   batch_size=25, progress=recorder)  # fmt: skip
+                   batch_size=25, progress=recorder, train_data=(X, y))  # fmt: skip
     recorder.check(total=N * 2 * 5 + N, min_steps=3)
 
 
