@@ -630,8 +630,9 @@ def _connect(client: Any, n_tasks: int, started: Any = None) -> Iterator[tuple[A
 
 def _distributed() -> Any:
     try:
+        importlib.import_module("dask")
         return importlib.import_module("distributed")  # untyped
-    except ImportError as err:  # pragma: no cover - the dask extra is missing
+    except ImportError as err:  # the dask extra is missing
         raise DirectionKitError(
             f"sweep() runs on dask.distributed ({err}); install it with "
             "pip install 'directionkit[dask]'."
@@ -843,6 +844,7 @@ def sweep(
     (['net0', 'net1'], ('model', 'scope'))
     """
     func = "sweep"
+    _distributed()  # before anything is read or written: is the dask extra installed?
     named = _check_models(models)
     metadata = {} if metadata is None else dict(metadata)
     unknown = sorted(set(metadata) - set(named))

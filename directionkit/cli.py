@@ -332,8 +332,9 @@ def _analyze(args: argparse.Namespace) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     """``directionkit sweep``: read the config, run the sweep, summarise."""
-    from directionkit._sweep import read_sweep_config, sweep
+    from directionkit._sweep import _distributed, read_sweep_config, sweep
 
+    _distributed()  # the dask extra, before the config is read
     models, kwargs = read_sweep_config(args.config)
     result = sweep(
         models, store=args.store, client=args.scheduler, overwrite=args.overwrite,
@@ -391,6 +392,13 @@ _OPTIONS = {
     ("name", "load"): {"train": "--dataset"},
     ("root", "load"): {"train": "--data-root"},
 }
+# library parameters whose option of `analyze` has another name (the rest: dest == parameter)
+_ANALYZE_ALIASES = {"scales": "noise_scales", "repeats": "noise_repeats", "scope": "scopes"}
+# the library functions `analyze` calls with its options
+_ANALYZE_FUNCS = (
+    "analyze", "ablation_curve", "noise_curve", "unit_importance", "activation_statistics",
+    "prepare_inputs", "load_data",
+)  # fmt: skip
 # advice written for Python callers -> the same advice for each command
 _ADVICE = {
     "pass overwrite=True": {"*": "pass --overwrite"},
@@ -399,6 +407,18 @@ _ADVICE = {
         "analyze": "or give --data a directory holding the IDX files",
     },
 }
+
+
+def _command_flags(command: str) -> dict[str, str]:
+    """A command's options by their destination, e.g. ``{"n_bins": "--n-bins"}``."""
+    commands = next(
+        a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    return {
+        action.dest: max(action.option_strings, key=len)
+        for action in commands[command]._actions
+        if action.option_strings
+    }
 
 
 def _cli_message(message: str, command: str) -> str:
@@ -415,6 +435,13 @@ def _cli_message(message: str, command: str) -> str:
     for (parameter, func), options in _OPTIONS.items():
         if command in options:
             message = message.replace(f"The '{parameter}' parameter of {func}", options[command])
+    if command == "analyze":  # its options set the parameters of the same names
+        flags = _command_flags("analyze")
+        message = re.sub(
+            rf"The '(\w+)' parameter of (?:{'|'.join(_ANALYZE_FUNCS)})\b",
+            lambda m: flags.get(_ANALYZE_ALIASES.get(m[1], m[1]), m[0]),
+            message,
+        )
     if command == "train":  # TrainConfig's fields are the options of train (dest == field)
         message = re.sub(
             r"The '(\w+)' parameter of TrainConfig",

@@ -9,6 +9,7 @@ the result against the model's input shape, with an error that says what disagre
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,12 +115,21 @@ def _prepare_rows(
         out = out / _per_channel(std, "std", features, "feature")[None, :]
     if input_shape is not None:
         expected = tuple(input_shape)
+        fixed = None not in expected
+        if fixed and len(expected) > 1 and math.prod(expected) == features:  # type: ignore[arg-type]
+            # rows flattened from the model's own input shape (C order): laid back out
+            return np.ascontiguousarray(out.reshape(len(out), *expected))
         if len(expected) != 1 or expected[0] not in (None, features):
             raise InvalidDataError(
                 f"The inputs are flat rows of {features} features, but the model expects "
-                f"{expected} per example."
+                f"{expected} per example ({_size(expected)} values): give rows of that many "
+                "features (read in C order into the model's shape), or images."
             )
     return np.ascontiguousarray(out)
+
+
+def _size(shape: tuple[int | None, ...]) -> str:
+    return "any number of" if None in shape else str(math.prod(shape))  # type: ignore[arg-type]
 
 
 def prepare_inputs(
@@ -137,7 +147,9 @@ def prepare_inputs(
     ----------
     X : ndarray of shape (N, C, H, W) or (N, F)
         Images as :func:`load_data` gives them (float, [0, 1]), or flat rows of F
-        features (e.g. a ``.npz`` made for an MLP), which stay flat.
+        features (e.g. a ``.npz`` made for an MLP), which stay flat, unless the model
+        takes a fixed multi-axis shape of F values: then each row is laid out in that
+        shape in C order (the inverse of ``x.reshape(len(x), -1)``).
     scale : float
         Multiply first (e.g. 255 for a model trained on raw pixel values).
     mean, std : float or sequence of float (one per channel; per feature for flat rows)
@@ -162,6 +174,8 @@ def prepare_inputs(
     directionkit.errors.InvalidDataError: With layout 'NHWC' ... (--layout NCHW).
     >>> prepare_inputs(np.ones((2, 64), np.float32), scale=2, input_shape=(64,)).shape
     (2, 64)
+    >>> prepare_inputs(np.ones((2, 64), np.float32), input_shape=(1, 8, 8)).shape
+    (2, 1, 8, 8)
     """
     X = np.asarray(X)
     check_choice(layout, "layout", "prepare_inputs", (*LAYOUTS, "auto"))

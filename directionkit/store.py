@@ -45,7 +45,7 @@ __all__ = [
     "write_zarr",
 ]
 
-#: Variable name -> dims: the public contract of an analysis (DESIGN §4).
+#: Variable name -> dims: the public contract of an analysis.
 SCHEMA: dict[str, tuple[str, ...]] = {
     "accuracy": (),
     "loss": (),

@@ -84,6 +84,25 @@ def test_errors_name_the_commands_options_not_python_parameters(
     assert not (tmp_path / "x.zarr").exists()
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [["--orderings", "0"], ["--fractions", "1"], ["--batch-size", "0"], ["--mean", "0.1", "0.2"],
+     ["--scale", "-1"], ["--noise-scales", "-1"], ["--noise-repeats", "0"],
+     ["--scopes", "last:0"], ["--n-bins", "1"], ["--seed", "-1"]],
+)  # fmt: skip
+def test_every_bad_analyze_option_is_named_as_the_option(
+    tmp_path: Path, capsys, bad: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "x.zarr"
+    args = ["analyze", str(model), "--data", "digits", "--limit", "40", "--out", str(out),
+            "--no-progress", *bad]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"directionkit: error: {bad[0]} must be" in err and "parameter of" not in err, err
+    assert not out.exists()
+
+
 def test_train_errors_name_train_options(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     out = str(tmp_path / "run")
@@ -164,3 +183,53 @@ def test_a_failed_onnx_export_keeps_the_run_and_analyze_says_so(tmp_path: Path) 
     assert (run / "model.onnx").is_file() and not (run / "model.onnx.error").exists()
     assert (run / "checkpoints" / "epoch_0002.pt").read_bytes() == weights
     assert xr.open_zarr(run / "history.zarr").sizes["epoch"] == 2
+
+
+def test_flat_npz_rows_are_laid_out_in_the_models_image_shape(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """An MLP that takes (1, 8, 8) images, as `directionkit train` exports it, analysed on a
+    .npz of flat 64-feature rows: the same numbers as on the images themselves."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from directionkit.preprocessing import load_data
+    from tests.adapters.onnx_models import export
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(),
+                              torch.nn.Linear(16, 10))  # fmt: skip
+    model = export(net, np.zeros((2, 1, 8, 8), np.float32), "flat_rows_cli")
+    (X, y), (X_train, y_train) = load_data("digits", "test", 80), load_data("digits", "train", 80)
+    npz = tmp_path / "flat.npz"
+    np.savez(npz, x_test=X.reshape(80, -1), y_test=y, x_train=X_train.reshape(80, -1),
+             y_train=y_train)  # fmt: skip
+    common = ["--limit", "80", "--no-progress", "--metrics", "statistics", "ablation",
+              "--orderings", "2", "--fractions", "3"]  # fmt: skip
+    for data, out in ((str(npz), "flat.zarr"), ("digits", "images.zarr")):
+        args = ["analyze", str(model), "--data", data, "--out", str(tmp_path / out), *common]
+        assert main(args) == 0, capsys.readouterr().err
+    flat, images = dk.open(tmp_path / "flat.zarr"), dk.open(tmp_path / "images.zarr")
+    for name in ("accuracy", "selectivity", "ablation_accuracy"):
+        np.testing.assert_array_equal(flat[name], images[name], err_msg=name)
+
+
+def test_sweeps_without_the_dask_extra_say_how_to_install_it(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from directionkit.errors import DirectionKitError
+    from directionkit.testing import NumpyMLPAdapter
+
+    monkeypatch.setitem(sys.modules, "dask", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    config = tmp_path / "sweep.toml"
+    config.write_text('[models.a]\npath = "a.onnx"\n')
+    store = tmp_path / "s.zarr"
+    assert main(["sweep", str(config), "--store", str(store), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "directionkit: error:" in err and "pip install 'directionkit[dask]'" in err, err
+    net = NumpyMLPAdapter.random(4, (6,), 3, seed=0)
+    X = np.zeros((5, 4))
+    with pytest.raises(DirectionKitError, match=r"directionkit\[dask\]"):
+        dk.sweep({"a": net}, (X, net.predict(X)), store=store, progress=False)
+    assert not store.exists()

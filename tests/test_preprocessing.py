@@ -64,8 +64,12 @@ def test_flat_feature_rows_are_scaled_normalised_per_feature_and_checked() -> No
         want[:, f] = (X[:, f] * 2 - mean[f]) / std[f]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert prepare_inputs(X, layout="flat", input_shape=(None,)).shape == (5, 4)
-    with pytest.raises(InvalidDataError, match=r"flat rows of 4 features.*expects \(1, 2, 2\)"):
-        prepare_inputs(X, input_shape=(1, 2, 2))
+    # rows flattened from the model's own shape are laid back out in it (C order)
+    laid_out = prepare_inputs(X, scale=2, mean=mean, std=std, input_shape=(1, 2, 2))
+    np.testing.assert_array_equal(laid_out, want.reshape(5, 1, 2, 2))
+    np.testing.assert_array_equal(laid_out[:, 0, 1, 0], want[:, 2])
+    with pytest.raises(InvalidDataError, match=r"flat rows of 4 features.*expects \(1, 3, 2\)"):
+        prepare_inputs(X, input_shape=(1, 3, 2))
     with pytest.raises(InvalidDataError, match="cannot be laid out as 'NHWC'"):
         prepare_inputs(X, layout="NHWC")
     with pytest.raises(InvalidParameterError, match="one per feature"):

@@ -3,6 +3,8 @@ total, and never changes a result."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -139,5 +141,8 @@ def test_analyze_reports_every_stage_and_a_bar_per_stage(problem, capsys) -> Non
     err = capsys.readouterr().err
     for i, stage in enumerate(["accuracy", "statistics", "ablation [all]", "importance"], 1):
         assert f"directionkit [{i}/5] {stage}" in err  # weight_l1 is the fifth, instant
+    # each bar shows elapsed time and an estimate of what is left: [mm:ss<mm:ss] (a "?"
+    # until the first refresh, which this small run does not reach)
+    assert re.search(r"ablation \[all\]:.*\| \[\d\d:\d\d<(\?|\d\d:\d\d)\]", err), err
     with pytest.raises(InvalidParameterError, match="'progress' parameter of analyze"):
         dk.analyze(net, (X, y), progress="yes")  # type: ignore[arg-type]
