@@ -225,11 +225,35 @@ def _load(model: Any) -> onnx.ModelProto:
         # onnxruntime is the judge of what runs: a model it loads is audited (the session
         # built next fails with a clear error otherwise), but the user hears of the defect
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        try:  # before the graph is read: a damaged tensor would fail there less clearly
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            ort.InferenceSession(_serialise(copy), options, providers=["CPUExecutionProvider"])
+        except _ORT_ERRORS as ort_err:
+            raise _not_runnable(copy.graph, ort_err, f"{source} fails onnx.checker ({first}) "
+                                "and ") from ort_err  # fmt: skip
         log.warning(
             "%s fails onnx.checker (%s); auditing it anyway, as long as onnxruntime runs it.",
             source, first,
         )  # fmt: skip
     return copy
+
+
+def _not_runnable(
+    graph: onnx.GraphProto, err: BaseException, prefix: str = ""
+) -> UnsupportedModelError:
+    """The error for a model onnxruntime cannot load or run, with the likely reason."""
+    custom = sorted({n.domain for n in graph.node} - {"", "ai.onnx", "ai.onnx.ml"})
+    hint = (
+        f"it uses operators of the custom domain(s) {custom}, which need their "
+        "onnxruntime extension library"
+        if custom
+        else "the file may be damaged, or made by an exporter newer than this "
+        f"onnxruntime ({ort.__version__})"
+    )
+    return UnsupportedModelError(
+        f"{prefix}onnxruntime cannot run this model ({hint}): {str(err).strip()}"
+    )
 
 
 def _check_external_location(tensor: onnx.TensorProto, base: Path, source: str) -> None:
@@ -494,17 +518,7 @@ class OnnxAdapter:
         try:  # fail early, and learn the device
             self._session_for(frozenset(), frozenset())
         except _ORT_ERRORS as err:
-            custom = sorted({n.domain for n in self._graph.node} - {"", "ai.onnx", "ai.onnx.ml"})
-            hint = (
-                f"it uses operators of the custom domain(s) {custom}, which need their "
-                "onnxruntime extension library"
-                if custom
-                else "the file may be damaged, or made by an exporter newer than this "
-                f"onnxruntime ({ort.__version__})"
-            )
-            raise UnsupportedModelError(
-                f"onnxruntime cannot run this model ({hint}): {str(err).strip()}"
-            ) from err
+            raise _not_runnable(self._graph, err) from err
         if memory_budget is None and self._active_device != "cpu":
             self.memory_budget = GPU_MEMORY_BUDGET
 

@@ -623,7 +623,7 @@ def _model_bands(
     from directionkit.compare import _order
 
     colors = _model_colors(comparison)
-    labels = comparison.labels()
+    labels = [_literal(label) for label in comparison.labels()]  # legend text, never math
     for i in _order(comparison):
         samples = np.asarray(curves.isel(model=int(i)).values, dtype=np.float64)
         ok = ~np.all(np.isnan(samples), axis=0)
@@ -698,7 +698,8 @@ def compare_ablation_curves(comparison: Comparison, scope: str = "all") -> Figur
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"Cumulative ablation, scope {scope} (mean ± sd over orderings)", fontsize=10)
+    ax.set_title(f"Cumulative ablation, scope {_literal(scope)} (mean ± sd over orderings)",
+                 fontsize=10)  # fmt: skip
     ax.legend(fontsize=7)
     return fig
 
@@ -791,7 +792,7 @@ def compare_distributions(comparison: Comparison, variable: str = "selectivity")
         np.histogram_bin_edges(finite, bins=25) if finite.size else np.linspace(0.0, 1.0, 26)
     )
     colors = _model_colors(comparison)
-    labels = comparison.labels()
+    labels = [_literal(label) for label in comparison.labels()]  # legend text, never math
     from directionkit.compare import _order
 
     names = list(comparison.analyses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -250,6 +251,20 @@ def test_onnx_files_that_onnx_or_onnxruntime_refuse_are_clean_errors(
     assert "not a file inside the model's folder" in capsys.readouterr().err
     assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
 
+    # damaged tensors: onnx.checker and onnxruntime both refuse them, so the audit does
+    truncated = onnx.load(str(model))
+    weights = truncated.graph.initializer[0]
+    weights.raw_data = weights.raw_data[:-4]  # the last float of the first weight matrix cut
+    retyped = onnx.load(str(model))
+    retyped.graph.initializer[0].data_type = onnx.TensorProto.STRING
+    for name, damaged in (("truncated", truncated), ("retyped", retyped)):
+        onnx.save(damaged, str(tmp_path / f"{name}.onnx"))
+        out = tmp_path / f"{name}.zarr"
+        assert main(_analyze(tmp_path / f"{name}.onnx", out)) == 2
+        err = capsys.readouterr().err
+        assert "fails onnx.checker" in err and "onnxruntime cannot run this model" in err, err
+        assert not out.exists()
+
 
 def test_a_truncated_chunk_is_a_clean_error_for_show_and_report(
     tmp_path: Path,
@@ -281,6 +296,13 @@ def test_site_names_with_dollar_signs_are_drawn_literally(tmp_path: Path, capsys
                          "--scopes", "all", "$x_{$")) == 0, capsys.readouterr().err  # fmt: skip
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
+    # and in a comparison: store names (the legend's labels) and scopes with $ in them
+    other = tmp_path / "r$x_{$.zarr"
+    shutil.copytree(out, other)
+    compared = tmp_path / "compared"
+    args = ["report", str(out), str(other), "--out", str(compared)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert len(list(compared.glob("*.png"))) >= 3
 
 
 def test_labels_stored_as_floats_are_accepted_when_whole(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
