@@ -96,10 +96,15 @@ def integral_labels(labels: np.ndarray, func: str) -> np.ndarray:
     Traceback (most recent call last):
     ...
     directionkit.errors.InvalidDataError: 'labels' of f must be ... Got 1.5 at example 1 ...
+    >>> integral_labels(np.array([1e20]), "f")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidDataError: 'labels' of f must be ... Got 1e+20 at example 0 ...
     """
     if np.issubdtype(labels.dtype, np.floating):
         bad = ~np.isfinite(labels)
         bad[~bad] = labels[~bad] != np.round(labels[~bad])
+        bad |= np.abs(np.nan_to_num(labels)) > 2**53  # whole, but no class index (nor exact)
         if bad.any():
             first = int(np.argmax(bad.reshape(-1)))
             count = int(bad.sum())
