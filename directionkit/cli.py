@@ -402,6 +402,8 @@ _ANALYZE_FUNCS = (
 # advice written for Python callers -> the same advice for each command
 _ADVICE = {
     "pass overwrite=True": {"*": "pass --overwrite"},
+    "choose another out_dir": {"train": "choose another --out"},
+    "choose a new or empty out_dir": {"train": "choose a new or empty --out"},
     "or pass root= a directory holding the IDX files": {
         "train": "or pass --data-root a directory holding the IDX files",
         "analyze": "or give --data a directory holding the IDX files",

@@ -100,7 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, help="the run directory")
     out.add_argument(
-        "--overwrite", action="store_true", help="replace a run of a different config in --out"
+        "--overwrite",
+        action="store_true",
+        help="replace a run of a different config in --out (only a training run or an empty "
+        "folder is ever replaced; other files in it are kept)",
     )
     out.add_argument(
         "--no-resume",

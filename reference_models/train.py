@@ -26,7 +26,14 @@ seeded from ``seed``, and at the start of every epoch both the shuffling order a
 dropout masks are re-seeded from ``(seed, epoch)``.  So a run killed after epoch ``k`` and
 rerun resumes from ``resume.pt`` and ends with bit-identical weights to an uninterrupted run.
 Every file is written under a temporary name and renamed into place, so an interruption
-never leaves a half-written file behind.
+never leaves a half-written file behind.  A write that fails (a full disk, say) is a
+:class:`~directionkit.errors.StoreError` naming the file: the run directory then holds the
+epochs saved so far, and a rerun resumes there; when no epoch was saved yet, the files the
+run had written are removed again.
+
+Only a run directory of :func:`train` (or an empty folder) is ever written into or replaced:
+``overwrite`` deletes the files ``train`` writes there and nothing else, and a folder that is
+not recognisably a run (see :func:`train`) is refused before anything is written.
 
 The training metrics of an epoch are measured after it, in eval mode, on the labels the model
 was trained on (corrupted labels included); the test metrics on the true test labels.
@@ -42,6 +49,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import shutil
 import time
 import warnings
@@ -66,7 +74,7 @@ from directionkit.errors import (
 from directionkit.reference_models.datasets import DATASETS
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
 from directionkit.reference_models.runs import EXPORT_ERROR, split_data
-from directionkit.store import VERSION_ATTR, write_zarr
+from directionkit.store import VERSION_ATTR, replaceable, write_zarr
 
 __all__ = [
     "HISTORY_VARIABLES",
@@ -495,8 +503,12 @@ def train(
         If ``out_dir`` holds a run of the same config, continue from its latest epoch (or just
         return it when it is complete).  False starts that run again from scratch.
     overwrite : bool, default False
-        Replace a run of a *different* config in ``out_dir``.  Without it such a directory,
-        or a non-empty one that is not a run, is refused before anything is written.
+        Replace a run of a *different* config in ``out_dir``: the files ``train`` writes are
+        deleted (any others are kept) before training starts.  Without it such a directory is
+        refused before anything is written.  A non-empty ``out_dir`` that is not recognisably
+        a run of ``train`` is refused either way, naming what it holds: a run has a
+        ``config.json`` that is a :class:`TrainConfig` and, beside it, the ``run.json``
+        ``train`` writes with it.
     onnx : bool, default True
         Export the final model to ``out_dir/model.onnx`` (a free batch axis; input
         ``input``, output ``logits``).
@@ -514,10 +526,14 @@ def train(
     InvalidParameterError
         ``config`` is not a :class:`TrainConfig`, or its device is unavailable.
     StoreError
-        ``out_dir`` holds something else (see ``overwrite``).
+        ``out_dir`` holds something else (see ``overwrite``); nothing is written then.  Or a
+        file could not be written (a full disk, say): the message names it, and ``out_dir``
+        holds the epochs saved so far (rerun to resume), or, when no epoch was saved, none of
+        this run's files (a folder ``train`` created is removed again).
     DirectionKitError
         The ONNX export failed after training was saved; the reason is also written to
-        ``out_dir/model.onnx.error``, and a rerun of the same config only exports.
+        ``out_dir/model.onnx.error``, and a rerun of the same config only exports (a
+        :class:`StoreError` when ``model.onnx`` could not be written).
     DatasetNotFoundError, InvalidDataError
         The data set cannot be loaded; nothing is written then.
 
@@ -536,92 +552,91 @@ def train(
         raise parameter_error("config", "train", "a TrainConfig", config)
     run = Path(out_dir)
     device = _resolve_device(config.device)
-    if run.exists() and not run.is_dir():
-        raise StoreError(f"{str(run)!r} exists and is not a directory.")
-    previous = _existing_config(run)
-    if previous is not None and previous != config and not overwrite:
-        difference = _describe_difference(previous, config)
-        raise StoreError(
-            f"{str(run)!r} holds a run of a different config ({difference}); "
-            "pass overwrite=True to replace it, or choose another out_dir."
-        )
-    if previous is None and run.exists() and any(run.iterdir()) and not overwrite:
-        raise StoreError(
-            f"{str(run)!r} is not empty and holds no training run (no config.json); "
-            "pass overwrite=True to write into it anyway, or choose another out_dir."
-        )
+    previous = _check_out_dir(run, config, overwrite=overwrite)
 
     data = _prepare_data(config, device)  # may raise: nothing written yet
     fresh = previous != config or not resume
     if fresh:
         _remove_outputs(run)
-    run.mkdir(parents=True, exist_ok=True)
-    _write_text(run / "config.json", config.to_json() + "\n")
-    _write_text(run / "run.json", json.dumps(data.meta, indent=2, sort_keys=True) + "\n")
-
-    torch.manual_seed(_derive_seed(config.seed, _SEED_INIT))
-    model = build_model(config, data.input_shape, data.n_classes).to(device)
-    optimizer = _optimizer(config, model)
-    history: dict[str, list[float]] = {name: [] for name in HISTORY_VARIABLES}
-    start = 0
+    created = _first_missing(run)  # removed again if the run fails before saving an epoch
     state_path = run / "resume.pt"
+    state = None
     if not fresh and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = {name: list(state["history"][name]) for name in HISTORY_VARIABLES}
-        start = int(state["epoch"])
-    resumed_from = start
-    (run / "checkpoints").mkdir(exist_ok=True)
-    if start == 0 and 0 in config.checkpoint_epochs:
-        _save(_saved_state(model, data), _checkpoint_path(run, 0))
-
-    done = _finished(config, history)
-    bar = _progress(progress, config, start)
+    saved = 0 if state is None else int(state["epoch"])  # what a rerun would resume from
+    complete = False  # every epoch trained and saved: a rerun only writes what is missing
     try:
-        for epoch in range(start + 1, config.epochs + 1):
-            if done:
-                break
-            began = time.perf_counter()
-            _train_epoch(model, optimizer, data, config, epoch, device)
-            metrics = {
-                **_evaluate(model, data.x_train, data.y_train, "train"),
-                **_evaluate(model, data.x_test, data.y_test, "test"),
-                "epoch_seconds": time.perf_counter() - began,
-            }
-            for name in HISTORY_VARIABLES:
-                history[name].append(metrics[name])
-            done = _finished(config, history)
-            if epoch in config.checkpoint_epochs or done:
-                _save(_saved_state(model, data), _checkpoint_path(run, epoch))
-            _save(
-                {
-                    "format": _FORMAT,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history,
-                },
-                state_path,
-            )
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    train_acc=f"{metrics['train_accuracy']:.3f}",
-                    test_acc=f"{metrics['test_accuracy']:.3f}",
-                )
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, dict(metrics))
-    finally:
-        if bar is not None:
-            bar.close()
+        _make_folder(run / "checkpoints")
+        _write_text(run / "config.json", config.to_json() + "\n")
+        _write_text(run / "run.json", json.dumps(data.meta, indent=2, sort_keys=True) + "\n")
 
-    final_epoch = len(history["train_loss"])
-    final = _checkpoint_path(run, final_epoch)
-    if not final.exists():  # e.g. killed between the two saves of the last epoch
-        _save(_saved_state(model, data), final)
-    dataset = _history_dataset(history, config, data.meta)
-    write_zarr(dataset, run / "history.zarr", overwrite=True)
+        torch.manual_seed(_derive_seed(config.seed, _SEED_INIT))
+        model = build_model(config, data.input_shape, data.n_classes).to(device)
+        optimizer = _optimizer(config, model)
+        history: dict[str, list[float]] = {name: [] for name in HISTORY_VARIABLES}
+        start = 0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history = {name: list(state["history"][name]) for name in HISTORY_VARIABLES}
+            start = saved
+        resumed_from = start
+        if start == 0 and 0 in config.checkpoint_epochs:
+            _save(_saved_state(model, data), _checkpoint_path(run, 0))
+
+        done = _finished(config, history)
+        bar = _progress(progress, config, start)
+        try:
+            for epoch in range(start + 1, config.epochs + 1):
+                if done:
+                    break
+                began = time.perf_counter()
+                _train_epoch(model, optimizer, data, config, epoch, device)
+                metrics = {
+                    **_evaluate(model, data.x_train, data.y_train, "train"),
+                    **_evaluate(model, data.x_test, data.y_test, "test"),
+                    "epoch_seconds": time.perf_counter() - began,
+                }
+                for name in HISTORY_VARIABLES:
+                    history[name].append(metrics[name])
+                done = _finished(config, history)
+                if epoch in config.checkpoint_epochs or done:
+                    _save(_saved_state(model, data), _checkpoint_path(run, epoch))
+                _save(
+                    {
+                        "format": _FORMAT,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "history": history,
+                    },
+                    state_path,
+                )
+                saved = epoch
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        train_acc=f"{metrics['train_accuracy']:.3f}",
+                        test_acc=f"{metrics['test_accuracy']:.3f}",
+                    )
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, dict(metrics))
+        finally:
+            if bar is not None:
+                bar.close()
+
+        complete = True
+        final_epoch = len(history["train_loss"])
+        final = _checkpoint_path(run, final_epoch)
+        if not final.exists():  # e.g. killed between the two saves of the last epoch
+            _save(_saved_state(model, data), final)
+        dataset = _history_dataset(history, config, data.meta)
+        history_path = run / "history.zarr"
+        write_zarr(dataset, history_path, overwrite=history_path.exists())
+    except StoreError as err:  # a write failed: say what the run directory holds now
+        replaced = fresh and previous is not None
+        now = _after_failed_write(run, saved, created, replaced=replaced, complete=complete)
+        raise StoreError(f"{err} {now}") from err
     onnx_path = None
     if onnx:
         onnx_path = run / "model.onnx"
@@ -824,17 +839,94 @@ def _history_dataset(
     return xr.Dataset(variables, coords={"epoch": epochs}, attrs=attrs)
 
 
-def _existing_config(run: Path) -> TrainConfig | None:
+#: The files :func:`train` writes into a run directory, besides ``checkpoints/epoch_XXXX.pt``
+#: and ``history.zarr`` (``model.onnx.data``: external ONNX weights of earlier versions).
+_RUN_FILES = ("config.json", "run.json", "resume.pt", "model.onnx", "model.onnx.data", EXPORT_ERROR)
+#: Names of the scratch files of an unfinished write (:func:`_replacing`, the zarr stores').
+_SCRATCH = re.compile(r"^\..+\.(?:tmp|old|del)-[0-9a-f-]+$")
+
+
+def _check_out_dir(run: Path, config: TrainConfig, *, overwrite: bool) -> TrainConfig | None:
+    """The config of the run in ``run`` (None: ``run`` is missing or empty), if :func:`train`
+    may write there; else a :class:`StoreError` naming ``run`` and what it holds.
+
+    Called before anything is written: a folder that is not recognisably a training run is
+    refused with or without ``overwrite``, so that ``overwrite`` never deletes a user's
+    files; a run of another config is refused without ``overwrite``.
+    """
+    if os.path.lexists(run) and not run.is_dir():
+        raise StoreError(f"{str(run)!r} exists and is not a directory; choose another out_dir.")
+    if not run.exists() or all(_SCRATCH.match(e.name) for e in run.iterdir()):
+        return None  # new or empty (but for scratch files of an interrupted write)
+    previous, reason = _recognise_run(run)
+    if previous is None:
+        if overwrite:
+            raise StoreError(
+                f"Refusing to overwrite {str(run)!r}: it is not a training run of "
+                f"directionkit ({reason}). Only a training run or an empty folder is "
+                "overwritten; move its contents away yourself, or choose another out_dir."
+            )
+        raise StoreError(
+            f"{str(run)!r} is not empty and holds no training run ({reason}); "
+            "choose a new or empty out_dir."
+        )
+    if previous != config and not overwrite:
+        difference = _describe_difference(previous, config)
+        raise StoreError(
+            f"{str(run)!r} holds a run of a different config ({difference}); "
+            "pass overwrite=True to replace it, or choose another out_dir."
+        )
+    return previous
+
+
+def _recognise_run(run: Path) -> tuple[TrainConfig | None, str]:
+    """The config of the training run in the non-empty folder ``run``; or None and why
+    ``run`` is not recognisably one.
+
+    A run has a ``config.json`` that is a :class:`TrainConfig` and the ``run.json``
+    :func:`train` writes right after it (alone, ``config.json`` is a run cut off between
+    the two), and train's own names in it are what train writes there.
+    """
     path = run / "config.json"
     if not path.is_file():
-        return None
+        return None, f"no config.json; it holds {_listing(run)}"
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as err:
-        raise StoreError(
-            f"{str(path)!r} is not a readable TrainConfig ({err}); "
-            "pass overwrite=True to replace the run."
-        ) from err
+        config = TrainConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:  # InvalidParameterError is a ValueError
+        return None, f"its config.json is not a TrainConfig: {str(err).rstrip('.')}"
+    others = [e for e in run.iterdir() if e.name != "config.json" and not _SCRATCH.match(e.name)]
+    if others and not _is_run_meta(run / "run.json"):
+        return None, (
+            "it has a config.json but not the run.json that train writes beside it; "
+            f"it holds {_listing(run)}"
+        )
+    for name in _RUN_FILES:
+        entry = run / name
+        if os.path.lexists(entry) and (entry.is_symlink() or not entry.is_file()):
+            return None, f"its {name} is not a file"
+    checkpoints = run / "checkpoints"
+    if os.path.lexists(checkpoints) and (checkpoints.is_symlink() or not checkpoints.is_dir()):
+        return None, "its checkpoints is not a folder"
+    history = run / "history.zarr"
+    if os.path.lexists(history) and (why := replaceable(history)) is not None:
+        return None, f"its history.zarr: {why}"
+    return config, ""
+
+
+def _is_run_meta(path: Path) -> bool:
+    """Whether ``path`` is the ``run.json`` of a run (what the data gave)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"input_shape", "n_classes"} <= meta.keys()
+
+
+def _listing(folder: Path, limit: int = 6) -> str:
+    """What ``folder`` holds, for a message: ``'checkpoints/, notes.txt'``."""
+    names = sorted(e.name + ("/" if e.is_dir() else "") for e in folder.iterdir())
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
@@ -847,12 +939,94 @@ def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
 
 
 def _remove_outputs(run: Path) -> None:
-    """Delete what a previous run wrote into ``run`` (and nothing else)."""
-    for name in ("config.json", "run.json", "resume.pt", "model.onnx", "model.onnx.data",
-                 EXPORT_ERROR):  # fmt: skip
+    """Delete what a previous run wrote into ``run`` (and nothing else).
+
+    ``checkpoints/`` loses only its ``epoch_XXXX.pt`` files (and goes when that empties
+    it); ``history.zarr`` goes only if it is a directionkit store.
+    """
+    for name in _RUN_FILES:
         (run / name).unlink(missing_ok=True)
-    for name in ("checkpoints", "history.zarr"):
-        shutil.rmtree(run / name, ignore_errors=True)
+        for scratch in run.glob(f".{name}.tmp-*"):  # of a write that was killed
+            if _SCRATCH.match(scratch.name):
+                scratch.unlink(missing_ok=True)
+    checkpoints = run / "checkpoints"
+    if checkpoints.is_dir() and not checkpoints.is_symlink():
+        saved = set(_saved_checkpoints(run).values())
+        for path in checkpoints.iterdir():
+            if path in saved or _SCRATCH.match(path.name):
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            checkpoints.rmdir()  # kept when it holds anything else
+    history = run / "history.zarr"
+    if history.is_dir() and replaceable(history) is None:
+        shutil.rmtree(history, ignore_errors=True)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist (None: it exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            break
+        missing = folder
+    return missing
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"Could not create the folder {str(path)!r}: {err}.") from err
+
+
+def _after_failed_write(
+    run: Path, saved: int, created: Path | None, *, replaced: bool, complete: bool
+) -> str:
+    """What the run directory holds after a failed write, and what to do: the sentences a
+    :class:`StoreError` of :func:`train` ends with.
+
+    With an epoch saved, the run stays (a rerun resumes from ``saved``, or only writes what
+    is missing when training was ``complete``); without one, nothing in it is worth keeping,
+    and the files this run wrote are removed again, with the folders it created
+    (``created``: the outermost one); ``replaced``: a previous run there had been deleted.
+    """
+    if saved:
+        rerun = (
+            "it finds the finished training and writes only what is missing"
+            if complete
+            else f"it resumes from epoch {saved}"
+        )
+        return (
+            f"{str(run)!r} holds what was saved so far: training up to epoch {saved} "
+            "(resume.pt, checkpoints). Free some space (or fix what stopped the write) and "
+            f"rerun the same command: {rerun}."
+        )
+    try:
+        _remove_outputs(run)
+    except OSError as err:
+        return (
+            f"No epoch had been saved, and removing this run's partial files from "
+            f"{str(run)!r} failed too ({err}); delete them, then rerun the same command."
+        )
+    where = f"{str(run)!r} holds none of its files"
+    if created is not None:
+        for folder in (run, *run.parents):
+            try:
+                folder.rmdir()  # only while empty: nothing but ours is ever removed
+            except OSError:
+                break
+            if folder == created:
+                where = f"{str(run)!r}, which it had created, was removed again" + (
+                    f" (with the folders it had created for it, from {str(created)!r} on)"
+                    if created != run
+                    else ""
+                )
+                break
+    gone = " (the run it replaced had been deleted before training)" if replaced else ""
+    return (
+        f"No epoch had been saved, so nothing of this run was kept: {where}{gone}. Free "
+        "some space (or fix what stopped the write) and rerun the same command."
+    )
 
 
 def _checkpoint_path(run: Path, epoch: int) -> Path:
@@ -903,13 +1077,41 @@ def _saved_state(model: nn.Module, data: _Data) -> dict[str, torch.Tensor]:
 
 
 def _save(obj: Any, path: Path) -> None:
-    with _replacing(path) as temporary:
-        torch.save(obj, temporary)
+    """``torch.save`` to ``path`` atomically; a failed write is a :class:`StoreError`."""
+    try:
+        # into a Python file, so that a failed write leaves its OSError (ENOSPC, say) in
+        # the RuntimeError torch's writer raises, as its __context__
+        with _replacing(path) as temporary, temporary.open("wb") as handle:
+            torch.save(obj, handle)
+    except (OSError, RuntimeError) as err:  # torch's writer fails with a RuntimeError
+        raise _write_failed(path, err) from err
 
 
 def _write_text(path: Path, text: str) -> None:
-    with _replacing(path) as temporary:
-        temporary.write_text(text)
+    try:
+        with _replacing(path) as temporary:
+            temporary.write_text(text)
+    except OSError as err:
+        raise _write_failed(path, err) from err
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError ``err`` is or was raised from (its ``__cause__``/``__context__`` chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _write_failed(path: Path, err: BaseException) -> StoreError:
+    """The error for a file of a run that could not be written (a full disk, say)."""
+    cause = _os_error(err)
+    reason = str(cause) if cause is not None else f"{type(err).__name__}: {err}"
+    return StoreError(f"Could not write {str(path)!r}: {reason}.")
 
 
 @contextlib.contextmanager
@@ -932,14 +1134,23 @@ def _export_or_record(
 
     Training is done and saved by then, so a failing exporter (e.g. ``onnxscript``
     missing) must not look like a failed run: the reason goes to :data:`EXPORT_ERROR`
-    (which ``directionkit analyze RUN`` reports) and the error says how to finish.
+    (which ``directionkit analyze RUN`` reports) and the error says how to finish.  A file
+    that could not be written (an OSError, a full disk say) is a :class:`StoreError`.
     """
     error = path.with_name(EXPORT_ERROR)
     try:
         _export_onnx(model, state, example, path)
     except Exception as err:  # any exporter failure: the run itself is complete
         reason = f"{type(err).__name__}: {err}".strip()
-        _write_text(error, reason + "\n")
+        with contextlib.suppress(StoreError):  # recorded if it can be (not on a full disk)
+            _write_text(error, reason + "\n")
+        if (cause := _os_error(err)) is not None:  # the exporter works; the file cannot be written
+            raise StoreError(
+                f"Could not write {str(path)!r}: {cause}. Training finished and is saved in "
+                f"{str(path.parent)!r} (checkpoints, history.zarr); free some space (or fix "
+                "what stopped the write) and rerun the same `directionkit train` command: it "
+                "finds the finished run and only exports."
+            ) from err
         raise DirectionKitError(
             f"Training finished and is saved in {str(path.parent)!r} (checkpoints, "
             f"history.zarr), but the ONNX export failed: {reason}. Install the exporter "
