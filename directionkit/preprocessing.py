@@ -47,7 +47,8 @@ def load_data(
         MNIST-format IDX files.
     split : {"train", "test"}
     limit : int, optional
-        Keep only the first ``limit`` examples.
+        Keep only the first ``limit`` examples.  The loader reads only those where the
+        format allows (IDX and ``.npz`` files are not decompressed past them).
 
     Examples
     --------
@@ -58,14 +59,16 @@ def load_data(
     from directionkit.reference_models.datasets import load
     from directionkit.reference_models.runs import is_run_dir, run_data
 
+    if limit is not None:
+        limit = check_int(limit, "limit", "load_data", minimum=1)
     if spec in ("digits", "fashion-mnist"):
-        X, y = load(spec, split)
+        X, y = load(spec, split, limit=limit)
     elif spec.endswith(".npz"):
-        X, y = load(Path(spec), split)
+        X, y = load(Path(spec), split, limit=limit)
     elif is_run_dir(spec):
         X, y = run_data(spec, split)
     elif os.path.isdir(spec):
-        X, y = load("mnist", split, root=spec)
+        X, y = load("mnist", split, root=spec, limit=limit)
     else:
         raise parameter_error(
             "data",
@@ -74,10 +77,7 @@ def load_data(
             "or a directory of IDX files",
             spec,
         )
-    if limit is not None:
-        limit = check_int(limit, "limit", "load_data", minimum=1)
-        X, y = X[:limit], y[:limit]
-    return X, y
+    return X[:limit], y[:limit]
 
 
 def _per_channel(

@@ -21,9 +21,11 @@ documented layouts, ``.npz`` files with ``allow_pickle=False``, and CIFAR's Pyth
 through an unpickler that refuses every global except the few numpy needs to rebuild an array.
 
 Memory stays bounded by what a file really holds: every size a file declares (an IDX header,
-the shape in a ``.npy`` header, a length inside a pickle) is checked against the data actually
-there before anything of that size is allocated, and an IDX header is checked before the rest
-of a gzipped file is decompressed.  A small hostile file gets a clear error, not an
+the shape in a ``.npy`` header, a length or a memo index inside a pickle) is checked against the
+data actually there before anything of that size is allocated.  A compressed file (a gzipped IDX
+file, a ``.npz`` member) may declare at most ``100`` times its compressed size (real data sets
+compress about 5x), checked before it is decompressed, and with ``limit=N`` only the first ``N``
+examples are decompressed and converted.  A small hostile file gets a clear error, not an
 allocation of gigabytes.
 """
 
@@ -36,6 +38,7 @@ import numbers
 import os
 import pickle
 import pickletools
+import reprlib
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -44,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_choice, check_labels, parameter_error
+from directionkit._validation import check_choice, check_int, check_labels, parameter_error
 from directionkit.errors import DirectionKitError, InvalidDataError
 
 __all__ = [
@@ -96,6 +99,7 @@ def load(
     *,
     root: str | os.PathLike[str] | None = None,
     flatten: bool = False,
+    limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load a data set as ``(X, y)`` numpy arrays.
 
@@ -132,6 +136,10 @@ def load(
         ``"fashion-mnist"``; ignored for ``"digits"`` and ``.npz`` files.
     flatten : bool, default False
         Return ``X`` with shape ``(N, features)`` instead of ``(N, C, H, W)``.
+    limit : int >= 1, optional
+        Keep only the first ``limit`` examples.  Only those are decompressed and converted to
+        float32 from IDX and ``.npz`` files (a gzipped IDX file is not read past them), and
+        only the CIFAR-10 batches holding them are read.
 
     Returns
     -------
@@ -143,14 +151,15 @@ def load(
     Raises
     ------
     InvalidParameterError
-        ``name`` or ``split`` is not one of the valid choices, or ``root`` is missing where it is
-        required.
+        ``name`` or ``split`` is not one of the valid choices, ``root`` is missing where it is
+        required, or ``limit`` is not an int >= 1.
     DatasetNotFoundError
         The data set's files are not there (a :class:`FileNotFoundError`).
     SplitNotFoundError
         A ``.npz`` file without the requested split (an :class:`InvalidDataError`).
     InvalidDataError
-        A file is malformed, or a pickle holds anything other than a CIFAR batch.
+        A file is malformed, declares more data than it holds (or, compressed, more than 100
+        times its compressed size), or a pickle holds anything other than a CIFAR batch.
 
     Examples
     --------
@@ -163,11 +172,15 @@ def load(
     >>> X_test, y_test = load("digits", "test", flatten=True)
     >>> X_test.shape, sorted(set(y_test.tolist())) == list(range(10))
     ((450, 64), True)
+    >>> load("digits", "test", limit=5)[0].shape
+    (5, 1, 8, 8)
     """
     func = "load"
+    if limit is not None:
+        limit = check_int(limit, "limit", func, minimum=1)
     if isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith(".npz")):
         check_choice(split, "split", func, _SPLITS)
-        X, y = _load_npz(Path(name), split)
+        X, y = _load_npz(Path(name), split, limit)
     else:
         if not isinstance(name, str) or name not in DATASETS:
             listed = ", ".join(repr(d) for d in DATASETS)
@@ -177,6 +190,7 @@ def load(
         check_choice(split, "split", func, _SPLITS)
         if name == "digits":
             X, y = _load_digits(split)
+            X, y = X[:limit], y[:limit]
         elif name == "fashion-mnist":
             X, y = _load_idx_dataset(
                 Path(root) if root is not None else DEFAULT_FASHION_MNIST_ROOT,
@@ -185,6 +199,7 @@ def load(
                 "Install it with `apt-get install dataset-fashion-mnist` (files go to "
                 f"{DEFAULT_FASHION_MNIST_ROOT}), or pass root= a directory holding the IDX files "
                 "from https://github.com/zalandoresearch/fashion-mnist.",
+                limit,
             )
         elif name == "mnist":
             X, y = _load_idx_dataset(
@@ -194,9 +209,10 @@ def load(
                 "Put the standard MNIST IDX files (train-images-idx3-ubyte, "
                 "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
                 "gzipped or not) directly in that directory.",
+                limit,
             )
         else:
-            X, y = _load_cifar10(_require_root(root, name), split)
+            X, y = _load_cifar10(_require_root(root, name), split, limit)
     if flatten:
         X = X.reshape(X.shape[0], -1)
     return X, y
@@ -312,10 +328,31 @@ def _first_existing(candidates: Sequence[Path]) -> Path | None:
     return None
 
 
+#: A compressed file (a gzipped IDX file, a ``.npz`` member) may declare at most this many
+#: times its compressed size: real data sets compress about 5x, zip's deflate reaches 1032x
+#: and bzip2 far more on the zeros of a compression bomb.
+_MAX_INFLATION = 100
+
+#: ... or this many bytes, whichever is more (a small file of zeros is no bomb).
+_INFLATION_FLOOR = 1 << 20
+
+
+def _inflation_bound(compressed: int) -> int:
+    """The most bytes a compressed file of ``compressed`` bytes may declare it inflates to."""
+    return max(_MAX_INFLATION * compressed, _INFLATION_FLOOR)
+
+
+def _inflation_limits() -> str:
+    return (
+        f"{_MAX_INFLATION}x the compressed size, at least {_INFLATION_FLOOR:,} bytes; real data "
+        "sets compress about 5x"
+    )
+
+
 # --------------------------------------------------------------------------- .npz
 
 
-def _load_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_npz(path: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise _not_found(
             ".npz file", [path], "Pass the path of a .npz file holding arrays 'x' and 'y'."
@@ -328,18 +365,23 @@ def _load_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 if name.endswith(".npy")
             }
             keys = _npz_keys(path, split, sorted(members))
-            arrays = [_read_npz_member(path, archive, members[key]) for key in keys]
+            arrays = [_read_npz_member(path, archive, members[key], limit) for key in keys]
     except DirectionKitError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise InvalidDataError(
             f"{path} is not a readable .npz file without pickles: {err}"
         ) from err
-    (x_key, _), (x, y) = keys, arrays
+    (x_key, y_key), ((x, x_shape), (y, y_shape)) = keys, arrays
     if x.ndim < 1 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise InvalidDataError(
             f"{path}: {x_key!r} must be a numeric array with one row per example. "
             f"Got dtype {x.dtype} and shape {x.shape}."
+        )
+    if len(y_shape) == 1 and x_shape[0] != y_shape[0]:  # checked on the whole file, not the limit
+        raise InvalidDataError(
+            f"{path}: {x_key!r} holds {x_shape[0]} examples but {y_key!r} holds {y_shape[0]} "
+            "labels; there must be one label per example."
         )
     labels, _ = check_labels(y, x.shape[0], "load")
     return x.astype(np.float32), labels
@@ -365,24 +407,23 @@ def _npz_keys(path: Path, split: str, keys: list[str]) -> tuple[str, str]:
     )
 
 
-#: Beyond this ratio of uncompressed to compressed size a member cannot be zip's deflate
-#: (at most about 1032:1): it is a bzip2/lzma bomb, refused before it is decompressed.
-_MAX_COMPRESSION_RATIO = 1100
+def _read_npz_member(
+    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """One array of a .npz (its first ``limit`` rows) and its whole declared shape.
 
-
-def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """One array of a .npz, its declared sizes checked before anything is allocated.
-
-    The shape in the ``.npy`` header must match the member's size in the zip directory
-    (which caps what zipfile decompresses), so no array larger than the data is made.
+    Every declared size is checked before anything is allocated: the member's size in the
+    zip directory (which caps what zipfile decompresses) against its compressed size, and
+    the shape in the ``.npy`` header against that size.  With a ``limit``, only the bytes
+    of the first ``limit`` rows are decompressed (all of a Fortran-ordered array).
     """
     key = info.filename.removesuffix(".npy")
-    if info.compress_size and info.file_size > _MAX_COMPRESSION_RATIO * max(
-        info.compress_size, 1024
-    ):
+    bound = _inflation_bound(info.compress_size)
+    if info.file_size > bound:
         raise InvalidDataError(
             f"{path}: array {key!r} would decompress from {info.compress_size:,} to "
-            f"{info.file_size:,} bytes, a ratio no real data set has; refused."
+            f"{info.file_size:,} bytes, more than the bound of {bound:,} bytes "
+            f"({_inflation_limits()}); refused before decompressing it."
         )
     with archive.open(info) as fh:
         version = np.lib.format.read_magic(fh)
@@ -403,27 +444,36 @@ def _read_npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo
                 f"bytes) but stores {max(info.file_size - header, 0):,} bytes; the file is "
                 "damaged or forged."
             )
-        data = fh.read(declared + 1)
-    if len(data) != declared:
+        wanted = shape
+        if limit is not None and shape and limit < shape[0] and not (fortran and len(shape) > 1):
+            wanted = (limit, *shape[1:])  # C order: the first rows are the first bytes
+        size = math.prod(wanted) * dtype.itemsize
+        data = fh.read(size + 1 if wanted == shape else size)
+    if len(data) != size:
         raise InvalidDataError(
-            f"{path}: array {key!r} holds {len(data):,} bytes of data, not the {declared:,} "
-            "its header declares."
+            f"{path}: array {key!r} holds {len(data):,} bytes of data, not the {size:,} its "
+            f"header declares for shape {wanted}."
         )
-    array = np.frombuffer(data, dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C")
+    array = np.frombuffer(data, dtype=dtype).reshape(wanted, order="F" if fortran else "C")
+    return (array[:limit] if shape else array), shape
 
 
 # --------------------------------------------------------------------------- IDX (MNIST)
 
 
-def _parse_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes with ``ndim`` dims, checking its header first.
+def _parse_idx(
+    path: Path, magic: int, ndim: int, limit: int | None = None
+) -> tuple[np.ndarray, int]:
+    """The first ``limit`` items of an IDX file of unsigned bytes, and how many it declares.
 
-    The header is read and checked before the data: the data are then read up to the
-    size the header declares (never more, even from a gzip stream that would inflate to
-    gigabytes), and must be exactly that long.
+    The header is read and checked before the data: no dimension may be 0; a plain file
+    must be exactly as long as the header says, and a gzipped one may declare at most
+    ``_MAX_INFLATION`` times its compressed size.  The data are then read up to what is
+    needed (the first ``limit`` items, or all and one byte more to reveal a longer file),
+    never more, so a gzip stream that would inflate to gigabytes is not inflated.
     """
     header_size = 4 + 4 * ndim
+    gzipped = path.suffix == ".gz"
     try:
         with _open_idx(path) as fh:
             header = fh.read(header_size)
@@ -439,18 +489,36 @@ def _parse_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
                     f"(unsigned-byte data with {ndim} dims)."
                 )
             dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+            if 0 in dims:
+                raise InvalidDataError(
+                    f"{path} declares dims {dims}, an empty data set: an IDX file must hold at "
+                    "least one item and no dimension may be 0."
+                )
             expected = math.prod(dims)
-            if path.suffix != ".gz":  # the file's size is known: check it before reading
+            if gzipped:  # only the compressed size is known: bound the declared size by it
+                compressed = path.stat().st_size
+                bound = _inflation_bound(compressed)
+                if expected > bound:
+                    raise InvalidDataError(
+                        f"{path} declares dims {dims} ({expected:,} bytes), which would "
+                        f"decompress from {compressed:,} gzipped bytes: more than the bound of "
+                        f"{bound:,} bytes ({_inflation_limits()}). Refused before "
+                        "decompressing it."
+                    )
+            else:  # the file's size is known: check it before reading
                 size = path.stat().st_size - header_size
                 if size != expected:
                     raise _idx_size_error(path, dims, expected, size)
-            data = _read_at_most(fh, expected + 1)  # one byte more reveals a longer file
+            items = dims[0] if limit is None else min(limit, dims[0])
+            wanted = items * (expected // dims[0])
+            # all of it and one byte more reveal a longer file; a part is read exactly
+            data = _read_at_most(fh, wanted + 1 if items == dims[0] else wanted)
     except (OSError, EOFError, zlib.error) as err:
-        what = "is not a readable gzip file" if path.suffix == ".gz" else "could not be read"
+        what = "is not a readable gzip file" if gzipped else "could not be read"
         raise InvalidDataError(f"{path} {what}: {err}") from err
-    if len(data) != expected:
+    if len(data) != wanted:
         raise _idx_size_error(path, dims, expected, len(data))
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(items, *dims[1:]), dims[0]
 
 
 def _open_idx(path: Path) -> Any:
@@ -480,7 +548,9 @@ def _idx_candidates(root: Path, prefix: str, kind: str) -> list[Path]:
     return [root / f"{n}{gz}" for n in names for gz in ("", ".gz")]
 
 
-def _load_idx_dataset(root: Path, split: str, what: str, how: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_idx_dataset(
+    root: Path, split: str, what: str, how: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     prefix = "train" if split == "train" else "t10k"
     image_candidates = _idx_candidates(root, prefix, "images-idx3-ubyte")
     label_candidates = _idx_candidates(root, prefix, "labels-idx1-ubyte")
@@ -491,12 +561,11 @@ def _load_idx_dataset(root: Path, split: str, what: str, how: str) -> tuple[np.n
             label_candidates if label_path is None else []
         )
         raise _not_found(f"{what} {split} files", looked, how)
-    images = _parse_idx(image_path, _IDX_IMAGES_MAGIC, 3)
-    labels = _parse_idx(label_path, _IDX_LABELS_MAGIC, 1)
-    if images.shape[0] != labels.shape[0]:
+    images, n_images = _parse_idx(image_path, _IDX_IMAGES_MAGIC, 3, limit)
+    labels, n_labels = _parse_idx(label_path, _IDX_LABELS_MAGIC, 1, limit)
+    if n_images != n_labels:  # the counts the headers declare, whatever the limit
         raise InvalidDataError(
-            f"{image_path} holds {images.shape[0]} images but {label_path} holds "
-            f"{labels.shape[0]} labels."
+            f"{image_path} holds {n_images} images but {label_path} holds {n_labels} labels."
         )
     X = (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]
     return X, labels.astype(np.int64)
@@ -512,7 +581,8 @@ _CIFAR_HOW = (
 )
 
 # The globals a pickled numpy array needs, across numpy 1.x (numpy.core) and 2.x (numpy._core)
-# and pickle protocols 2 to 5; nothing else is ever resolved.
+# and pickle protocols 2 to 5; nothing else is ever resolved, and each of these is replaced by
+# a checked stand-in (see _ArrayOnlyUnpickler).
 _PICKLE_ALLOWED = frozenset(
     {
         ("numpy.core.multiarray", "_reconstruct"),
@@ -525,60 +595,215 @@ _PICKLE_ALLOWED = frozenset(
     }
 )
 
+#: The opcodes that store into the memo at an index of the pickle's choosing.
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals numpy arrays need."""
+    """An unpickler that resolves only the globals numpy arrays need, each checked.
+
+    - ``numpy.ndarray`` is only a marker passed to ``_reconstruct``; calling it is refused
+      (``numpy.ndarray(shape, "O")`` allocates any shape a file names, with no data behind it).
+    - ``numpy.dtype`` is :class:`_PickledDtype`: plain number types only, whose state (a byte
+      order) is checked here rather than by numpy's ``dtype.__setstate__``.
+    - ``_reconstruct`` makes an empty :class:`_CheckedArray`, whose state must carry exactly
+      the bytes its shape and dtype need.
+    - ``_frombuffer`` gets the real dtype (numpy checks the buffer's size against it).
+
+    Every array rebuilt from a state and every string ``_codecs.encode`` makes takes its size
+    from a budget of twice the file's bytes (a protocol-2 array's bytes are encoded once,
+    then adopted), so data fetched from the memo again and again are not multiplied.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), encoding="bytes")
+        self._backed = 2 * len(data)
+        self._left = self._backed
+
+    def spend(self, nbytes: int, what: str) -> None:
+        """Take ``nbytes`` from the budget the file's bytes back, or refuse ``what``."""
+        if nbytes > self._left:
+            raise pickle.UnpicklingError(
+                f"{what} takes {nbytes:,} bytes, more than the {self._left:,} left of the "
+                f"{self._backed:,} bytes (twice the file's size) its data can back"
+            )
+        self._left -= nbytes
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+        if name == "ndarray":
+            return _NDARRAY
+        if name == "dtype":
+            return _PickledDtype
         found = super().find_class(module, name)
-        return _empty_reconstruct(found) if name == "_reconstruct" else found
+        if name == "_reconstruct":
+            return self._empty_reconstruct(found)
+        if name == "_frombuffer":
+            return lambda buf, dtype, *rest: found(buf, _plain_dtype(dtype), *rest)
+
+        def encode(obj: Any, *args: Any) -> Any:  # _codecs.encode
+            encoded = found(obj, *args)
+            self.spend(len(encoded), "an encoded string")
+            return encoded
+
+        return encode
+
+    def _empty_reconstruct(self, reconstruct: Any) -> Any:
+        """numpy's ``_reconstruct``, limited to the empty array every pickled ndarray starts as.
+
+        A pickle calls ``_reconstruct(ndarray, (0,), b"b")`` and then fills the array from
+        bytes it carries (:meth:`_CheckedArray.__setstate__`); a forged shape would allocate
+        that many bytes from a file of a few dozen.
+        """
+
+        def checked(subtype: Any, shape: Any, dtype: Any) -> Any:
+            if subtype is not _NDARRAY:
+                raise pickle.UnpicklingError(
+                    f"_reconstruct rebuilds {reprlib.repr(subtype)}, not a numpy.ndarray"
+                )
+            if not isinstance(shape, tuple) or math.prod(int(d) for d in shape) != 0:
+                raise pickle.UnpicklingError(
+                    f"an array is rebuilt with shape {reprlib.repr(shape)}, not (0,)"
+                )
+            array = reconstruct(_CheckedArray, (0,), b"b")
+            array.spend = self.spend
+            return array
+
+        return checked
 
 
-def _empty_reconstruct(reconstruct: Any) -> Any:
-    """numpy's ``_reconstruct``, limited to the empty array every pickled ndarray starts as.
+class _NdarrayMarker:
+    """``numpy.ndarray`` as a pickle sees it: the type ``_reconstruct`` is told to rebuild."""
 
-    A pickle calls ``_reconstruct(ndarray, (0,), b"b")`` and then fills the array from
-    bytes it carries (checked against the shape by numpy); a forged shape would allocate
-    that many bytes from a file of a few dozen.
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError(
+            f"numpy.ndarray is called with {reprlib.repr(args)}: it would allocate that array "
+            "with no data in the file behind it; an array is only rebuilt from its bytes"
+        )
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+class _PickledDtype:
+    """A pickled ``numpy.dtype``: a plain number type and a byte order, nothing else.
+
+    numpy's own ``dtype.__setstate__`` takes whatever fields and flags a state claims,
+    objects included; this stand-in keeps what an array of numbers needs and is turned
+    into a real dtype by the array that uses it (:func:`_plain_dtype`).
     """
 
-    def checked(subtype: Any, shape: Any, dtype: Any) -> Any:
-        if not isinstance(shape, tuple) or math.prod(int(d) for d in shape) != 0:
-            raise pickle.UnpicklingError(f"an array is rebuilt with shape {shape!r}, not (0,)")
-        return reconstruct(subtype, shape, dtype)
+    def __init__(self, spec: Any, align: Any = False, copy: Any = False) -> None:
+        if isinstance(spec, bytes):  # a Python 2 pickle's str, read with encoding="bytes"
+            spec = spec.decode("latin-1")
+        dtype = np.dtype(spec) if isinstance(spec, str) else None
+        if dtype is None or dtype.kind not in "biufc" or dtype.fields or dtype.subdtype:
+            raise pickle.UnpicklingError(
+                f"dtype {reprlib.repr(spec)} is not a plain number type (arrays of objects, "
+                "strings and records are refused)"
+            )
+        self.dtype = dtype
 
-    return checked
+    def __setstate__(self, state: Any) -> None:
+        order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+        if isinstance(order, bytes):
+            order = order.decode("latin-1")
+        if order not in ("<", ">", "=", "|") or any(v is not None for v in state[2:5]):
+            raise pickle.UnpicklingError(
+                f"a dtype has the state {reprlib.repr(state)}, not a byte order without "
+                "fields or sub-arrays"
+            )
+        self.dtype = np.dtype(order + self.dtype.str[1:])
 
 
-def _check_pickle_lengths(data: bytes) -> None:
-    """Raise unless every length a pickle declares is backed by bytes in ``data``.
+def _plain_dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, _PickledDtype):
+        raise pickle.UnpicklingError(
+            f"an array's dtype is {reprlib.repr(dtype)}, not a pickled numpy.dtype"
+        )
+    return dtype.dtype
 
-    Python's C unpickler allocates a declared ``bytes``/``bytearray`` length before it
-    reads the data, so 15 bytes can ask for gigabytes; :mod:`pickletools` reads the same
-    opcodes without allocating ahead and fails on the first length that overruns.
+
+class _CheckedArray(np.ndarray):
+    """An array a pickle rebuilds: its state is checked before numpy's ``__setstate__`` sees it.
+
+    numpy would allocate the declared shape of an object dtype whatever the data (and
+    crash on a short list); here the state must hold exactly the bytes of its shape.
     """
-    for _ in pickletools.genops(data):
-        pass
+
+    spend: Any  # _ArrayOnlyUnpickler.spend of the unpickler that made it
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError(
+                f"an array has the state {reprlib.repr(state)}, not numpy's "
+                "(version, shape, dtype, is_fortran, data)"
+            )
+        shape, dtype, fortran, raw = state[-4:]
+        dtype = _plain_dtype(dtype)
+        if not isinstance(shape, tuple) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise pickle.UnpicklingError(
+                f"an array has shape {reprlib.repr(shape)}, not a tuple of ints >= 0"
+            )
+        if not isinstance(raw, bytes):
+            raise pickle.UnpicklingError(
+                f"an array's data are a {type(raw).__name__}, not bytes (arrays of Python "
+                "objects are refused)"
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        if declared != len(raw):
+            raise pickle.UnpicklingError(
+                f"an array declares shape {reprlib.repr(shape)} of {dtype} ({declared:,} "
+                f"bytes) but carries {len(raw):,} bytes of data"
+            )
+        self.spend(declared, f"an array of shape {reprlib.repr(shape)}")
+        checked: Any = (1, shape, dtype, bool(fortran), raw)
+        super().__setstate__(checked)
 
 
-def _cifar_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    data = path.read_bytes()
-    if not data or len(data) % _CIFAR_RECORD:
+def _check_pickle_sizes(data: bytes) -> None:
+    """Raise unless every size a pickle declares is backed by what is in ``data``.
+
+    Python's C unpickler allocates ahead of reading: a declared ``bytes``/``bytearray``
+    length before the data, and a memo table of twice the largest index stored (8 bytes
+    an entry), so 9 or 15 bytes can ask for gigabytes.  :mod:`pickletools` reads the same
+    opcodes without allocating ahead and fails on the first length that overruns; a memo
+    index may not exceed the number of opcodes before it (a pickler numbers its memo
+    entries 0, 1, 2, ... as it writes them).
+    """
+    for count, (opcode, arg, pos) in enumerate(pickletools.genops(data)):
+        if opcode.name in _MEMO_PUTS and isinstance(arg, int) and arg > count:
+            raise pickle.UnpicklingError(
+                f"{opcode.name} at byte {pos} stores memo entry {arg:,} (a memo table of "
+                f"{16 * arg:,} bytes) after {count} opcodes; a memo index may be at most the "
+                "number of opcodes before it"
+            )
+
+
+def _cifar_binary(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    size = path.stat().st_size
+    if not size or size % _CIFAR_RECORD:
         raise InvalidDataError(
-            f"{path} is not a CIFAR-10 binary batch: {len(data)} bytes is not a positive "
+            f"{path} is not a CIFAR-10 binary batch: {size} bytes is not a positive "
             f"multiple of the {_CIFAR_RECORD}-byte record (1 label byte + 3072 pixel bytes)."
         )
-    records = np.frombuffer(data, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+    n = size // _CIFAR_RECORD if limit is None else min(limit, size // _CIFAR_RECORD)
+    with path.open("rb") as fh:
+        data = fh.read(n * _CIFAR_RECORD)
+    if len(data) != n * _CIFAR_RECORD:
+        raise InvalidDataError(f"{path} holds {len(data)} bytes, not the {size} it had.")
+    records = np.frombuffer(data, dtype=np.uint8).reshape(n, _CIFAR_RECORD)
     return records[:, 1:], records[:, 0].astype(np.int64)
 
 
-def _cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_pickle(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = path.read_bytes()
-        _check_pickle_lengths(data)
-        batch = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+        _check_pickle_sizes(data)
+        batch = _ArrayOnlyUnpickler(data).load()
     except Exception as err:  # any failure of an untrusted pickle is a refusal
         raise InvalidDataError(
             f"Refused to load {path}: it is not a CIFAR-10 Python batch holding only numpy "
@@ -588,27 +813,31 @@ def _cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidDataError(
             f"Refused {path}: a CIFAR-10 Python batch is a dict, got {type(batch).__name__}."
         )
-    data = batch.get(b"data", batch.get("data"))
+    pixels = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if (
-        not isinstance(data, np.ndarray)
-        or data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != _CIFAR_PIXELS
+        not isinstance(pixels, np.ndarray)
+        or pixels.dtype != np.uint8
+        or pixels.ndim != 2
+        or pixels.shape[1] != _CIFAR_PIXELS
+        or not pixels.shape[0]
     ):
         raise InvalidDataError(
-            f"Refused {path}: its b'data' must be a uint8 array of shape (N, {_CIFAR_PIXELS})."
+            f"Refused {path}: its b'data' must be a uint8 array of shape (N, {_CIFAR_PIXELS}) "
+            "with N >= 1."
         )
     if not isinstance(labels, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in labels
     ):
         raise InvalidDataError(f"Refused {path}: its b'labels' must be a list of ints.")
-    if len(labels) != data.shape[0]:
-        raise InvalidDataError(f"{path} holds {data.shape[0]} images but {len(labels)} labels.")
-    return data, np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(labels) != pixels.shape[0]:
+        raise InvalidDataError(f"{path} holds {pixels.shape[0]} images but {len(labels)} labels.")
+    return np.asarray(pixels)[:limit], np.asarray(labels[:limit], dtype=np.int64).reshape(-1)
 
 
-def _load_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_cifar10(
+    root: Path, split: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     stems = _CIFAR_FILES[split]
     layouts = [
         (directory, ".bin", _cifar_binary) for directory in (root, root / "cifar-10-batches-bin")
@@ -619,11 +848,17 @@ def _load_cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         if not all(p.is_file() for p in paths):
             looked.extend(paths)
             continue
-        parts = [(p, *reader(p)) for p in paths]
-        for path, _, labels in parts:
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        held = 0
+        for path in paths:
+            if limit is not None and held >= limit:
+                break  # the batches read hold the examples asked for
+            pixels, labels = reader(path, None if limit is None else limit - held)
             if labels.size and (labels.min() < 0 or labels.max() > 9):
                 raise InvalidDataError(f"{path} has labels outside 0..9.")
-        pixels = np.concatenate([p[1] for p in parts])
+            parts.append((pixels, labels))
+            held += len(labels)
+        pixels = np.concatenate([p for p, _ in parts])
         X = (pixels.astype(np.float32) / np.float32(255.0)).reshape(-1, 3, 32, 32)
-        return X, np.concatenate([p[2] for p in parts])
+        return X, np.concatenate([y for _, y in parts])
     raise _not_found(f"CIFAR-10 {split} batches", looked, _CIFAR_HOW)

@@ -87,3 +87,36 @@ def test_load_data_gives_flat_npz_rows_and_no_train_split_from_an_unsplit_file(t
     assert X.shape == (3, 4) and y.tolist() == [0, 1, 1]
     with pytest.raises(SplitNotFoundError, match="no splits"):
         load_data(str(npz), "train")
+
+
+@pytest.mark.parametrize("kind", ["idx-dir", "npz"])
+def test_load_data_reads_only_the_examples_of_its_limit(tmp_path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """--limit 100 of 51 MB of images: the loader reads and converts only those 100."""
+    import struct
+    import tracemalloc
+
+    n = 65_536
+    images = np.random.default_rng(2).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    if kind == "npz":
+        spec = tmp_path / "d.npz"
+        np.savez(spec, x_test=images[:, None], y_test=labels)
+    else:
+        spec = tmp_path
+        (spec / "t10k-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 0x0803, n, 28, 28) + images.tobytes()
+        )
+        (spec / "t10k-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 0x0801, n) + labels.astype(np.uint8).tobytes()
+        )
+    tracemalloc.start()
+    try:
+        X, y = load_data(str(spec), "test", limit=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # the whole file would be 51 MB, 205 MB as float32
+    np.testing.assert_allclose(X[:, 0], images[:100] / 255.0 if kind != "npz" else images[:100])
+    np.testing.assert_array_equal(y, labels[:100])
+    with pytest.raises(InvalidParameterError, match="'limit' parameter of load_data"):
+        load_data(str(spec), "test", limit=0)

@@ -518,7 +518,11 @@ def test_an_idx_file_declaring_more_than_it_holds_is_refused(tmp_path: Path) -> 
         write_idx(root / "t10k-labels-idx1-ubyte", np.zeros(2, np.uint8), gz=False)
         peak, message = peak_while_refused(root, name="mnist", root=root, split="test")
         assert peak < PEAK_LIMIT, peak
-        assert "declares dims (3000000, 28, 28)" in message and "holds 100 bytes" in message
+        assert "declares dims (3000000, 28, 28)" in message
+        if gz:  # 2.35 GB from a few dozen gzipped bytes: over the bound, refused unread
+            assert "2,352,000,000 bytes" in message and "more than the bound" in message
+        else:
+            assert "holds 100 bytes" in message
 
 
 def npz_with_member(path: Path, member: bytes, *, compression: int = 8) -> Path:
@@ -560,3 +564,288 @@ def test_an_npz_compression_bomb_is_refused_before_it_is_inflated(tmp_path: Path
     peak, message = peak_while_refused(path, split="test", name=path)  # type: ignore[arg-type]
     assert peak < 2 << 20, peak
     assert "would decompress" in message
+
+
+CIFAR_STEMS = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+               "test_batch")  # fmt: skip
+
+
+def write_cifar_payload(root: Path, payload: bytes) -> Path:
+    """Write ``payload`` as every CIFAR-10 Python batch under ``root``."""
+    for stem in CIFAR_STEMS:
+        (root / stem).write_bytes(payload)
+    return root / "test_batch"
+
+
+def py2_cifar_pickle(pixels: np.ndarray, labels: np.ndarray) -> bytes:
+    """A batch as Python 2's cPickle wrote the real CIFAR-10 files: protocol 2, str as bytes."""
+
+    def short(text: bytes) -> bytes:  # SHORT_BINSTRING, a Python 2 str
+        return b"U" + bytes([len(text)]) + text
+
+    rows, width = pixels.shape
+    raw = pixels.astype(np.uint8).tobytes()
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + short(b"b")
+        + b"\x87R(K\x01" + b"J" + struct.pack("<i", rows) + b"M" + struct.pack("<H", width)
+        + b"\x86cnumpy\ndtype\n" + short(b"u1") + b"K\x00K\x01\x87R(K\x03" + short(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T" + struct.pack("<I", len(raw))
+        + raw + b"tb"
+    )  # fmt: skip
+    items = b"".join(b"K" + bytes([int(v)]) for v in labels)
+    return (
+        b"\x80\x02}(" + short(b"batch_label") + short(b"testing batch 1 of 1") + short(b"data")
+        + array + short(b"labels") + b"](" + items + b"eu."
+    )  # fmt: skip
+
+
+def test_cifar_pickle_in_the_python_2_format_of_the_real_files(tmp_path: Path) -> None:
+    pixels, labels = cifar_records(3)
+    write_cifar_payload(tmp_path, py2_cifar_pickle(pixels, labels))
+    X, y = load("cifar10", "test", root=tmp_path, flatten=True)
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(X, pixels / 255.0, rtol=1e-6)
+
+
+def test_a_pickle_memo_index_beyond_its_opcodes_is_refused_without_allocating(
+    tmp_path: Path,
+) -> None:
+    """LONG_BINPUT 16,777,216: the C unpickler would make a memo table of 268 MB."""
+    payload = b"\x80\x02N" + b"r" + struct.pack("<I", 1 << 24) + b"."
+    assert len(payload) == 9
+    path = write_cifar_payload(tmp_path, payload)
+    peak, message = peak_while_refused(tmp_path, root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert f"Refused to load {path}" in message
+    assert "memo entry 16,777,216" in message and "after 2 opcodes" in message
+
+
+class _BuiltFromObjects:
+    """Pickles as an empty array filled by a state of 30 million Python objects (a list of 0)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        from numpy._core.multiarray import _reconstruct
+
+        state: tuple[object, ...] = (1, (30_000_000,), np.dtype("O"), False, [])
+        return _reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+@pytest.mark.parametrize("how", ["ndarray-call", "object-state"])
+def test_a_pickle_declaring_an_object_array_is_refused_without_allocating_it(
+    tmp_path: Path, how: str
+) -> None:
+    """numpy.ndarray((30_000_000,), 'O') would allocate 240 MB (and numpy's own __setstate__
+    crashes the interpreter on an object array whose list is short)."""
+    if how == "ndarray-call":
+        payload = b"\x80\x02cnumpy\nndarray\nJ" + struct.pack("<i", 30_000_000)
+        payload += b"\x85\x8c\x01O\x86R."
+        assert len(payload) < 32
+    else:
+        payload = pickle.dumps({b"data": _BuiltFromObjects(), b"labels": [0]}, protocol=2)
+        assert len(payload) < 300
+    path = write_cifar_payload(tmp_path, payload)
+    peak, message = peak_while_refused(tmp_path, root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert f"Refused to load {path}" in message
+    if how == "ndarray-call":
+        assert "numpy.ndarray is called with ((30000000,), 'O')" in message
+    else:
+        assert "dtype 'O8' is not a plain number type" in message
+
+
+class _SharedData:
+    """An array whose (byte-swapped, so copied) data are the memo's one bytes object."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def __reduce__(self) -> tuple[object, ...]:
+        from numpy._core.multiarray import _reconstruct
+
+        state = (1, (len(self.raw) // 2,), np.dtype(">u2"), False, self.raw)
+        return _reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+class _Encoded:
+    """A string ``_codecs.encode`` makes bytes of, again and again from the memo's one str."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import codecs
+
+        return codecs.encode, (self.text, "latin1")
+
+
+@pytest.mark.parametrize("how", ["array-state", "encode"])
+def test_data_fetched_from_the_memo_again_and_again_are_not_multiplied(
+    tmp_path: Path, how: str
+) -> None:
+    """A 1 MB pickle rebuilding its one megabyte 300 times would take 300 MB."""
+    copies: list[object]
+    if how == "array-state":
+        raw = bytes(1 << 20)
+        copies = [_SharedData(raw) for _ in range(300)]
+    else:
+        text = "a" * (1 << 20)
+        copies = [_Encoded(text) for _ in range(300)]
+    payload = pickle.dumps({b"data": copies, b"labels": []}, protocol=2 if how == "encode" else 4)
+    assert len(payload) < 1_100_000
+    path = write_cifar_payload(tmp_path, payload)
+    peak, message = peak_while_refused(tmp_path, root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert f"Refused to load {path}" in message
+    assert "bytes (twice the file's size) its data can back" in message
+
+
+def peak_while_loaded(
+    name: str | Path, **kwargs: object
+) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """Peak traced memory while ``load`` loads the data, and the data."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        loaded = load(name, **kwargs)
+        return tracemalloc.get_traced_memory()[1], loaded
+    finally:
+        tracemalloc.stop()
+
+
+def _sparse_megabyte() -> bytes:
+    """A megabyte of zeros with a random byte every 40th: deflate shrinks it about 13x."""
+    block = np.zeros(1 << 20, np.uint8)
+    block[::40] = np.random.default_rng(1).integers(1, 256, block[::40].size, dtype=np.uint8)
+    return block.tobytes()
+
+
+SPARSE_MB = _sparse_megabyte()
+N_BIG = 65_536  # images of 28 x 28: 49 MiB, a whole number of megabytes
+
+
+def gzip_of_sparse(path: Path, header: bytes, n_megabytes: int) -> Path:
+    """A gzip file of ``header`` then ``n_megabytes`` copies of :data:`SPARSE_MB`."""
+    import zlib
+
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: gzip container
+    with path.open("wb") as fh:
+        fh.write(compressor.compress(header))
+        for _ in range(n_megabytes):
+            fh.write(compressor.compress(SPARSE_MB))
+        fh.write(compressor.flush())
+    return path
+
+
+@pytest.mark.parametrize("honest", [False, True], ids=["lying", "honest"])
+def test_a_gzipped_idx_declaring_over_100x_its_size_is_refused_before_it_is_inflated(
+    tmp_path: Path, honest: bool
+) -> None:
+    """A 50 kB gzip of 51 MB of zeros whose header declares those 51 MB, or twice that."""
+    declared = N_BIG if honest else 2 * N_BIG
+    head = struct.pack(">IIII", 0x0803, declared, 28, 28)
+    images = gzip_of_zeros(tmp_path / "t10k-images-idx3-ubyte.gz", head, N_BIG * 784)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(declared, np.uint8), gz=True)
+    compressed = images.stat().st_size
+    assert compressed < 100_000
+    peak, message = peak_while_refused(tmp_path, name="mnist", root=tmp_path, split="test")
+    assert peak < PEAK_LIMIT, peak
+    assert f"{images} declares dims ({declared}, 28, 28) ({declared * 784:,} bytes)" in message
+    assert f"from {compressed:,} gzipped bytes" in message
+    assert f"bound of {100 * compressed:,} bytes (100x the compressed size" in message
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_limit_reads_only_the_first_images_of_an_idx_file(tmp_path: Path, gz: bool) -> None:
+    """51 MB of images (gzipped 13:1, within the bound): limit=100 reads and converts 78 kB."""
+    head = struct.pack(">IIII", 0x0803, N_BIG, 28, 28)
+    if gz:
+        gzip_of_sparse(tmp_path / "t10k-images-idx3-ubyte.gz", head, 49)
+    else:
+        (tmp_path / "t10k-images-idx3-ubyte").write_bytes(head + SPARSE_MB * 49)
+    labels = RNG.integers(0, 10, N_BIG, dtype=np.uint8)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels, gz=gz)
+    peak, (X, y) = peak_while_loaded("mnist", root=tmp_path, split="test", limit=100)
+    assert peak < PEAK_LIMIT, peak
+    want = np.frombuffer(SPARSE_MB[: 100 * 784], np.uint8).reshape(100, 1, 28, 28)
+    assert X.shape == (100, 1, 28, 28) and X.dtype == np.float32
+    np.testing.assert_allclose(X, want / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels[:100])
+
+
+def test_a_limit_still_checks_the_counts_the_idx_headers_declare(tmp_path: Path) -> None:
+    write_mnist(tmp_path, n_test=3, gz=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(4, np.uint8), gz=True)
+    with pytest.raises(InvalidDataError, match=r"3 images but .* 4 labels"):
+        load("mnist", "test", root=tmp_path, limit=1)  # only one item of each is read
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dims", [(0, 28, 28), (3, 0, 28)])
+def test_an_idx_file_declaring_no_data_is_refused(
+    tmp_path: Path, gz: bool, dims: tuple[int, ...]
+) -> None:
+    head = struct.pack(">IIII", 0x0803, *dims)
+    path = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(head) if gz else head)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(dims[0], np.uint8), gz=gz)
+    with pytest.raises(InvalidDataError) as info:
+        load("mnist", "test", root=tmp_path, flatten=True)
+    assert f"{path} declares dims {dims}, an empty data set" in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_an_empty_idx_file_is_refused(tmp_path: Path, suffix: str) -> None:
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / f"{stem}{suffix}").write_bytes(b"")
+    with pytest.raises(InvalidDataError, match="0 bytes, shorter than its 16-byte header"):
+        load("mnist", "test", root=tmp_path)
+
+
+def test_an_npz_deflate_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    """51 MB of zeros deflate 1000:1 (deflate's most is 1032:1): over the 100x bound."""
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.save(member, np.zeros((N_BIG, 1, 28, 28), np.uint8))
+    path = npz_with_member(tmp_path / "d.npz", member.getvalue())
+    del member
+    info = zipfile.ZipFile(path).getinfo("x.npy")
+    assert info.compress_size < 100_000
+    peak, message = peak_while_refused(path, split="test", name=path)  # type: ignore[arg-type]
+    assert peak < PEAK_LIMIT, peak
+    assert f"{path}: array 'x' would decompress from {info.compress_size:,} to " in message
+    assert f"{info.file_size:,} bytes, more than the bound of " in message
+    assert f"{100 * info.compress_size:,} bytes (100x the compressed size" in message
+
+
+def test_a_limit_reads_only_the_first_rows_of_an_npz(tmp_path: Path) -> None:
+    """51 MB of images deflated 13:1 (within the bound): limit=100 reads and converts 78 kB."""
+    path = tmp_path / "d.npz"
+    x = np.frombuffer(SPARSE_MB * 49, np.uint8).reshape(N_BIG, 1, 28, 28)
+    labels = RNG.integers(0, 10, N_BIG)
+    np.savez_compressed(path, x_test=x, y_test=labels)
+    peak, (X, y) = peak_while_loaded(path, split="test", limit=100)
+    assert peak < PEAK_LIMIT, peak
+    assert X.shape == (100, 1, 28, 28) and X.dtype == np.float32
+    np.testing.assert_array_equal(X, x[:100])
+    np.testing.assert_array_equal(y, labels[:100])
+
+
+def test_an_npz_limit_on_fortran_order_and_the_declared_lengths(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    x = np.asfortranarray(RNG.random((5, 3)))
+    np.savez(path, x=x, y=[0, 1, 2, 1, 0])
+    X, y = load(path, "test", limit=2)
+    np.testing.assert_allclose(X, x[:2], rtol=1e-6)
+    assert y.tolist() == [0, 1]
+    np.savez(path, x=x, y=[0, 1, 2, 1])  # one label short, past the limit
+    with pytest.raises(InvalidDataError, match="'x' holds 5 examples but 'y' holds 4 labels"):
+        load(path, "test", limit=2)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
+def test_a_bad_limit_is_refused(limit: object) -> None:
+    with pytest.raises(InvalidParameterError, match="'limit' parameter of load"):
+        load("digits", limit=limit)
