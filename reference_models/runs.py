@@ -70,9 +70,8 @@ def split_data(config: Mapping[str, Any], split: str) -> RunSplit:
     check_choice(split, "split", "split_data", ("train", "test"))
     dataset = config["dataset"]
     source = Path(dataset) if str(dataset).endswith(".npz") else dataset
-    X, y = load(source, split, root=config.get("data_root"))
     limit = config.get(f"{split}_limit")
-    X, y = X[:limit], y[:limit]
+    X, y = load(source, split, root=config.get("data_root"), limit=limit)  # reads only those
     if split == "test":
         return RunSplit(X, y, y, np.zeros(len(y), dtype=bool))
     label_seed = config.get("label_seed")
