@@ -8,7 +8,6 @@ identical.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,16 +24,7 @@ from directionkit.reference_models.models import ResNet  # noqa: E402
 from directionkit.testing import AdapterTests  # noqa: E402
 from tests.adapters.test_torch import Boom, Residual, assert_same, snapshot  # noqa: E402
 
-pytestmark = pytest.mark.requires_torch
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny convolutions gain nothing from threads and lose a lot when the other core is busy
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.requires_torch, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def randomise_norms(net: nn.Module) -> nn.Module:

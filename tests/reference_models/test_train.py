@@ -6,7 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +25,11 @@ from directionkit.reference_models.train import (  # noqa: E402
     train,
 )
 
-pytestmark = pytest.mark.requires_torch
+pytestmark = [pytest.mark.requires_torch, pytest.mark.usefixtures("one_torch_thread")]
 
 # small and quick: a 64-unit MLP on the 8x8 digits trains an epoch in a few milliseconds
 SMALL = {"dataset": "digits", "hidden": (64,), "lr": 1e-2, "batch_size": 64, "device": "cpu"}
 SCORES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # not the timings
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny matmuls gain nothing from threads and lose a lot when the other core is busy
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ import contextlib
 import errno
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,12 @@ from directionkit.cli import main  # noqa: E402
 from directionkit.errors import StoreError  # noqa: E402
 from directionkit.reference_models.train import TrainConfig, train  # noqa: E402
 
-pytestmark = pytest.mark.requires_torch
+pytestmark = [pytest.mark.requires_torch, pytest.mark.usefixtures("one_torch_thread")]
 
 SMALL = {"dataset": "digits", "hidden": (16,), "lr": 1e-2, "batch_size": 64, "device": "cpu"}
 TRAIN = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "1", "--device", "cpu",
          "--no-onnx", "--quiet"]  # fmt: skip
 NO_SPACE = os.strerror(errno.ENOSPC)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def contents(folder: Path) -> dict[str, bytes | None]:
