@@ -32,8 +32,11 @@ epochs saved so far, and a rerun resumes there; when no epoch was saved yet, the
 run had written are removed again.
 
 Only a run directory of :func:`train` (or an empty folder) is ever written into or replaced:
-``overwrite`` deletes the files ``train`` writes there and nothing else, and a folder that is
-not recognisably a run (see :func:`train`) is refused before anything is written.
+``overwrite`` replaces the files ``train`` writes there and nothing else, and a folder that is
+not recognisably a run (see :func:`train`) is refused before anything is written.  A replaced
+run is not deleted up front: its files wait in ``out_dir/.replaced-run`` until the new run has
+saved its first epoch, and come back if training stops before that (an error, a full disk,
+Ctrl-C; after a kill, at the next :func:`train` into the folder).
 
 The training metrics of an epoch are measured after it, in eval mode, on the labels the model
 was trained on (corrupted labels included); the test metrics on the true test labels.
@@ -504,7 +507,9 @@ def train(
         return it when it is complete).  False starts that run again from scratch.
     overwrite : bool, default False
         Replace a run of a *different* config in ``out_dir``: the files ``train`` writes are
-        deleted (any others are kept) before training starts.  Without it such a directory is
+        replaced (any others are kept).  The old run's files are set aside in
+        ``out_dir/.replaced-run`` and deleted once the new run has saved its first epoch;
+        if training stops before that, they are put back.  Without it such a directory is
         refused before anything is written.  A non-empty ``out_dir`` that is not recognisably
         a run of ``train`` is refused either way, naming what it holds: a run has a
         ``config.json`` that is a :class:`TrainConfig` and, beside it, the ``run.json``
@@ -557,7 +562,7 @@ def train(
     data = _prepare_data(config, device)  # may raise: nothing written yet
     fresh = previous != config or not resume
     if fresh:
-        _remove_outputs(run)
+        _remove_outputs(run, keep=previous is not None)  # a run kept aside until epoch 1
     created = _first_missing(run)  # removed again if the run fails before saving an epoch
     state_path = run / "resume.pt"
     state = None
@@ -612,7 +617,9 @@ def train(
                     },
                     state_path,
                 )
-                saved = epoch
+                first, saved = not saved, epoch
+                if first:  # the new run has an epoch: the one it replaces goes
+                    _drop_replaced(run)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(
@@ -634,9 +641,14 @@ def train(
         history_path = run / "history.zarr"
         write_zarr(dataset, history_path, overwrite=history_path.exists())
     except StoreError as err:  # a write failed: say what the run directory holds now
-        replaced = fresh and previous is not None
-        now = _after_failed_write(run, saved, created, replaced=replaced, complete=complete)
+        now = _after_failed_write(run, saved, created, complete=complete)
         raise StoreError(f"{err} {now}") from err
+    except BaseException:  # stopped before the new run saved an epoch: the old one is back
+        if not saved and (run / _REPLACED).is_dir():
+            with contextlib.suppress(OSError, StoreError):  # else the next train puts it back
+                _remove_outputs(run)
+                _put_back(run)
+        raise
     onnx_path = None
     if onnx:
         onnx_path = run / "model.onnx"
@@ -856,6 +868,7 @@ def _check_out_dir(run: Path, config: TrainConfig, *, overwrite: bool) -> TrainC
     """
     if os.path.lexists(run) and not run.is_dir():
         raise StoreError(f"{str(run)!r} exists and is not a directory; choose another out_dir.")
+    _recover_replaced(run)
     if not run.exists() or all(_SCRATCH.match(e.name) for e in run.iterdir()):
         return None  # new or empty (but for scratch files of an interrupted write)
     previous, reason = _recognise_run(run)
@@ -938,14 +951,30 @@ def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
     return "; ".join(parts)
 
 
-def _remove_outputs(run: Path) -> None:
-    """Delete what a previous run wrote into ``run`` (and nothing else).
+#: The folder inside a run directory where a replaced run waits (see :func:`_remove_outputs`).
+_REPLACED = ".replaced-run"
+
+
+def _remove_outputs(run: Path, *, keep: bool = False) -> None:
+    """Delete what a previous run wrote into ``run`` (and nothing else); ``keep``: move it
+    into ``run/.replaced-run`` instead (renames, which need no disk space).
 
     ``checkpoints/`` loses only its ``epoch_XXXX.pt`` files (and goes when that empties
-    it); ``history.zarr`` goes only if it is a directionkit store.
+    it); ``history.zarr`` goes only if it is a directionkit store.  Scratch files of a
+    killed write are deleted either way.
     """
+    aside = run / _REPLACED
+    if keep:
+        _make_folder(aside / "checkpoints")
+
+    def remove(path: Path) -> None:
+        if not keep:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            _move(path, aside / path.relative_to(run))
+
     for name in _RUN_FILES:
-        (run / name).unlink(missing_ok=True)
+        remove(run / name)
         for scratch in run.glob(f".{name}.tmp-*"):  # of a write that was killed
             if _SCRATCH.match(scratch.name):
                 scratch.unlink(missing_ok=True)
@@ -953,13 +982,72 @@ def _remove_outputs(run: Path) -> None:
     if checkpoints.is_dir() and not checkpoints.is_symlink():
         saved = set(_saved_checkpoints(run).values())
         for path in checkpoints.iterdir():
-            if path in saved or _SCRATCH.match(path.name):
+            if _SCRATCH.match(path.name):
                 path.unlink(missing_ok=True)
+            elif path in saved:
+                remove(path)
         with contextlib.suppress(OSError):
             checkpoints.rmdir()  # kept when it holds anything else
     history = run / "history.zarr"
     if history.is_dir() and replaceable(history) is None:
-        shutil.rmtree(history, ignore_errors=True)
+        if keep:
+            _move(history, aside / "history.zarr")
+        else:
+            shutil.rmtree(history, ignore_errors=True)
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as err:
+        raise StoreError(f"Could not move {str(source)!r} to {str(target)!r}: {err}.") from err
+
+
+def _put_back(run: Path) -> None:
+    """Move the run kept in ``run/.replaced-run`` back into ``run`` (whose own files of a
+    newer run must be gone) and remove that folder."""
+    aside = run / _REPLACED
+    for path in sorted(aside.rglob("*")):
+        if path.is_file() and not path.is_relative_to(aside / "history.zarr"):
+            target = run / path.relative_to(aside)
+            _make_folder(target.parent)
+            _move(path, target)
+    if (aside / "history.zarr").is_dir():
+        _move(aside / "history.zarr", run / "history.zarr")
+    shutil.rmtree(aside)
+
+
+def _drop_replaced(run: Path) -> None:
+    """Delete the run kept aside in ``run/.replaced-run``, if any (the new run has an epoch)."""
+    aside = run / _REPLACED
+    if aside.is_dir() and not aside.is_symlink():
+        try:
+            shutil.rmtree(aside)
+        except OSError as err:
+            raise StoreError(
+                f"Could not delete the replaced run in {str(aside)!r}: {err}."
+            ) from err
+
+
+def _recover_replaced(run: Path) -> None:
+    """Finish what a killed :func:`train` left: a run kept aside in ``run/.replaced-run``
+    comes back when the new run had saved no epoch, and is deleted when it had.
+
+    Only a folder holding a training config is touched (``train`` moves ``config.json``
+    there first); anything else of that name is left to the checks after this.
+    """
+    aside = run / _REPLACED
+    if aside.is_symlink() or not aside.is_dir() or not (aside / "config.json").is_file():
+        return
+    try:
+        TrainConfig.from_dict(json.loads((aside / "config.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return
+    if (run / "resume.pt").is_file():
+        _drop_replaced(run)
+    else:
+        _remove_outputs(run)
+        _put_back(run)
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -979,16 +1067,14 @@ def _make_folder(path: Path) -> None:
         raise StoreError(f"Could not create the folder {str(path)!r}: {err}.") from err
 
 
-def _after_failed_write(
-    run: Path, saved: int, created: Path | None, *, replaced: bool, complete: bool
-) -> str:
+def _after_failed_write(run: Path, saved: int, created: Path | None, *, complete: bool) -> str:
     """What the run directory holds after a failed write, and what to do: the sentences a
     :class:`StoreError` of :func:`train` ends with.
 
     With an epoch saved, the run stays (a rerun resumes from ``saved``, or only writes what
     is missing when training was ``complete``); without one, nothing in it is worth keeping,
     and the files this run wrote are removed again, with the folders it created
-    (``created``: the outermost one); ``replaced``: a previous run there had been deleted.
+    (``created``: the outermost one), and a run it was replacing is put back.
     """
     if saved:
         rerun = (
@@ -1001,9 +1087,12 @@ def _after_failed_write(
             "(resume.pt, checkpoints). Free some space (or fix what stopped the write) and "
             f"rerun the same command: {rerun}."
         )
+    restored = (run / _REPLACED).is_dir()
     try:
         _remove_outputs(run)
-    except OSError as err:
+        if restored:
+            _put_back(run)
+    except (OSError, StoreError) as err:
         return (
             f"No epoch had been saved, and removing this run's partial files from "
             f"{str(run)!r} failed too ({err}); delete them, then rerun the same command."
@@ -1022,7 +1111,7 @@ def _after_failed_write(
                     else ""
                 )
                 break
-    gone = " (the run it replaced had been deleted before training)" if replaced else ""
+    gone = " (the run it was replacing is back in place)" if restored else ""
     return (
         f"No epoch had been saved, so nothing of this run was kept: {where}{gone}. Free "
         "some space (or fix what stopped the write) and rerun the same command."

@@ -14,6 +14,10 @@ import contextlib
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +138,7 @@ def test_overwrite_replaces_an_earlier_run_and_only_its_files(
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0002.pt", "mine.pt"]
     assert (run / "checkpoints" / "mine.pt").read_bytes() == b"my weights"
     assert (run / "notes.txt").read_text() == "about this run"
+    assert not (run / ".replaced-run").exists()  # the old run was kept aside until epoch 1
     assert main([*TRAIN, "--epochs", "2", "--seed", "1", "--out", str(run)]) == 0
     assert "(already complete)" in capsys.readouterr().out  # resuming still finds the run
 
@@ -316,3 +321,92 @@ def test_a_full_disk_at_the_onnx_export_says_so(
     assert "pip install" not in message  # the exporter is not what is missing
     assert (run / "checkpoints" / "epoch_0001.pt").is_file() and (run / "history.zarr").is_dir()
     assert not (run / "model.onnx").exists() and scratch(run) == []
+
+
+# -- --overwrite keeps the replaced run until the new one has an epoch ------------------------
+
+
+def an_earlier_run(run: Path) -> dict[str, bytes | None]:
+    """A finished 2-epoch run in ``run`` (seed 0), with a file of the user's beside it."""
+    train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run, progress=False, onnx=False)
+    (run / "notes.txt").write_text("about this run")
+    return contents(run)
+
+
+REPLACEMENT = TrainConfig(**SMALL, epochs=2, seed=1)
+
+
+def test_a_full_disk_before_the_first_epoch_puts_the_replaced_run_back(
+    tmp_path: Path, disk_full_after: Callable[[int], None]
+) -> None:
+    run = tmp_path / "run"
+    before = an_earlier_run(run)
+    disk_full_after(FIRST_EPOCH)
+    with pytest.raises(StoreError) as info:
+        train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
+    message = str(info.value)
+    assert f"Could not write {str(run / 'resume.pt')!r}" in message and NO_SPACE in message
+    assert "No epoch had been saved" in message
+    assert "the run it was replacing is back in place" in message
+    assert contents(run) == before  # byte for byte, and no .replaced-run left
+
+
+def test_an_interrupt_before_the_first_epoch_puts_the_replaced_run_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directionkit.reference_models import train as train_module
+
+    run = tmp_path / "run"
+    before = an_earlier_run(run)
+    seen = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        seen.append(json.loads((run / ".replaced-run" / "config.json").read_text())["seed"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
+    assert seen == [0]  # during the first epoch, the old run waited aside
+    assert contents(run) == before
+
+
+def kill_during(run: Path, function: str) -> None:
+    """In a child process, overwrite the run in ``run`` with :data:`REPLACEMENT` and SIGKILL
+    it when train calls ``function`` (of reference_models.train)."""
+    script = textwrap.dedent(f"""
+        import json, os, signal, torch
+        from directionkit.reference_models import train as module
+        torch.set_num_threads(1)
+        setattr(module, {function!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+        config = module.TrainConfig.from_dict(json.loads({REPLACEMENT.to_json()!r}))
+        module.train(config, {str(run)!r}, progress=False, onnx=False, overwrite=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+
+
+def test_a_kill_before_the_first_epoch_is_undone_by_the_next_train(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    before = an_earlier_run(run)
+    kill_during(run, "_train_epoch")
+    assert json.loads((run / "config.json").read_text())["seed"] == 1  # the new run had begun
+    assert (run / ".replaced-run" / "checkpoints" / "epoch_0002.pt").is_file()
+
+    again = train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run, progress=False,
+                  onnx=False)  # fmt: skip
+    assert again.resumed_from == again.final_epoch == 2  # found complete, not retrained
+    assert contents(run) == before
+
+
+def test_a_kill_after_the_first_epoch_keeps_the_new_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    an_earlier_run(run)
+    kill_during(run, "_drop_replaced")  # epoch 1 saved, the old run not yet deleted
+    assert torch.load(run / "resume.pt", weights_only=True)["epoch"] == 1
+    assert (run / ".replaced-run").is_dir()
+
+    resumed = train(REPLACEMENT, run, progress=False, onnx=False)
+    assert resumed.resumed_from == 1 and resumed.final_epoch == 2
+    assert not (run / ".replaced-run").exists()
+    assert (run / "notes.txt").read_text() == "about this run"
