@@ -63,6 +63,9 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "unit_std": ("unit",),
 }
 VERSION_ATTR = "directionkit_version"
+#: Root attribute of a store :func:`write_zarr` wrote: the SHA-256 of its metadata as
+#: xarray reads it back (:func:`_metadata_digest`), which :func:`open` checks.
+DIGEST_ATTR = "directionkit_metadata_sha256"
 
 
 def fingerprint(*arrays: Any) -> str:
@@ -253,7 +256,9 @@ def write_zarr(
 
     What :meth:`Analysis.save` does, for any dataset (e.g. a training history): every
     chunk is written, each with a CRC-32C checksum (zarr's ``crc32c`` codec), so that
-    :func:`open` can tell a damaged or missing chunk; ``directionkit_version`` is added
+    :func:`open` can tell a damaged or missing chunk, and a digest of the metadata as
+    read back (:data:`DIGEST_ATTR`), so that it can tell damaged metadata that is still
+    valid JSON; ``directionkit_version`` is added
     to the attrs when missing, which makes the store recognisable to a later
     ``overwrite=True``.  See :func:`atomic_directory` for what happens on a failure,
     a concurrent writer or a kill.
@@ -276,13 +281,61 @@ def write_zarr(
     if VERSION_ATTR not in dataset.attrs:
         dataset = dataset.copy()
         dataset.attrs = {**dataset.attrs, VERSION_ATTR: __version__}
+    dataset = dataset.copy()
+    dataset.attrs = {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR}
     encoding = _checksummed_encoding(dataset)
     with atomic_directory(path, overwrite=overwrite) as temporary, _no_consolidation_warning():
         dataset.to_zarr(
-            temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding,
+            temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
             write_empty_chunks=True,
         )  # fmt: skip
+        _seal(temporary)
     return Path(path)
+
+
+def _metadata_digest(dataset: xr.Dataset) -> str:
+    """SHA-256 of what a store's metadata tells xarray: every variable's name, dims, dtype,
+    shape and attrs, and the root attrs but :data:`DIGEST_ATTR`.
+
+    Computed on the dataset as read back, so that it is the same whenever the same
+    metadata is read (no value changes type on the way).
+    """
+    described = {
+        "attrs": {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR},
+        "variables": {
+            str(name): [list(map(str, v.dims)), str(v.dtype), list(v.shape), v.attrs]
+            for name, v in dataset.variables.items()
+        },
+    }
+    text = json.dumps(described, sort_keys=True, default=repr, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _seal(store: Path) -> None:
+    """Add :data:`DIGEST_ATTR` to the freshly written ``store``, then consolidate it."""
+    import zarr
+
+    written = xr.open_zarr(store, consolidated=False)
+    group: Any = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    group.attrs[DIGEST_ATTR] = _metadata_digest(written)
+    zarr.consolidate_metadata(store, zarr_format=3)
+
+
+def _check_digest(source: Path, dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` read from ``source`` without :data:`DIGEST_ATTR`, after checking it
+    against the metadata read (a :class:`StoreError` when they differ); stores without
+    one (written before directionkit added it, or elsewhere) are not checked."""
+    digest = dataset.attrs.get(DIGEST_ATTR)
+    if digest is None:
+        return dataset
+    if digest != _metadata_digest(dataset):
+        raise StoreError(
+            f"The store {str(source)!r} is damaged: its metadata (names, dims, dtypes, "
+            "shapes or attributes) no longer matches the checksum written with it. Restore "
+            "it from a copy or compute it again."
+        )
+    dataset.attrs = {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR}
+    return dataset
 
 
 def _write_failed(path: str | os.PathLike[str], err: OSError, *, overwrite: bool) -> StoreError:
@@ -711,7 +764,9 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     """Read an analysis written by :meth:`Analysis.save`, fully into memory.
 
     Every chunk is checked: a chunk file that is missing, or whose CRC-32C checksum
-    does not match its bytes, is a :class:`StoreError` naming the variable.  Stores
+    does not match its bytes, is a :class:`StoreError` naming the variable.  So is the
+    metadata: its digest (the root attribute :data:`DIGEST_ATTR`, which is dropped from
+    the result) must match the names, dims, dtypes, shapes and attributes read.  Stores
     written before directionkit wrote checksums open as before, unchecked.  An
     overwrite of ``path`` that was killed half-way is first undone (:func:`recover`).
 
@@ -750,6 +805,7 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
     _loaded(source, dataset)
+    dataset = _check_digest(source, dataset)
     if VERSION_ATTR not in dataset.attrs:
         raise StoreError(
             f"{str(source)!r} is a zarr store but not a directionkit analysis (no "

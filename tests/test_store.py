@@ -45,6 +45,8 @@ def test_round_trip_is_identical_and_plain_xarray_reads_it_without_warnings(tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain = xr.open_zarr(path).load()
+    # plain xarray also sees the metadata checksum that dk.open checks and drops
+    assert len(plain.attrs.pop("directionkit_metadata_sha256")) == 64
     xr.testing.assert_identical(plain, result.dataset)
     assert "selectivity" in repr(back) and "fc1" in list(back["site"].values)
 

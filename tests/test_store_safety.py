@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import multiprocessing
 import os
 import signal
@@ -18,6 +19,7 @@ import textwrap
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +422,41 @@ def test_a_missing_or_damaged_chunk_is_a_store_error_naming_the_variable(
         expected = f"variable '{variable}' has a damaged chunk"
     with pytest.raises(StoreError, match=expected):
         dk.open(path)
+
+
+def _edit_root_attr(meta: dict[str, Any]) -> None:
+    meta["attributes"]["directionkit_version"] += "1"  # "0.1.0" -> "0.1.01"
+
+
+def _rename_dim(meta: dict[str, Any]) -> None:
+    meta["consolidated_metadata"]["metadata"]["selectivity"]["dimension_names"] = ["unjt"]
+
+
+def _add_variable_attr(meta: dict[str, Any]) -> None:
+    meta["consolidated_metadata"]["metadata"]["selectivity"]["attributes"]["units"] = "bits"
+
+
+@pytest.mark.parametrize("edit", [_edit_root_attr, _rename_dim, _add_variable_attr])
+def test_damaged_metadata_that_is_still_valid_json_is_a_store_error(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    path = analysis(0.5).save(tmp_path / "run.zarr")
+    root = path / "zarr.json"
+    meta = json.loads(root.read_text())
+    edit(meta)
+    root.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"is damaged: its metadata .* no longer matches"):
+        dk.open(path)
+
+
+def test_the_metadata_checksum_survives_round_trips_and_is_not_an_attribute(
+    tmp_path: Path,
+) -> None:
+    first = analysis(0.5)
+    again = dk.open(first.save(tmp_path / "a.zarr"))
+    assert "directionkit_metadata_sha256" not in again.attrs
+    twice = dk.open(again.save(tmp_path / "b.zarr"))
+    xr.testing.assert_identical(twice.dataset, first.dataset)
 
 
 def test_cli_show_of_a_damaged_store_names_the_variable(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
