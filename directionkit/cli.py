@@ -356,6 +356,14 @@ def _model_file(model: str) -> str:
         onnx_file = os.path.join(model, "model.onnx")
         if os.path.isfile(onnx_file):
             return onnx_file
+        if os.path.isdir(os.path.join(model, ".replaced-run")):
+            raise StoreError(
+                f"The training run {model!r} is being replaced by `directionkit train "
+                "--overwrite`, or that was interrupted before the new run saved an epoch: "
+                f"the old run waits in {os.path.join(model, '.replaced-run')!r}. Rerun the "
+                "same `directionkit train` command: it puts the old run back first, then "
+                "trains the new one."
+            )
         failure = export_error(model)
         if failure is not None:
             raise StoreError(

@@ -386,12 +386,16 @@ def kill_during(run: Path, function: str) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
 
-def test_a_kill_before_the_first_epoch_is_undone_by_the_next_train(tmp_path: Path) -> None:
+def test_a_kill_before_the_first_epoch_is_undone_by_the_next_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     before = an_earlier_run(run)
     kill_during(run, "_train_epoch")
     assert json.loads((run / "config.json").read_text())["seed"] == 1  # the new run had begun
     assert (run / ".replaced-run" / "checkpoints" / "epoch_0002.pt").is_file()
+    assert main(["analyze", str(run), "--data", str(run), "--out", str(tmp_path / "a.zarr")]) == 2
+    assert "the old run waits in" in capsys.readouterr().err  # not a mystery "no model.onnx"
 
     again = train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run, progress=False,
                   onnx=False)  # fmt: skip
