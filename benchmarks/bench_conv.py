@@ -213,11 +213,11 @@ def one_run(
               f"{naive_units.size} of {units.size} units, {elapsed:.2f} s for {passes} "
               f"passes; all {total + 1} passes extrapolated", flush=True)  # fmt: skip
     units = naive_units
+    done = ~np.isnan(base["curve"])  # the points the naive loop computed
     for (name, method), run in runs.items():
         # accuracies in whole examples; the torch general path runs the naive loop's float32
         # kernels and must agree exactly; ONNX's kernels may round differently, flipping
         # an example with a near-tie
-        done = ~np.isnan(base["curve"])  # the points the naive loop computed
         flips = np.round(np.abs(run["curve"][done] - base["curve"][done]) * n)
         imp_flips = np.round(
             np.abs(run["importance_accuracy"][units] - base["importance_accuracy"][units]) * n

@@ -350,17 +350,18 @@ def _sweep(args: argparse.Namespace) -> None:
 
 def _model_file(model: str) -> str:
     """The ONNX file ``analyze MODEL`` stands for, or a :class:`StoreError` saying why not."""
-    from directionkit.reference_models.runs import export_error, is_run_dir
+    from directionkit.reference_models.runs import REPLACED_RUN, export_error, is_run_dir
 
     if is_run_dir(model):  # a run directory of `directionkit train`: its export
         onnx_file = os.path.join(model, "model.onnx")
         if os.path.isfile(onnx_file):
             return onnx_file
-        if os.path.isdir(os.path.join(model, ".replaced-run")):
+        replaced = os.path.join(model, REPLACED_RUN)
+        if os.path.isdir(replaced):
             raise StoreError(
                 f"The training run {model!r} is being replaced by `directionkit train "
                 "--overwrite`, or that was interrupted before the new run saved an epoch: "
-                f"the old run waits in {os.path.join(model, '.replaced-run')!r}. Rerun the "
+                f"the old run waits in {replaced!r}. Rerun the "
                 "same `directionkit train` command: it puts the old run back first, then "
                 "trains the new one."
             )

@@ -278,11 +278,10 @@ def write_zarr(
     ...     xr.open_zarr(path)["a"].values.tolist()
     [1, 2]
     """
-    if VERSION_ATTR not in dataset.attrs:
-        dataset = dataset.copy()
-        dataset.attrs = {**dataset.attrs, VERSION_ATTR: __version__}
+    attrs = {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR}  # _seal adds it
+    attrs.setdefault(VERSION_ATTR, __version__)
     dataset = dataset.copy()
-    dataset.attrs = {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR}
+    dataset.attrs = attrs
     encoding = _checksummed_encoding(dataset)
     with atomic_directory(path, overwrite=overwrite) as temporary, _no_consolidation_warning():
         dataset.to_zarr(

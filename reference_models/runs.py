@@ -21,12 +21,15 @@ from directionkit.errors import StoreError
 from directionkit.reference_models.datasets import corrupt_labels, load
 
 __all__ = [
-    "EXPORT_ERROR", "RunSplit", "export_error", "is_run_dir", "read_config", "run_data",
-    "split_data",
+    "EXPORT_ERROR", "REPLACED_RUN", "RunSplit", "export_error", "is_run_dir", "read_config",
+    "run_data", "split_data",
 ]  # fmt: skip
 
 #: File of a run directory that holds why its ONNX export failed (absent otherwise).
 EXPORT_ERROR = "model.onnx.error"
+#: Folder of a run directory where the run that ``train --overwrite`` replaces waits until
+#: the new run has saved its first epoch (absent otherwise).
+REPLACED_RUN = ".replaced-run"
 
 
 class RunSplit(NamedTuple):

@@ -76,7 +76,7 @@ from directionkit.errors import (
 )
 from directionkit.reference_models.datasets import DATASETS
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
-from directionkit.reference_models.runs import EXPORT_ERROR, split_data
+from directionkit.reference_models.runs import EXPORT_ERROR, REPLACED_RUN, split_data
 from directionkit.store import VERSION_ATTR, replaceable, write_zarr
 
 __all__ = [
@@ -644,9 +644,8 @@ def train(
         now = _after_failed_write(run, saved, created, complete=complete)
         raise StoreError(f"{err} {now}") from err
     except BaseException:  # stopped before the new run saved an epoch: the old one is back
-        if not saved and (run / _REPLACED).is_dir():
+        if not saved and (run / REPLACED_RUN).is_dir():
             with contextlib.suppress(OSError, StoreError):  # else the next train puts it back
-                _remove_outputs(run)
                 _put_back(run)
         raise
     onnx_path = None
@@ -951,10 +950,6 @@ def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
     return "; ".join(parts)
 
 
-#: The folder inside a run directory where a replaced run waits (see :func:`_remove_outputs`).
-_REPLACED = ".replaced-run"
-
-
 def _remove_outputs(run: Path, *, keep: bool = False) -> None:
     """Delete what a previous run wrote into ``run`` (and nothing else); ``keep``: move it
     into ``run/.replaced-run`` instead (renames, which need no disk space).
@@ -963,15 +958,18 @@ def _remove_outputs(run: Path, *, keep: bool = False) -> None:
     it); ``history.zarr`` goes only if it is a directionkit store.  Scratch files of a
     killed write are deleted either way.
     """
-    aside = run / _REPLACED
+    aside = run / REPLACED_RUN
     if keep:
         _make_folder(aside / "checkpoints")
 
     def remove(path: Path) -> None:
-        if not keep:
+        if keep:
+            if path.exists():
+                _move(path, aside / path.relative_to(run))
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
-        elif path.exists():
-            _move(path, aside / path.relative_to(run))
 
     for name in _RUN_FILES:
         remove(run / name)
@@ -990,10 +988,7 @@ def _remove_outputs(run: Path, *, keep: bool = False) -> None:
             checkpoints.rmdir()  # kept when it holds anything else
     history = run / "history.zarr"
     if history.is_dir() and replaceable(history) is None:
-        if keep:
-            _move(history, aside / "history.zarr")
-        else:
-            shutil.rmtree(history, ignore_errors=True)
+        remove(history)
 
 
 def _move(source: Path, target: Path) -> None:
@@ -1004,22 +999,23 @@ def _move(source: Path, target: Path) -> None:
 
 
 def _put_back(run: Path) -> None:
-    """Move the run kept in ``run/.replaced-run`` back into ``run`` (whose own files of a
-    newer run must be gone) and remove that folder."""
-    aside = run / _REPLACED
-    for path in sorted(aside.rglob("*")):
-        if path.is_file() and not path.is_relative_to(aside / "history.zarr"):
-            target = run / path.relative_to(aside)
-            _make_folder(target.parent)
-            _move(path, target)
-    if (aside / "history.zarr").is_dir():
-        _move(aside / "history.zarr", run / "history.zarr")
+    """Replace the newer run's files in ``run`` by the run kept in ``run/.replaced-run``,
+    and remove that folder."""
+    _remove_outputs(run)
+    aside = run / REPLACED_RUN
+    for entry in aside.iterdir():
+        if entry.name == "checkpoints":  # beside the user's own files there, if any
+            _make_folder(run / "checkpoints")
+            for path in entry.iterdir():
+                _move(path, run / "checkpoints" / path.name)
+        else:
+            _move(entry, run / entry.name)
     shutil.rmtree(aside)
 
 
 def _drop_replaced(run: Path) -> None:
     """Delete the run kept aside in ``run/.replaced-run``, if any (the new run has an epoch)."""
-    aside = run / _REPLACED
+    aside = run / REPLACED_RUN
     if aside.is_dir() and not aside.is_symlink():
         try:
             shutil.rmtree(aside)
@@ -1036,7 +1032,7 @@ def _recover_replaced(run: Path) -> None:
     Only a folder holding a training config is touched (``train`` moves ``config.json``
     there first); anything else of that name is left to the checks after this.
     """
-    aside = run / _REPLACED
+    aside = run / REPLACED_RUN
     if aside.is_symlink() or not aside.is_dir() or not (aside / "config.json").is_file():
         return
     try:
@@ -1046,7 +1042,6 @@ def _recover_replaced(run: Path) -> None:
     if (run / "resume.pt").is_file():
         _drop_replaced(run)
     else:
-        _remove_outputs(run)
         _put_back(run)
 
 
@@ -1087,11 +1082,12 @@ def _after_failed_write(run: Path, saved: int, created: Path | None, *, complete
             "(resume.pt, checkpoints). Free some space (or fix what stopped the write) and "
             f"rerun the same command: {rerun}."
         )
-    restored = (run / _REPLACED).is_dir()
+    restored = (run / REPLACED_RUN).is_dir()
     try:
-        _remove_outputs(run)
         if restored:
             _put_back(run)
+        else:
+            _remove_outputs(run)
     except (OSError, StoreError) as err:
         return (
             f"No epoch had been saved, and removing this run's partial files from "
