@@ -960,6 +960,11 @@ def _remove_outputs(run: Path, *, keep: bool = False) -> None:
     """
     aside = run / REPLACED_RUN
     if keep:
+        if os.path.lexists(aside):  # not a kept run (_check_out_dir restores those): the user's
+            raise StoreError(
+                f"{str(aside)!r} exists and is not a run that train set aside; move it away, "
+                "then rerun (train keeps the run it replaces there until the first epoch)."
+            )
         _make_folder(aside / "checkpoints")
 
     def remove(path: Path) -> None:

@@ -414,3 +414,14 @@ def test_a_kill_after_the_first_epoch_keeps_the_new_run(tmp_path: Path) -> None:
     assert resumed.resumed_from == 1 and resumed.final_epoch == 2
     assert not (run / ".replaced-run").exists()
     assert (run / "notes.txt").read_text() == "about this run"
+
+
+def test_a_folder_of_the_users_named_like_the_kept_run_is_never_touched(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    an_earlier_run(run)
+    (run / ".replaced-run").mkdir()
+    (run / ".replaced-run" / "mine.txt").write_text("not train's")
+    before = contents(run)
+    with pytest.raises(StoreError, match=r"\.replaced-run' exists and is not a run that train"):
+        train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
+    assert contents(run) == before
