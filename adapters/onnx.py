@@ -90,13 +90,12 @@ array([[1., 1.],
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import logging
 import os
-import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +117,19 @@ from directionkit.adapter import (
     RunOutput,
     Site,
     check_request,
+    looks_like_probabilities,
+)
+from directionkit.adapters._onnx_axes import unit_axis
+from directionkit.adapters._onnx_sites import (
+    ACTIVATION_OPS,
+    CLASSES,
+    TORCH_ACTIVATIONS,
+    find_sites,
+    literal_list,
+    metadata,
 )
 from directionkit.errors import (
+    DirectionKitWarning,
     InvalidDataError,
     InvalidParameterError,
     SiteNotFoundError,
@@ -127,33 +137,38 @@ from directionkit.errors import (
 )
 from directionkit.store import fingerprint
 
-__all__ = ["ACTIVATION_OPS", "OnnxAdapter", "from_model"]
+__all__ = ["ACTIVATION_OPS", "TORCH_ACTIVATIONS", "OnnxAdapter", "from_model"]
 
 log = logging.getLogger(__name__)
 
-#: ONNX operators whose outputs are sites (default domain).
-ACTIVATION_OPS = frozenset({
-    "Relu", "LeakyRelu", "PRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
-    "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "ThresholdedRelu", "Mish",
-})  # fmt: skip
-#: PyTorch activation classes, as they appear in the dynamo exporter's class hierarchy.
-TORCH_ACTIVATIONS = frozenset({
-    "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "ELU", "Hardswish",
-    "Mish", "Softplus", "PReLU", "SELU", "CELU", "Hardtanh",
-})  # fmt: skip
 _MIXING_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "Einsum"})
 _OUTPUT_ACTIVATIONS = frozenset({"Softmax", "LogSoftmax", "Sigmoid"})
-_SCOPES = "pkg.torch.onnx.name_scopes"
-_CLASSES = "pkg.torch.onnx.class_hierarchy"
-_LEGACY_OP = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?")
-_CALL_SUFFIX = re.compile(r"(?P<base>.+)_(?P<call>\d+)")
 _PREFIX = "directionkit__"
 _MAX_EXPANSION_CANDIDATES = 64  # tensors tried, latest first, before expanding at the input
+#: Rewritten sessions kept (least recently used dropped): one per set of intervened and
+#: recorded sites, so per-unit importance over many sites would otherwise hold one each.
+MAX_SESSIONS = 8
 MIN_OPSET = 7
 #: What onnxruntime raises when it cannot load or run a model (its own classes, not builtins).
 _ORT_ERRORS: tuple[type[Exception], ...] = tuple(
     cls for cls in vars(_ort_state).values() if isinstance(cls, type) and issubclass(cls, Exception)
 )
+
+
+class _ShapeLookup(Mapping[str, Any]):
+    """Tensor name -> static shape (None where unknown), read from the inferred types."""
+
+    def __init__(self, types: Mapping[str, onnx.TypeProto]) -> None:
+        self._types = types
+
+    def __getitem__(self, name: str) -> tuple[int | None, ...] | None:
+        return _tensor_shape(self._types.get(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
+
+    def __len__(self) -> int:
+        return len(self._types)
 
 
 @dataclass(frozen=True)
@@ -315,6 +330,17 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return values
 
 
+def _static_tensors(graph: onnx.GraphProto) -> set[str]:
+    """Tensors that depend on no graph input: initializers, constants, and what nodes
+    compute from them alone (a bias reshaped to ``(1, C, 1, 1)``)."""
+    inputs = {i.name for i in graph.input} - {init.name for init in graph.initializer}
+    static = {init.name for init in graph.initializer}
+    for node in graph.node:
+        if all(t in static for t in node.input if t) and not (set(node.input) & inputs):
+            static.update(node.output)
+    return static
+
+
 def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     if model.ir_version < 4:  # IR 3 lists every initializer as an input; old files may not
         upgraded = onnx.ModelProto()
@@ -338,80 +364,17 @@ def _tensor_shape(tp: onnx.TypeProto | None) -> tuple[int | None, ...] | None:
     """Static dims (None where symbolic), or None when the rank is unknown."""
     if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
         return None
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim)
+    # a dim_value of -1 (paddle2onnx's free batch axis) or 0 is not a size: unknown
+    return tuple(
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+        for d in tp.tensor_type.shape.dim
+    )
 
 
 def _np_dtype(tp: onnx.TypeProto | None) -> np.dtype[Any]:
     if tp is None or not tp.HasField("tensor_type"):
         return np.dtype(np.float32)
     return np.dtype(helper.tensor_dtype_to_np_dtype(tp.tensor_type.elem_type))
-
-
-def _legacy_name(node_name: str, calls: dict[str, int]) -> str | None:
-    """The module path in a legacy (TorchScript) exporter's node name, or None.
-
-    ``/3/relu/Relu`` is module ``3.relu``; ``/features/features.2/Relu`` (older
-    exporters spell the full path) is ``features.2``.  A module's second call is
-    ``/3/relu_1/Relu`` (or ``.../Relu_1``): ``3.relu#1``.  ``calls`` counts the
-    calls seen so far, so that a module really named ``relu_1`` keeps its name.
-    """
-    if not node_name.startswith("/"):
-        return None
-    *segments, op = node_name[1:].split("/")
-    match = _LEGACY_OP.fullmatch(op)
-    if not segments or match is None:
-        return None
-    call = int(match["call"] or 0)
-    suffix = _CALL_SUFFIX.fullmatch(segments[-1])
-    if call == 0 and suffix is not None:
-        base = [*segments[:-1], suffix["base"]]
-        if _join_path(base) in calls:
-            segments, call = base, int(suffix["call"])
-    path = _join_path(segments)
-    calls[path] = calls.get(path, 0) + 1
-    return path if call == 0 else f"{path}#{call}"
-
-
-def _join_path(segments: list[str]) -> str:
-    if len(segments) >= 2 and segments[-1].startswith(segments[-2] + "."):
-        return segments[-1]
-    return ".".join(segments)
-
-
-def _metadata(node: onnx.NodeProto) -> dict[str, str]:
-    return {p.key: p.value for p in node.metadata_props}
-
-
-def _torch_layer(scopes: list[str], classes: list[str]) -> str | None:
-    """The layer of an exported torch activation: the block owning its module, as the
-    torch adapter defines it (a module with its own forward, not the model itself and
-    not a Sequential/ModuleList/ModuleDict); None when it is a layer of its own.
-
-    ``scopes``/``classes`` are the dynamo exporter's module path and class stack,
-    outermost (the model, scope ``""``) first, the aten op last.
-
-    Examples
-    --------
-    >>> _torch_layer(["", "3", "3.relu", "relu_1"], ["m.Net", "m.Block", "nn.ReLU", "aten.relu"])
-    '3'
-    >>> _torch_layer(["", "2", "relu"], ["torch.nn.modules.container.Sequential", "ReLU", "op"])
-    """
-    if len(scopes) < 4 or len(classes) < 4:
-        return None  # owned by the model itself
-    owner = classes[-3].rsplit(".", 1)[-1]
-    if owner in ("Sequential", "ModuleList", "ModuleDict") or not scopes[-3]:
-        return None
-    return scopes[-3]
-
-
-def _literal_list(text: str | None) -> list[str]:
-    if not text:
-        return []
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return []
-    return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 class OnnxAdapter:
@@ -424,14 +387,24 @@ class OnnxAdapter:
         and only from inside its folder.  Neither the file nor a given ``ModelProto`` is
         ever modified.
     sites : sequence of str, optional
-        Site names to use (see the module docs); default: every activation site.
+        Site names to use (see the module docs), or the names of any tensors of the
+        graph; default: every hidden activation site.
     providers : sequence of str, optional
         onnxruntime execution providers.  Default: CUDA when onnxruntime-gpu is
         installed and a GPU is present, else CPU.
-    output : str, optional
-        Name of the graph output holding the class scores, when there are several.
+    output : str or int, optional
+        The graph output holding the class scores, by name or index, when there are
+        several (see the module docs for the default).
     device : {"cpu", "cuda"}, optional
         Shorthand for ``providers``.
+    inputs : mapping of str to array-like or callable, optional
+        The model's other inputs: a fixed value (``{"sr": 16000}``), or a callable
+        ``value(x)`` making it for each batch ``x`` of the data input (``{"state":
+        lambda x: np.zeros((2, len(x), 128), np.float32)}``).  The data go to the one
+        graph input not named here.
+    unit_axes : mapping of str to int, optional
+        The unit axis of named sites (0 is the first axis after the batch), where the
+        producing layer does not tell it.
     memory_budget : int, optional
         Bytes of site activations one session run may hold; M is chunked to fit.
         Default: 256 MiB when the session runs on the CPU, 1 GiB on CUDA (as
@@ -447,10 +420,14 @@ class OnnxAdapter:
     ----------
     output_name : str
         The output read as class scores.
-    output_kind : {"logits", "probabilities", "sigmoid-probabilities"}
+    output_kind : {"logits", "probabilities", "log-probabilities", "sigmoid-probabilities"}
         What that output holds; probabilities are returned as their logarithm.
+    output_description : str
+        The same, in words for the results' attrs.
     identity : str
         A content hash of the model, recorded in an analysis's attrs.
+    assumptions : list of str
+        What the adapter had to assume without evidence (recorded with results).
     """
 
     def __init__(
@@ -458,20 +435,54 @@ class OnnxAdapter:
         model: Any,
         sites: Sequence[str] | None = None,
         providers: Sequence[str] | None = None,
-        output: str | None = None,
+        output: str | int | None = None,
         *,
         device: str | None = None,
         memory_budget: int | None = None,
         graph_optimization: bool = True,
         io_binding: bool | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        unit_axes: Mapping[str, int] | None = None,
     ) -> None:
         if sites is not None and (
             isinstance(sites, str) or not all(isinstance(s, str) for s in sites)
         ):
             raise InvalidParameterError(
-                f"The 'sites' parameter of OnnxAdapter must be a sequence of site names. "
-                f"Got {sites!r} instead."
+                f"The 'sites' parameter of OnnxAdapter must be a sequence of site or tensor "
+                f"names. Got {sites!r} instead."
             )
+        if output is not None and (
+            isinstance(output, bool) or not isinstance(output, str | int)
+        ):
+            raise InvalidParameterError(
+                "The 'output' parameter of OnnxAdapter must be the name or index of a graph "
+                f"output (a callable works with torch models only). Got {output!r} instead."
+            )
+        if inputs is not None and (
+            not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs)
+        ):
+            raise InvalidParameterError(
+                "The 'inputs' parameter of OnnxAdapter must map input names to values or to "
+                "callables x -> value (an ONNX model's inputs are named; a callable returning "
+                f"all of them works with torch models only). Got {type(inputs).__name__}."
+            )
+        if unit_axes is not None and (
+            not isinstance(unit_axes, Mapping)
+            or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in unit_axes.items()
+            )
+        ):
+            raise InvalidParameterError(
+                "The 'unit_axes' parameter of OnnxAdapter must map site names to ints "
+                f"(the unit axis of one example's activation). Got {unit_axes!r} instead."
+            )
+        self._extras: dict[str, Any] = dict(inputs or {})
+        self._unit_axes = dict(unit_axes or {})
+        self.assumptions: list[str] = []
+        self._kind_checked = False
+        self._rows_singly = False  # one intervention per run (extra inputs hold the batch)
+        self._dims_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}
         if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
             raise InvalidParameterError(
                 f"The 'device' parameter of OnnxAdapter must be 'cpu' or 'cuda'. "
@@ -489,6 +500,7 @@ class OnnxAdapter:
         self._types = _value_types(self._model)
         self._consts = _constants(self._graph)
         self._producers = {out: i for i, node in enumerate(self._graph.node) for out in node.output}
+        self._static = _static_tensors(self._graph)
         self._input, self._input_dtype, self._input_dims = self._find_input()
         self.output_name, self.output_kind = self._find_output(output)
         self._fixed_batch: int | None = self._input_dims[0]
@@ -496,7 +508,7 @@ class OnnxAdapter:
         fixed_run_seconds = self._free_batch_axis() if self._fixed_batch is not None else None
         self._flatten_scores()
         self._keep = self._ancestors([self.output_name])
-        found = self._discover()
+        found = self._discover(required=sites is None)
         if sites is not None:
             found = self._requested_sites(sites, found)
         self._sites: dict[str, Site] = {
@@ -506,6 +518,9 @@ class OnnxAdapter:
         self._providers = self._choose_providers(providers, device)
         self._options = ort.SessionOptions()
         self._options.log_severity_level = 3
+        # without the CPU arena, memory a run used is freed after it: an arena keeps its
+        # peak for the session's life, one per cached session (benchmarks/RESULTS.md, B8)
+        self._options.enable_cpu_mem_arena = False
         if not graph_optimization:
             self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.memory_budget = CPU_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
@@ -567,20 +582,66 @@ class OnnxAdapter:
         array = self._as_input(x)
         check_request(self._sites, interventions, record)
         if self._fixed_batch is not None:
-            return self._run_fixed_batch(array, interventions, record)
+            out = self._run_fixed_batch(array, interventions, record)
+        else:
+            try:
+                out = self._run_free(array, interventions, record)
+            except _ORT_ERRORS:
+                m = 1 if interventions is None else interventions.n_interventions
+                if not self._batch_extras or self._rows_singly or m == 1:
+                    raise
+                # an input given by inputs= holds the batch, and M*B expanded rows do not
+                # match it: one intervention per session run from now on
+                log.info("The model's other inputs %s hold the batch: running one "
+                         "intervention per session run.", sorted(self._batch_extras))  # fmt: skip
+                self._rows_singly = True
+                out = self._run_free(array, interventions, record)
+        return self._checked_kind(out)
+
+    def _checked_kind(self, out: RunOutput) -> RunOutput:
+        """On the first run, scores that no softmax made but that hold probabilities by their
+        values (every row non-negative and summing to one) are taken as such, with a warning,
+        as the torch adapter does."""
+        if self._kind_checked:
+            return out
+        self._kind_checked = True
+        if self.output_kind != "logits":
+            return out
+        guess = looks_like_probabilities(out.logits.reshape(-1, out.logits.shape[-1]))
+        if guess is None:
+            return out
+        note = (
+            f"The model's scores ({self.output_description}) are {guess} by their values "
+            "(every row of the first batch is non-negative and sums to one"
+            + (", as logarithms" if guess == "log-probabilities" else "")
+            + "), though no Softmax produced them; directionkit treats them as such."
+        )
+        self.assumptions.append(note)
+        warnings.warn(note, DirectionKitWarning, stacklevel=3)
+        self.output_kind = guess
+        if guess not in LOGARITHM_TAKEN:
+            return out
+        logits = np.log(np.maximum(out.logits.astype(np.float32), np.finfo(np.float32).tiny))
+        return RunOutput(logits, out.activations)
+
+    def _run_free(
+        self, array: np.ndarray, interventions: Interventions | None, record: Sequence[str]
+    ) -> RunOutput:
+        """A run with a free batch axis: pieces of examples and chunks of rows that fit the
+        memory budget (see :meth:`_example_piece` and :meth:`_chunk_size`)."""
         rewrite = self._session_for(
             frozenset(interventions.sites if interventions else ()), frozenset(record)
         )
         m_total = 1 if interventions is None else interventions.n_interventions
         b = array.shape[0]
-        numel = self._row_numel(interventions, rewrite.at_input)
+        numel = self._row_numel(interventions, rewrite.at_input, array)
         piece = self._example_piece(interventions, b, numel)
         parts: list[np.ndarray] = []
         recorded: dict[str, list[np.ndarray]] = {name: [] for name in record}
         for lo in range(0, b, piece):
             # pieces of examples that each take every row: the prefix runs once per example
             x = array[lo : lo + piece]
-            chunk = self._chunk_size(interventions, x.shape[0], numel)
+            chunk = 1 if self._rows_singly else self._chunk_size(interventions, x.shape[0], numel)
             bound = rewrite.bind_input(x) if self._use_io_binding else None
             logits = []
             for start in range(0, m_total, chunk):
@@ -676,7 +737,7 @@ class OnnxAdapter:
             node = nodes[index]
             op = node.op_type
             if op in ("Conv", "Gemm", "MatMul"):
-                classes = _literal_list(_metadata(node).get(_CLASSES))
+                classes = literal_list(metadata(node).get(CLASSES))
                 from_batchnorm = len(classes) >= 2 and "BatchNorm" in classes[-2]
                 l1 = self._producer_l1(node, site, n_units)
                 return (factor * l1 if folded else l1), from_batchnorm
@@ -688,14 +749,17 @@ class OnnxAdapter:
                 factor = factor * np.abs(gamma / np.sqrt(var.astype(np.float64) + eps))
                 tensor = node.input[0]
             elif op in ("Add", "Sub", "Mul", "Div") and len(node.input) == 2:
-                data = [t for t in node.input if t not in self._consts]
-                const = [t for t in node.input if t in self._consts]
+                # a bias may be computed from constants (paddle2onnx reshapes it first)
+                data = [t for t in node.input if t not in self._static]
+                const = [t for t in node.input if t in self._static]
                 if len(data) == 2 and op == "Add":  # a residual sum: the branch computed last
                     tensor = max(data, key=lambda t: producers.get(t, -1))
                     continue
                 if len(data) != 1 or len(const) != 1:
                     break
                 if op in ("Mul", "Div"):
+                    if const[0] not in self._consts:
+                        break
                     value = np.asarray(self._consts[const[0]], np.float64)
                     per_unit = self._per_unit(value, n_units)
                     if per_unit is None:
@@ -704,12 +768,20 @@ class OnnxAdapter:
                 tensor = data[0]
             elif op in ("Identity", "Cast", "Dropout"):
                 tensor = node.input[0]
+            elif op == "Reshape" and self._keeps_last_axis(node):
+                tensor = node.input[0]  # (N*T, U) -> (N, T, U): a Linear on 3-d input
             else:
                 break
         raise UnsupportedModelError(
             f"No Conv, Gemm or MatMul with constant weights produces site {site!r}; its "
             "incoming weights are unknown."
         )
+
+    def _keeps_last_axis(self, node: onnx.NodeProto) -> bool:
+        """Whether a Reshape keeps the last axis, of the same known length."""
+        before = _tensor_shape(self._types.get(node.input[0]))
+        after = _tensor_shape(self._types.get(node.output[0]))
+        return bool(before and after and before[-1] is not None and before[-1] == after[-1])
 
     def linear_chain(self) -> LinearChain | None:
         """The model as a chain of affine layers with ReLU sites, or None if it is not one.
@@ -782,21 +854,68 @@ class OnnxAdapter:
     def _find_input(self) -> tuple[str, np.dtype[Any], tuple[int | None, ...]]:
         initializers = {init.name for init in self._graph.initializer}
         inputs = [i for i in self._graph.input if i.name not in initializers]
-        if len(inputs) != 1:
-            raise UnsupportedModelError(
-                "OnnxAdapter supports models with exactly one data input. This one has "
-                f"{len(inputs)}: {[i.name for i in inputs]}."
+        names = [i.name for i in inputs]
+        unknown = sorted(set(self._extras) - set(names))
+        if unknown:
+            raise InvalidParameterError(
+                f"The 'inputs' parameter of OnnxAdapter names {unknown}, which are not inputs "
+                f"of the model; its inputs are {names}."
             )
-        shape = _tensor_shape(inputs[0].type)
+        data = [i for i in inputs if i.name not in self._extras]
+        if len(data) != 1:
+            others = {n: "..." for n in names[1:]} if not self._extras else {}
+            hint = (
+                f"pass the others with inputs={others} (fixed values, or callables x -> "
+                "value made for each batch x); the data go to the one input not named"
+                if len(data) > 1
+                else "leave the data input out of inputs="
+            )
+            raise UnsupportedModelError(
+                f"The model has {len(inputs)} inputs {names} and {len(data)} of them are not "
+                f"given by inputs=; directionkit feeds the data to exactly one: {hint}."
+            )
+        shape = _tensor_shape(data[0].type)
         if not shape:
             raise UnsupportedModelError(
-                f"The model input {inputs[0].name!r} has no known rank; OnnxAdapter needs a "
+                f"The model input {data[0].name!r} has no known rank; OnnxAdapter needs a "
                 "tensor input of shape (batch, ...)."
             )
-        return inputs[0].name, _np_dtype(inputs[0].type), shape
+        self._input_types = {i.name: _np_dtype(i.type) for i in inputs}
+        # extra inputs that may hold the batch (not a scalar): their rows would not match
+        # M*B expanded rows, so expansion happens after they are used, or rows go singly
+        self._batch_extras = {
+            name
+            for name, value in self._extras.items()
+            if callable(value) or np.ndim(value) > 0
+        }
+        return data[0].name, _np_dtype(data[0].type), shape
 
-    def _find_output(self, requested: str | None) -> tuple[str, str]:
+    def _extra_feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The values of the other inputs for the data batch ``x``."""
+        feeds = {}
+        for name, value in self._extras.items():
+            made = value(x) if callable(value) else value
+            if hasattr(made, "detach") and hasattr(made, "cpu"):  # a torch tensor
+                made = made.detach().cpu().numpy()
+            try:
+                feeds[name] = np.asarray(made, dtype=self._input_types[name])
+            except (TypeError, ValueError) as err:
+                raise InvalidDataError(
+                    f"The value of model input {name!r} (from inputs=) must be an array of "
+                    f"{self._input_types[name]}: {err}"
+                ) from err
+        return feeds
+
+    def _find_output(self, requested: str | int | None) -> tuple[str, str]:
         outputs = {o.name: o for o in self._graph.output}
+        if isinstance(requested, int):
+            names = list(outputs)
+            if not -len(names) <= requested < len(names):
+                raise InvalidParameterError(
+                    f"The 'output' parameter of OnnxAdapter is the index {requested}; the model "
+                    f"has {len(names)} outputs {names}."
+                )
+            requested = names[requested]
         if requested is not None:
             if requested not in outputs:
                 raise InvalidParameterError(
@@ -822,11 +941,25 @@ class OnnxAdapter:
                 "The model has no output of class scores: no float output of shape (batch, "
                 f"classes), or (batch, classes, 1, 1), among {found}."
             )
+        # the softmax (or sigmoid) of another candidate holds the same scores
+        distinct = [c for c in candidates if self._probability_source(c) not in candidates]
+        candidates = distinct or candidates
         if len(candidates) > 1:
-            logits = [c for c in candidates if self._probability_op(c) is None]
-            chosen = (logits or candidates)[0]
-            log.info("The model has outputs %s; reading class scores from %r (pass output= to "
-                     "choose).", candidates, chosen)  # fmt: skip
+            named = [c for c in candidates if c.lower() == "logits"]
+            listed = ", ".join(f"{c!r} {_tensor_shape(self._types.get(c))}" for c in candidates)
+            if len(named) != 1:
+                raise UnsupportedModelError(
+                    f"The model has several outputs that could be class scores ({listed}) and "
+                    "none is named 'logits'; directionkit will not guess. Pass output= the "
+                    "name or index of the one holding the class scores."
+                )
+            chosen = named[0]
+            note = (
+                f"The model has several outputs that could be class scores ({listed}); the "
+                f"class scores are read from {chosen!r} by its name (pass output= to choose)."
+            )
+            self.assumptions.append(note)
+            warnings.warn(note, DirectionKitWarning, stacklevel=4)
         else:
             chosen = candidates[0]
         tp = self._types.get(chosen)
@@ -846,6 +979,7 @@ class OnnxAdapter:
         kind = "logits" if op is None else OUTPUT_KINDS[op]
         if op is not None:
             log.info("Output %r comes from %s: %s.", chosen, op, OUTPUT_KIND_NOTES[kind])
+        self.output_description = f"output {chosen!r}"
         return chosen, kind
 
     def _free_batch_axis(self) -> float | None:
@@ -919,15 +1053,19 @@ class OnnxAdapter:
             for start in range(0, n, fixed):
                 piece = x[start : start + fixed]
                 padded = np.concatenate([piece, np.repeat(piece[-1:], fixed - len(piece), 0)])
-                scores = original.run([out], {self._input: padded})[0]
+                feeds = {self._input: padded, **self._extra_feeds(padded)}
+                scores = original.run([out], feeds)[0]
                 pieces.append(np.asarray(scores)[: len(piece)])
         except _ORT_ERRORS:
             return None  # the model fails on such input; running it says why
         want = np.concatenate(pieces)
         try:
             free = ort.InferenceSession(_serialise(candidate), options, providers=cpu)
-            got = [np.asarray(free.run([out], {self._input: x})[0])]
-            got += [np.asarray(free.run([out], {self._input: x[i : i + 1]})[0]) for i in range(n)]
+            got = [np.asarray(free.run([out], {self._input: x, **self._extra_feeds(x)})[0])]
+            got += [
+                np.asarray(free.run([out], {self._input: one, **self._extra_feeds(one)})[0])
+                for one in (x[i : i + 1] for i in range(n))
+            ]
         except _ORT_ERRORS as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             self._fixed_reason = f"with a free batch axis it fails: {first[:300]}"
@@ -947,6 +1085,7 @@ class OnnxAdapter:
         self._model = candidate
         self._graph = candidate.graph
         self._types = _value_types(candidate)
+        self._static = _static_tensors(candidate.graph)
         self._input_dims = (None, *dims)
         self._fixed_batch = None
         log.info("The model's input %r had a fixed batch size of %d; it runs with a free "
@@ -961,7 +1100,7 @@ class OnnxAdapter:
         assert fixed is not None
         piece = np.resize(x, (fixed, *x.shape[1:])).astype(x.dtype)
         start = time.perf_counter()
-        session.run([self.output_name], {self._input: piece})
+        session.run([self.output_name], {self._input: piece, **self._extra_feeds(piece)})
         return time.perf_counter() - start
 
     def _warn_fixed_batch(self, seconds: float) -> None:
@@ -1010,13 +1149,22 @@ class OnnxAdapter:
         self.output_name = flat
 
     def _probability_op(self, tensor: str) -> str | None:
-        """The Softmax or Sigmoid that ``tensor`` comes straight out of, if any."""
+        """The Softmax, LogSoftmax or Sigmoid that ``tensor`` comes straight out of, if any."""
+        found = self._probability_node(tensor)
+        return None if found is None else str(found.op_type)
+
+    def _probability_source(self, tensor: str) -> str | None:
+        """The tensor the Softmax (LogSoftmax, Sigmoid) producing ``tensor`` was applied to."""
+        found = self._probability_node(tensor)
+        return None if found is None else str(found.input[0])
+
+    def _probability_node(self, tensor: str) -> onnx.NodeProto | None:
         nodes, producers = self._graph.node, self._producers
         seen = 0
         while tensor in producers and seen < 16:
             node = nodes[producers[tensor]]
-            if node.op_type in ("Softmax", "Sigmoid"):
-                return str(node.op_type)
+            if node.op_type in ("Softmax", "LogSoftmax", "Sigmoid"):
+                return node
             if node.op_type not in ("Identity", "Cast", "Reshape", "Flatten", "Squeeze"):
                 return None
             tensor, seen = node.input[0], seen + 1
@@ -1040,84 +1188,114 @@ class OnnxAdapter:
         near = {self.output_name}
         for node in reversed(self._graph.node):
             if node.op_type not in _MIXING_OPS and any(o in near for o in node.output):
-                near.update(t for t in node.input if t not in self._consts)
+                near.update(t for t in node.input if t not in self._static)
         return near
 
-    def _discover(self) -> dict[str, Site]:
+    def _discover(self, required: bool = True) -> dict[str, Site]:
+        """The hidden activation sites (see :mod:`directionkit.adapters._onnx_sites`)."""
         nodes = self._graph.node
         near = self._near_output()
-        found: dict[str, tuple[str, int]] = {}  # name -> (tensor, producing node)
-        layers: dict[str, str | None] = {}  # name -> the torch block owning the activation
-        calls: dict[str, int] = {}
-        previous_scope: str | None = None
-        for index, node in enumerate(nodes):
-            if index not in self._keep:
-                previous_scope = None
-                continue
-            meta = _metadata(node)
-            scopes, classes = _literal_list(meta.get(_SCOPES)), _literal_list(meta.get(_CLASSES))
-            torch_module = (
-                len(scopes) >= 2
-                and len(classes) >= 2
-                and classes[-2].rsplit(".", 1)[-1] in TORCH_ACTIVATIONS
-            )
-            if torch_module:
-                scope = scopes[-2]
-                if scope != previous_scope:  # a new call of that module
-                    count = calls.get(scope, 0)
-                    calls[scope] = count + 1
-                name = scope if calls[scope] == 1 else f"{scope}#{calls[scope] - 1}"
-                found[name] = (node.output[0], index)  # the group's last node wins
-                layers[name] = _torch_layer(scopes, classes)
-                previous_scope = scope
-                continue
-            previous_scope = None
-            if node.op_type not in ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
-                continue
-            if meta.get(_SCOPES):
-                continue  # a torch graph, but this node is inside a non-activation module
-            name = _legacy_name(node.name, calls) or node.name or node.output[0]
-            if name in found:
-                name = node.output[0]
-            found[name] = (node.output[0], index)
-        sites: dict[str, Site] = {}
         self._site_info: dict[str, _SiteInfo] = {}
         self._site_ops: dict[str, str] = {}
-        for name, (tensor, index) in found.items():
-            if tensor in near:
-                continue  # the output activation (a final Softmax/Sigmoid)
-            tp = self._types.get(tensor)
-            shape = _tensor_shape(tp)
-            if shape is None or len(shape) < 2:
-                continue
-            kind = "conv" if len(shape) >= 4 else "dense"
-            n_units = shape[1] if kind == "conv" else shape[-1]
-            if n_units is None:
-                raise UnsupportedModelError(
-                    f"The number of units of site {name!r} (tensor {tensor!r}, shape {shape}) "
-                    "is not known from shape inference."
-                )
-            dims = shape[1:]
-            known = tuple(int(d) for d in dims if d is not None)
-            sites[name] = Site(
-                name, int(n_units), kind, len(sites), layers.get(name),
-                known if len(known) == len(dims) else None,
-            )  # fmt: skip
-            self._site_info[name] = _SiteInfo(tensor, len(shape), dims, _np_dtype(tp), index)
-            self._site_ops[name] = nodes[index].op_type
-        if not sites:
+        sites: dict[str, Site] = {}
+        for name, where in find_sites(nodes, self._keep, self._consts).items():
+            if where.tensor in near:
+                continue  # the output's own activation (a final Softmax/Sigmoid, class maps)
+            site = self._site_of(name, where.tensor, where.node, where.layer, len(sites))
+            if site is not None:
+                sites[name] = site
+                self._site_ops[name] = where.op
+        if not sites and required:
+            ops = sorted({n.op_type for i, n in enumerate(nodes) if i in self._keep})
+            inside = [n.op_type for n in nodes if n.op_type in ("If", "Loop", "Scan")]
+            control = (
+                f" Its {sorted(set(inside))} nodes hold subgraphs, whose activations "
+                "directionkit cannot reach." if inside else ""
+            )
             raise UnsupportedModelError(
-                "The model has no hidden activation to use as a site (looked for nodes of "
-                f"type {', '.join(sorted(ACTIVATION_OPS))} before the output)."
+                "The model has no hidden activation to use as a site: no node of type "
+                f"{', '.join(sorted(ACTIVATION_OPS))} (nor a torch activation module or "
+                f"function) before its last mixing layer. Its node types: {', '.join(ops)}."
+                f"{control} Name tensors to use as sites with sites=[...]."
             )
         return sites
 
-    @staticmethod
-    def _requested_sites(sites: Sequence[str], found: dict[str, Site]) -> dict[str, Site]:
+    def _site_of(
+        self, name: str, tensor: str, index: int, layer: str | None, depth: int
+    ) -> Site | None:
+        """The site for ``tensor`` (produced by node ``index``), or None when it is not a
+        per-example activation of known rank."""
+        tp = self._types.get(tensor)
+        shape = _tensor_shape(tp)
+        if shape is None or len(shape) < 2:
+            return None
+        dims = shape[1:]
+        axis, source, channels = self._unit_axis(name, tensor, shape)
+        n_units = dims[axis]
+        if n_units is None:
+            raise UnsupportedModelError(
+                f"The number of units of site {name!r} (tensor {tensor!r}, shape {shape}, "
+                f"units on axis {axis + 1}) is not known from shape inference."
+            )
+        kind = "conv" if channels or len(dims) >= 3 else "dense"
+        known = tuple(int(d) for d in dims if d is not None)
+        self._site_info[name] = _SiteInfo(tensor, len(shape), dims, _np_dtype(tp), index)
+        return Site(
+            name, int(n_units), kind, depth, layer, known if len(known) == len(dims) else None,
+            axis, source,
+        )  # fmt: skip
+
+    def _unit_axis(
+        self, name: str, tensor: str, shape: tuple[int | None, ...]
+    ) -> tuple[int, str, bool]:
+        """``(axis of one example's activation, what fixed it, made by a convolution)``."""
+        rank = len(shape) - 1
+        if name in self._unit_axes:
+            axis = self._unit_axes[name]
+            if not -rank <= axis < rank:
+                raise InvalidParameterError(
+                    f"The 'unit_axes' entry of site {name!r} must be an axis of its per-example "
+                    f"shape {shape[1:]}. Got {axis} instead."
+                )
+            return axis % rank, "given", False
+        shapes = _ShapeLookup(self._types)
+        evidence = unit_axis(
+            tensor, shape, self._graph.node, self._producers, self._static, shapes
+        )
+        if rank == 1:
+            return 0, evidence.op if evidence is not None else "rank", False
+        if evidence is not None and evidence.axis >= 1:
+            return evidence.axis - 1, evidence.op, evidence.channels
+        default = 0 if rank >= 3 else rank - 1
+        note = (
+            f"The unit axis of site {name!r} (shape {shape}) is not known from the layer "
+            f"that produced it; axis {default} of one example was assumed. Pass "
+            f"unit_axes={{{name!r}: AXIS}} to set it."
+        )
+        self.assumptions.append(note)
+        warnings.warn(note, DirectionKitWarning, stacklevel=5)
+        return default, "guess", rank >= 3
+
+    def _requested_sites(self, sites: Sequence[str], found: dict[str, Site]) -> dict[str, Site]:
+        """The named sites: found ones, or any tensor of the graph by its name."""
+        chosen: dict[str, Site] = {}
         for name in sites:
-            if name not in found:
-                raise SiteNotFoundError(name, found)
-        return {name: found[name] for name in found if name in sites}
+            if name in found:
+                chosen[name] = found[name]
+                continue
+            index = self._producers.get(name)
+            site = None if index is None else self._site_of(name, name, index, None, 0)
+            if site is None:
+                error = SiteNotFoundError(name, found)
+                error.args = (
+                    f"{error.args[0][:-1]}; or any tensor of the graph holding a per-example "
+                    "activation of known rank (a node output).",
+                )
+                raise error
+            self._site_ops[name] = self._graph.node[index].op_type  # type: ignore[index]
+            chosen[name] = site
+        # forward (graph) order, as found sites are
+        return dict(sorted(chosen.items(), key=lambda item: self._site_info[item[0]].producer))
 
     # -- sessions --------------------------------------------------------------------
     def _choose_providers(self, providers: Sequence[str] | None, device: str | None) -> list[str]:
@@ -1157,6 +1335,10 @@ class OnnxAdapter:
                 self._providers = ["CPUExecutionProvider"]
             self._active_device = "cuda:0" if "CUDAExecutionProvider" in active else "cpu"
             self._sessions[key] = rewrite
+            while len(self._sessions) > MAX_SESSIONS:  # the least recently used goes
+                self._sessions.pop(next(iter(self._sessions)))
+        else:
+            self._sessions[key] = self._sessions.pop(key)  # most recently used last
         return self._sessions[key]
 
     @property
@@ -1198,19 +1380,42 @@ class OnnxAdapter:
         return np.ascontiguousarray(array)
 
     # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
-    def _row_numel(self, interventions: Interventions | None, at_input: bool) -> int:
+    def _row_numel(
+        self, interventions: Interventions | None, at_input: bool, x: np.ndarray
+    ) -> int:
         """Site elements per example and row from the first intervened site on (the part
-        of the graph that runs on M*B rows; all sites when rows expand at the input)."""
+        of the graph that runs on M*B rows; all sites when rows expand at the input), for
+        inputs like ``x`` (dims the graph leaves free are read from a run on it)."""
         names = list(self._sites)
         first = min(
             (names.index(n) for n in (interventions.sites if interventions else ())), default=0
         )
         if at_input:
             first = 0
-        numel = sum(
-            int(np.prod([d or 1 for d in self._site_info[n].dims])) for n in names[first:]
-        )
-        return max(1, numel)
+        dims = self.site_dims(x, names[first:])
+        return max(1, sum(int(np.prod(dims[n])) for n in names[first:]))
+
+    def site_dims(self, x: np.ndarray, names: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        """Each site's per-example shape for inputs like ``x``: from shape inference, or,
+        for the dims it leaves free (an image size, a sequence length), from a clean run
+        on one example of that input size (once per input size)."""
+        dims: dict[str, tuple[int, ...]] = {}
+        unknown = []
+        for name in names:
+            static = self._site_info[name].dims
+            if all(d is not None for d in static):
+                dims[name] = tuple(int(d) for d in static)  # type: ignore[arg-type]
+            else:
+                unknown.append(name)
+        if unknown:
+            key = tuple(int(d) for d in x.shape[1:])
+            cache = self._dims_cache.setdefault(key, {})
+            missing = [n for n in unknown if n not in cache]
+            if missing:
+                for name, value in self.record_elements(x[:1], missing).items():
+                    cache[name] = tuple(int(d) for d in np.shape(value)[1:])
+            dims.update({n: cache[n] for n in unknown})
+        return dims
 
     def _example_piece(self, interventions: Interventions | None, batch: int, numel: int) -> int:
         """Examples per session run: all, unless the M rows of the whole batch overflow the
@@ -1353,7 +1558,8 @@ class _Rewrite:
             site = info[name]
             tensor = site.tensor
             if site.rank > 2 and not elements:  # else unreduced, for record_elements
-                axes = list(range(2, site.rank)) if site.rank >= 4 else [1]
+                # the mean over the position axes (space, tokens): (B, n_units) is left
+                axes = [1 + a for a in adapter.sites[name].position_axes(site.rank - 1)]
                 reduced = f"{_PREFIX}rec_{len(outputs)}"
                 new_nodes.setdefault(site.producer, []).extend(
                     _reduce_mean_nodes(reduced, tensor, axes, opset)
@@ -1405,7 +1611,8 @@ class _Rewrite:
         """
         adapter = self.adapter
         nodes = adapter._graph.node
-        data: set[str] = {adapter._input}  # tensors that depend on the model input
+        # tensors that depend on the model input, or on another input holding the batch
+        data: set[str] = {adapter._input, *adapter._batch_extras}
         for node in nodes:
             if any(t in data for t in node.input):
                 data.update(node.output)
@@ -1452,10 +1659,10 @@ class _Rewrite:
         adapter = self.adapter
         b = x.shape[0]
         m = 1 if interventions is None else interventions.n_interventions
-        feeds: dict[str, np.ndarray] = {}
+        feeds: dict[str, np.ndarray] = adapter._extra_feeds(x)
         if interventions is not None:  # the rewrite edits exactly the sites it names
             for name in self.sites:
-                feeds.update(self._feeds(name, interventions, b, noise_rows))
+                feeds.update(self._feeds(name, interventions, x, noise_rows))
         fetch = [adapter.output_name, *(self.record_outputs if record else ())]
         if bound is not None:
             binding = self.session.io_binding()
@@ -1488,17 +1695,18 @@ class _Rewrite:
         self,
         name: str,
         iv: Interventions,
-        b: int,
+        x: np.ndarray,
         noise_rows: tuple[int, int] | None,
     ) -> dict[str, np.ndarray]:
         adapter = self.adapter
+        b = x.shape[0]
         info = adapter._site_info[name]
         site = adapter.sites[name]
         scale_name, shift_name, noise_name = self.inputs[name]
         dtype = info.dtype
         m = iv.n_interventions
         shape = [m] + [1] * info.rank
-        shape[2 if site.kind == "conv" else info.rank] = site.n_units
+        shape[2 + site.unit_axis_in(info.rank - 1)] = site.n_units
         scale = np.asarray(iv.scale[name], dtype).reshape(shape)
         if name in iv.fill:
             # shift + (1 - scale) * fill, one value per element: (M, 1, *element shape)
@@ -1516,7 +1724,7 @@ class _Rewrite:
             shift = np.asarray(iv.shift[name], dtype).reshape(shape)
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
-            dims = self._site_dims(name)
+            dims = adapter.site_dims(x, [name])[name]
             # a piece of a larger batch draws that batch's noise and keeps its own rows
             start, total = noise_rows or (0, b)
             eps = np.stack(
@@ -1528,17 +1736,6 @@ class _Rewrite:
         else:
             noise = np.zeros([1] * (info.rank + 1), dtype)
         return {scale_name: scale, shift_name: shift, noise_name: noise}
-
-    def _site_dims(self, name: str) -> tuple[int, ...]:
-        """The per-example shape of a site's tensor, for drawing its noise."""
-        adapter = self.adapter
-        dims = adapter._site_info[name].dims
-        if all(d is not None for d in dims):
-            return tuple(int(d) for d in dims)  # type: ignore[arg-type]
-        raise UnsupportedModelError(
-            f"Noise on site {name!r} needs the shape of its tensor, which shape inference "
-            f"leaves open ({dims}); give the model static spatial dimensions."
-        )
 
 
 def _const(name: str, values: Sequence[int]) -> onnx.NodeProto:

@@ -1,12 +1,32 @@
 """The PyTorch adapter: hooks on a ``torch.nn.Module``, never leaking into it.
 
-Sites are the outputs of activation modules (ReLU, LeakyReLU, ReLU6, GELU,
-SiLU, Tanh, Sigmoid, ELU, Hardswish, Mish, Softplus), one site per *call*: a
-module used twice in one forward (torchvision's ResNet blocks reuse
-``self.relu``) gives sites ``"layer1.0.relu"``, ``"layer1.0.relu#1"``, ... .
-An activation whose output is the model's output (a final Softmax/Sigmoid) is
-never a site.  Conv activations ``(B, C, H, W)`` have one unit per channel;
-other activations have their units on the last axis.
+Sites
+-----
+By default a site is every hidden activation, one site per *call*, found by running the
+model once (see :mod:`directionkit.adapters._torch_trace` for the rules):
+
+* the output of an activation module: a known type (ReLU, GELU, SiLU, Tanh, ...) or any
+  parameter-free leaf module that behaves as an element-wise nonlinearity
+  (``transformers``' ``GELUActivation``, ``NewGELUActivation``, a user's ``Swish``).  A
+  module used twice in one forward (torchvision's ResNet blocks reuse ``self.relu``)
+  gives sites ``"layer1.0.relu"``, ``"layer1.0.relu#1"``, ...;
+* a functional activation called outside any activation module (``F.relu(x)``,
+  ``torch.tanh(x)``, ``x.sigmoid()``, DistilBERT's ``nn.ReLU()(x)`` built inside
+  ``forward``), named after the module whose ``forward`` called it:
+  ``"classifier.relu()"``, or ``"relu()"`` in the model's own ``forward``.
+
+An activation that reaches the output without another mixing layer (a final Softmax or
+Sigmoid, SqueezeNet's ReLU over its class maps) is part of the output, never a site.
+``sites=`` chooses instead, by name (a site above, any module path for its output,
+``"path:input"`` for its first argument, with ``#k`` for its k-th further call), by
+module class, or by a predicate ``(path, module) -> bool``.
+
+Units
+-----
+A site's unit axis comes from the layer that produced it (``Linear`` and HF's ``Conv1D``:
+the last axis; convolutions: the channel axis), or from ``unit_axes=``; every other axis
+is a position (space, tokens) over which recorded activity is averaged.  ConvNeXt's
+channels-last ``(B, H, W, 4C)`` GELU output has ``4C`` units, not ``H``.
 
 Layers
 ------
@@ -15,34 +35,45 @@ counts: the path of the module that owns the activation module, when that owner 
 a block with its own ``forward`` (a ResNet ``Bottleneck``: its ReLU calls
 ``layer1.0.relu``, ``layer1.0.relu#1``, ``layer1.0.relu#2`` are layer ``layer1.0``);
 an activation owned by the model itself or by a container (``nn.Sequential``,
-``nn.ModuleList``, ``nn.ModuleDict``) is a layer of its own.  So on the paper's
-11-layer ConvNet ``last:3`` is the last three ReLUs, on a ResNet the last three
-blocks.
+``nn.ModuleList``, ``nn.ModuleDict``) is a layer of its own.  A functional site's owner
+is the module whose ``forward`` called it.  So on the paper's 11-layer ConvNet
+``last:3`` is the last three ReLUs, on a ResNet the last three blocks.
 
 Outputs and dtypes
 ------------------
-A model whose output comes straight from a ``Softmax`` module gives probabilities: the
-adapter returns their logarithm as class scores, so accuracy is unchanged and the core's
-cross-entropy is ``-log p[y]``; from a ``LogSoftmax`` the output is used as it is (its
-cross-entropy is already ``-log p[y]``).  A final ``Sigmoid`` gives one probability per
-class that need not sum to one: its logarithm is returned too, so accuracy is the
-argmax of the sigmoids and the loss is ``-log(s[y] / sum(s))``, the cross-entropy of the
-sigmoids renormalised over the classes (``output_kind="sigmoid-probabilities"``).  The adapter
-logs which and says so in :attr:`TorchAdapter.output_kind`.  Float inputs are cast to
-the dtype of the model's parameters (a float64 model runs in float64), and logits
-come back in that dtype (float32 for lower precisions).
+The forward may return a tensor, a tuple or list, a dict or a HuggingFace
+``ModelOutput``; ``output=`` picks the class scores (a key, an index, or a callable on
+what forward returns).  By default: the tensor itself, the ``logits`` entry of a dict or
+``ModelOutput``, or the one float ``(B, C)`` tensor among several; when several could
+be the scores and none is named ``logits``, the adapter refuses and lists them.
+Scores of shape ``(B, C, 1, ..., 1)`` are read as ``(B, C)``.
 
+Scores that come out of a softmax (module or function, ``F.softmax`` included) are
+probabilities: the adapter returns their logarithm, so accuracy is unchanged and the
+core's cross-entropy is ``-log p[y]``; out of a log-softmax they are used as they are.
+A final sigmoid gives one probability per class that need not sum to one: its logarithm
+is returned too, so accuracy is the argmax of the sigmoids and the loss is
+``-log(s[y] / sum(s))`` (``output_kind="sigmoid-probabilities"``).  Scores that no such
+operation produced but whose rows are non-negative and sum to one on the first batch
+are taken as probabilities too, with a warning (a softmax written out by hand).  The
+kind is :attr:`TorchAdapter.output_kind`.  Float inputs are cast to the dtype of the
+model's parameters (a float64 model runs in float64), and logits come back in that
+dtype (float32 for lower precisions).  Extra forward arguments (an attention mask, a
+state) come from ``inputs=``.
+
+Prefix caching
+--------------
 M interventions are evaluated in one forward pass: the batch is expanded from
 ``B`` to ``M * B`` rows at the first intervened site, so every layer before it
-runs once per data batch (prefix caching).  Models whose graph adds a tensor
+runs once per data batch.  Models whose graph adds a tensor
 computed before that site to one computed after it (residual connections) cannot
 be expanded there; the adapter then expands at the input of the smallest module
 enclosing the site for which expansion works (a forward pre-hook repeating the
-module's first argument M times: for a ResNet site ``layer4.2.relu#1`` the block
-``layer4.2``; ``layer4.2.relu#2`` follows the residual sum and expands at itself),
-trying the site's ancestors from the innermost outwards, and at the model input only
-when none works.  It learns this from failing passes (each failure costs one forward
-pass, once per first intervened site) and remembers it
+module's tensor arguments that hold the batch M times: for a ResNet site
+``layer4.2.relu#1`` the block ``layer4.2``, for a transformer's feed-forward GELU its
+encoder layer), trying the site's ancestors from the innermost outwards, and at the
+model input only when none works.  It learns this from failing passes (each failure
+costs one forward pass, once per first intervened site) and remembers it
 (:attr:`TorchAdapter.expansion_points`).
 An ancestor is not used when it is called more than once per forward pass, or
 when it runs after the site (a module shared between blocks); a choice is learned
@@ -53,29 +84,40 @@ hide the row mismatch that rules a point out.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
     GPU_MEMORY_BUDGET,
     LOGARITHM_TAKEN,
     OUTPUT_KIND_NOTES,
-    OUTPUT_KINDS,
     Interventions,
     LinearChain,
     RunOutput,
     Site,
     check_request,
+    looks_like_probabilities,
+)
+from directionkit.adapters._torch_trace import (
+    ACTIVATION_TYPES,
+    FUNCTIONAL_ACTIVATIONS,
+    Call,
+    Trace,
+    canonical_function,
+    producer_axis,
 )
 from directionkit.errors import (
+    DirectionKitWarning,
     InvalidDataError,
     InvalidParameterError,
     SiteNotFoundError,
@@ -86,24 +128,31 @@ __all__ = ["ACTIVATION_TYPES", "TorchAdapter"]
 
 log = logging.getLogger(__name__)
 
-ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ELU,
-    nn.Hardswish, nn.Mish, nn.Softplus, nn.PReLU, nn.SELU, nn.CELU, nn.Hardtanh,
-)  # fmt: skip
-_PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_OUTPUTS = (nn.Softmax, nn.LogSoftmax, nn.Softmax2d)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-
+_CALL = re.compile(r"(?P<base>.*?)(?:#(?P<call>\d+))?")
 
 #: Where a pass expands B rows to M*B: at the first intervened site's output, at the
 #: input of the module with this path (a pre-hook), or at the model input ("").
 _AT_SITE: str | None = None
 _AT_INPUT = ""
 
+SiteSpec = str | type | Callable[[str, nn.Module], bool]
+
 
 class _Unexpandable(Exception):
     """Rows cannot be expanded at the point a pass tried; the next point outwards is tried."""
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """Where a site is read: a module's output or input (its ``call``-th call), or the
+    ``index``-th functional activation call of a pass."""
+
+    where: str  # "output", "input" or "function"
+    module: nn.Module | None = None
+    call: int = 0
+    index: int = -1
 
 
 @dataclass
@@ -116,9 +165,10 @@ class _Pass:
     expanded: bool = False
     expand_at: str | None = _AT_SITE
     calls: dict[int, int] = field(default_factory=dict)
+    functions: int = 0  # functional activation calls seen (outside activation modules)
+    inside_activation: int = 0
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     elements: bool = False  # record unreduced activations
-    trace: list[tuple[str, nn.Module, torch.Tensor]] | None = None
 
 
 class TorchAdapter:
@@ -127,10 +177,13 @@ class TorchAdapter:
     Parameters
     ----------
     module : torch.nn.Module
-        A classifier whose forward returns class scores of shape ``(B, C)``.
-    sites : sequence of str, optional
-        Site names to use (see the module docs); default: every activation site.
-        Unknown names raise :class:`~directionkit.errors.SiteNotFoundError`.
+        A classifier (see the module docs for what its forward may return).
+    sites : sequence of str, type or callable, optional
+        The sites to use (see the module docs); default: every hidden activation.  A str
+        names a found site, any module (its output; ``"path:input"`` for its input), a
+        type every module of that class, a callable ``(path, module) -> bool`` the
+        modules it accepts.  Unknown names raise
+        :class:`~directionkit.errors.SiteNotFoundError`.
     device : str or torch.device, optional
         Where to compute; default: the device of the module's parameters.  The
         module is moved there for the duration of each run and moved back.
@@ -143,12 +196,29 @@ class TorchAdapter:
         faster (they stay nearer the caches and fault in fewer fresh pages): the B6
         ResNet workload took 3.9-5.9 s at 256 MiB against 10.9-11.2 s at 1 GiB, a
         ConvNet-11 and an MLP were as fast or slightly faster (``benchmarks/RESULTS.md``).
+    output : str, int or callable, optional
+        Where the class scores are in what forward returns: a key of a dict or
+        ``ModelOutput``, an index of a tuple, or a callable mapping the returned value
+        to the ``(B, C)`` scores.  Default: see the module docs.
+    inputs : mapping or callable, optional
+        Extra keyword arguments of forward: a mapping of values (arrays become tensors on
+        the device) or of callables ``value(x)`` called with each batch's input tensor
+        (``{"attention_mask": lambda x: (x != 0).long()}``), or one callable
+        ``inputs(x) -> mapping``.
+    unit_axes : mapping of str to int, optional
+        The unit axis of named sites, counted in one example's activation (0 is the
+        first axis after the batch), where the producing layer does not tell it.
 
     Attributes
     ----------
     output_kind : {"logits", "probabilities", "log-probabilities", "sigmoid-probabilities"}
         What the model's output holds (known once the sites are); probabilities (from a
-        Softmax or a Sigmoid) are returned as their logarithm.
+        softmax or a sigmoid) are returned as their logarithm.
+    output_description : str
+        Where the scores were read (``"the returned tensor"``, ``"output['logits']"``,
+        ...), known once the sites are.
+    assumptions : list of str
+        What the adapter had to assume without evidence (recorded with results).
 
     Examples
     --------
@@ -167,21 +237,50 @@ class TorchAdapter:
     def __init__(
         self,
         module: nn.Module,
-        sites: Sequence[str] | None = None,
+        sites: Sequence[SiteSpec] | None = None,
         device: str | torch.device | None = None,
         example_input: Any = None,
         memory_budget: int | None = None,
+        *,
+        output: str | int | Callable[[Any], Any] | None = None,
+        inputs: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]] | None = None,
+        unit_axes: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise UnsupportedModelError(
                 f"TorchAdapter needs a torch.nn.Module. Got {type(module).__name__} instead."
             )
         if sites is not None and (
-            isinstance(sites, str) or not all(isinstance(s, str) for s in sites)
+            isinstance(sites, str | type)
+            or callable(sites)
+            or not all(isinstance(s, str | type) or callable(s) for s in sites)
         ):
             raise InvalidParameterError(
-                f"The 'sites' parameter of TorchAdapter must be a sequence of site names. "
-                f"Got {sites!r} instead."
+                "The 'sites' parameter of TorchAdapter must be a sequence of site names, "
+                f"module classes or predicates (path, module) -> bool. Got {sites!r} instead."
+            )
+        if output is not None and (
+            isinstance(output, bool) or (not isinstance(output, str | int) and not callable(output))
+        ):
+            raise InvalidParameterError(
+                "The 'output' parameter of TorchAdapter must be a key (str), an index (int) "
+                f"or a callable on the model's output. Got {output!r} instead."
+            )
+        if inputs is not None and not isinstance(inputs, Mapping) and not callable(inputs):
+            raise InvalidParameterError(
+                "The 'inputs' parameter of TorchAdapter must be a mapping of extra forward "
+                f"arguments or a callable x -> mapping. Got {type(inputs).__name__} instead."
+            )
+        if unit_axes is not None and (
+            not isinstance(unit_axes, Mapping)
+            or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in unit_axes.items()
+            )
+        ):
+            raise InvalidParameterError(
+                "The 'unit_axes' parameter of TorchAdapter must map site names to ints "
+                f"(the unit axis of one example's activation). Got {unit_axes!r} instead."
             )
         meta = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
         if meta or (device is not None and torch.device(device).type == "meta"):
@@ -194,6 +293,9 @@ class TorchAdapter:
             )
         self.module = module
         self._requested = None if sites is None else tuple(sites)
+        self._output = output
+        self._inputs = inputs
+        self._unit_axes = dict(unit_axes or {})
         if device is None:
             param = next(module.parameters(), None)
             device = param.device if param is not None else "cpu"
@@ -203,6 +305,10 @@ class TorchAdapter:
         self.memory_budget = int(memory_budget)
         self._names = {id(m): n for n, m in module.named_modules()}
         self._sites: dict[str, Site] | None = None
+        self._hooks: dict[str, _Hook] = {}
+        self._site_ops: dict[str, str] = {}
+        self._activation_modules: list[nn.Module] = []
+        self._functional: list[str | None] = []  # site of each functional activation call
         self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
         self._site_numel: dict[str, int] = {}
         #: first intervened site -> index into _expansion_candidates(site), learned
@@ -211,7 +317,10 @@ class TorchAdapter:
         #: comparisons in tests and benchmarks
         self._force_input_expansion = False
         self._input_shape: tuple[int, ...] | None = None
+        self._output_path: tuple[str, Any] = ("self", None)
         self.output_kind = "logits"
+        self.output_description = "the returned tensor"
+        self.assumptions: list[str] = []
         dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
         self._dtype = dtypes[0] if dtypes else torch.float32
         if example_input is not None:
@@ -230,9 +339,9 @@ class TorchAdapter:
 
     @property
     def site_ops(self) -> Mapping[str, str]:
-        """The module class at each site (e.g. ``"ReLU"``), for figure labels."""
-        modules = dict(self.module.named_modules())
-        return {name: type(modules[name]).__name__ for name in self.sites if name in modules}
+        """What computes each site, for labels: the module class (``"ReLU"``), a
+        function (``"relu()"``), or ``"Linear:input"`` for a module's input."""
+        return {name: self._site_ops[name] for name in self.sites if name in self._site_ops}
 
     @property
     def sites_pending(self) -> bool:
@@ -338,10 +447,12 @@ class TorchAdapter:
     def unit_weight_l1(self, site: str) -> np.ndarray:
         """L1 norm of each unit's raw incoming filter: the producing Conv filter or Linear row.
 
-        The producer is the last ``Linear``/``Conv`` module called before the site's
-        activation; this is the paper's "L1-norm of the filter weights" (A.3), the
-        weights as stored.  Biases are not included.  A ``BatchNorm`` between producer
-        and activation is folded in by :meth:`unit_weight_l1_folded`.
+        The producer is the ``Linear``/``Conv`` (or other layer with a weight of two or
+        more dims, e.g. HF's ``Conv1D``) called last before the site, when nothing else
+        mixing units was called after it; this is the paper's "L1-norm of the filter
+        weights" (A.3), the weights as stored.  Biases are not included.  A
+        ``BatchNorm`` between producer and activation is folded in by
+        :meth:`unit_weight_l1_folded`.
 
         Examples
         --------
@@ -379,21 +490,24 @@ class TorchAdapter:
         producer, norm = self._producers.get(site, (None, None))
         if producer is None:
             raise UnsupportedModelError(
-                f"No Linear or Conv module is called before site {site!r}; its incoming "
+                f"No Linear or Conv module is called just before site {site!r}; its incoming "
                 "weights are unknown."
             )
+        n_units = self.sites[site].n_units
         with torch.no_grad():
             weight = producer.weight.detach().to("cpu", torch.float64)
+            if type(producer).__name__ == "Conv1D" and weight.ndim == 2:
+                weight = weight.T  # transformers' Conv1D stores (in, out)
             l1 = weight.abs().reshape(weight.shape[0], -1).sum(dim=1)
+            if l1.shape[0] != n_units:
+                raise UnsupportedModelError(
+                    f"The module producing site {site!r} has {l1.shape[0]} outputs but the "
+                    f"site has {n_units} units."
+                )
             if folded and norm is not None and norm.affine and norm.track_running_stats:
                 gamma = norm.weight.detach().to("cpu", torch.float64)
                 var = norm.running_var.detach().to("cpu", torch.float64)
                 l1 = l1 * (gamma / torch.sqrt(var + norm.eps)).abs()
-        if l1.shape[0] != self.sites[site].n_units:
-            raise UnsupportedModelError(
-                f"The module producing site {site!r} has {l1.shape[0]} outputs but the site "
-                f"has {self.sites[site].n_units} units."
-            )
         return l1.numpy()
 
     def linear_chain(self) -> LinearChain | None:
@@ -405,7 +519,7 @@ class TorchAdapter:
         computes cumulative ablation curves incrementally (see
         :func:`directionkit.experiments.ablation_curve`).
         """
-        if not isinstance(self.module, nn.Sequential):
+        if not isinstance(self.module, nn.Sequential) or self.output_kind != "logits":
             return None
         layers = [m for m in self.module if not isinstance(m, nn.Dropout | nn.Identity)]
         if layers and isinstance(layers[0], nn.Flatten):
@@ -450,23 +564,56 @@ class TorchAdapter:
             tensor = tensor.to(self._dtype)
         return tensor.to(self._device)
 
+    def _extra_inputs(self, x: torch.Tensor) -> dict[str, Any]:
+        """The extra keyword arguments of forward for the batch ``x``, on the device."""
+        if self._inputs is None:
+            return {}
+        given = self._inputs(x) if callable(self._inputs) else self._inputs
+        if not isinstance(given, Mapping):
+            raise InvalidParameterError(
+                "The 'inputs' callable of TorchAdapter must return a mapping of forward "
+                f"arguments. Got {type(given).__name__} instead."
+            )
+        kwargs = {}
+        for key, value in given.items():
+            if callable(value) and not isinstance(value, torch.Tensor | nn.Module):
+                value = value(x)  # made for this batch, as OnnxAdapter's inputs= are
+            if isinstance(value, np.ndarray | np.generic):
+                value = torch.from_numpy(np.asarray(value))
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point() and value.dtype != self._dtype:
+                    value = value.to(self._dtype)
+                value = value.to(self._device)
+            kwargs[str(key)] = value
+        return kwargs
+
     @contextlib.contextmanager
     def _hooked(self, state: _Pass) -> Iterator[None]:
-        """Hooks on every activation module, eval mode, inference mode; all undone in finally."""
+        """Hooks on the site modules, eval mode, inference mode; all undone in finally."""
         modules = list(self.module.modules())
         training = [m.training for m in modules]
         handles = []
+        functional = any(h.where == "function" for h in self._hooks.values())
         try:
             if state.expand_at:  # a module path: expand its input
                 block = self.module.get_submodule(state.expand_at)
-                handles.append(block.register_forward_pre_hook(self._make_expander(state)))
-            for module in modules:
-                if isinstance(module, ACTIVATION_TYPES):
-                    handles.append(module.register_forward_hook(self._make_hook(state)))
-                elif state.trace is not None and isinstance(module, _PRODUCERS + _NORMS + _OUTPUTS):
-                    handles.append(module.register_forward_hook(self._make_tracer(state)))
+                handles.append(
+                    block.register_forward_pre_hook(self._make_expander(state), with_kwargs=True)
+                )
+            hooked: set[int] = set()
+            for hook in self._hooks.values():
+                if hook.module is None or id(hook.module) in hooked:
+                    continue
+                hooked.add(id(hook.module))
+                handles.append(hook.module.register_forward_pre_hook(self._make_entry(state)))
+                handles.append(hook.module.register_forward_hook(self._make_hook(state)))
+            if functional:  # functional calls inside activation modules are not sites
+                for module in self._activation_modules:
+                    if id(module) not in hooked:
+                        handles.append(module.register_forward_pre_hook(self._make_entry(state)))
+                        handles.append(module.register_forward_hook(self._make_exit(state)))
             self.module.eval()
-            with torch.inference_mode():
+            with torch.inference_mode(), _RunFunctions(self, state) if functional else _nothing():
                 yield
         finally:
             for handle in handles:
@@ -475,9 +622,11 @@ class TorchAdapter:
                 module.training = flag
 
     def _make_expander(self, state: _Pass):  # type: ignore[no-untyped-def]
-        """A forward pre-hook repeating a module's first argument M times (B -> M*B rows)."""
+        """A forward pre-hook repeating a module's batch-holding tensor arguments M times."""
 
-        def expander(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        def expander(
+            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             b = state.batch_size
             if state.expanded:
                 # a second call of the module in one pass: its input may be expanded rows
@@ -493,58 +642,79 @@ class TorchAdapter:
             assert state.interventions is not None
             m = state.interventions.n_interventions
             state.expanded = True
-            return (x.repeat(m, *([1] * (x.ndim - 1))), *args[1:])
+            return _repeat_batch(args, b, m), _repeat_batch(kwargs, b, m)
 
         return expander
 
-    def _make_tracer(self, state: _Pass):  # type: ignore[no-untyped-def]
-        def tracer(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            assert state.trace is not None
-            state.trace.append((self._names.get(id(module), ""), module, output))
+    def _make_entry(self, state: _Pass):  # type: ignore[no-untyped-def]
+        """A pre-hook: marks the pass inside an activation module, and reads input sites."""
+        activations = {id(m) for m in self._activation_modules}
 
-        return tracer
+        def entry(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            if id(module) in activations:
+                state.inside_activation += 1
+            key = self._names.get(id(module), "")
+            call = state.calls.get(id(module), 0)
+            name = _call_name(key, call) + ":input"
+            if name not in self._hooks or not args or not isinstance(args[0], torch.Tensor):
+                return None
+            edited = self._visit(state, name, args[0])
+            return None if edited is None else (edited, *args[1:])
+
+        return entry
+
+    def _make_exit(self, state: _Pass):  # type: ignore[no-untyped-def]
+        def leave(module: nn.Module, inputs: Any, output: Any) -> None:
+            state.inside_activation -= 1
+
+        return leave
 
     def _make_hook(self, state: _Pass):  # type: ignore[no-untyped-def]
-        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+        activations = {id(m) for m in self._activation_modules}
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            if id(module) in activations:
+                state.inside_activation -= 1
             count = state.calls.get(id(module), 0)
             state.calls[id(module)] = count + 1
-            base = self._names.get(id(module), "")
-            name = base if count == 0 else f"{base}#{count}"
-            if state.trace is not None:
-                state.trace.append((name, module, output))
+            name = _call_name(self._names.get(id(module), ""), count)
+            if name not in self._hooks or not isinstance(output, torch.Tensor):
                 return None
-            if self._sites is None or name not in self._sites:
-                return None
-            site = self._sites[name]
-            iv = state.interventions
-            m = 1 if iv is None else iv.n_interventions
-            b = state.batch_size
-            if name in state.record:
-                row0 = output[:b] if state.expanded else output
-                if state.elements:
-                    pass  # unreduced, (B, *site.shape)
-                elif site.kind == "conv":  # (B, C, H, W): average each map over space
-                    row0 = row0.mean(dim=tuple(range(2, row0.ndim)))
-                elif row0.ndim > 2:  # (B, T, U): average over positions
-                    row0 = row0.mean(dim=tuple(range(1, row0.ndim - 1)))
-                state.recorded[name] = _numpy(row0)
-            if iv is None or name not in iv.sites:
-                return None
-            if not state.expanded:
-                if state.expand_at is not _AT_SITE:
-                    raise _Unexpandable(f"site {name!r} runs before {state.expand_at!r}")
-                if output.shape[0] != b:
-                    raise InvalidDataError(
-                        f"Site {name!r} has batch size {output.shape[0]}, expected {b}."
-                    )
-                grouped = output.unsqueeze(0)
-            else:
-                grouped = output.reshape(m, b, *output.shape[1:])
-            edited = self._apply(grouped, iv, name, site)
-            state.expanded = True
-            return edited.reshape(m * b, *output.shape[1:])
+            return self._visit(state, name, output)
 
         return hook
+
+    def _visit(self, state: _Pass, name: str, output: torch.Tensor) -> torch.Tensor | None:
+        """Record and edit the value of site ``name``; None leaves it unchanged."""
+        if self._sites is None or name not in self._sites:
+            return None
+        site = self._sites[name]
+        iv = state.interventions
+        m = 1 if iv is None else iv.n_interventions
+        b = state.batch_size
+        if name in state.record:
+            row0 = output[:b] if state.expanded else output
+            if not state.elements:  # average each unit over its positions: (B, n_units)
+                axis = 1 + site.unit_axis_in(row0.ndim - 1)
+                row0 = row0.movedim(axis, -1)
+                if row0.ndim > 2:
+                    row0 = row0.mean(dim=tuple(range(1, row0.ndim - 1)))
+            state.recorded[name] = _numpy(row0)
+        if iv is None or name not in iv.sites:
+            return None
+        if not state.expanded:
+            if state.expand_at is not _AT_SITE:
+                raise _Unexpandable(f"site {name!r} runs before {state.expand_at!r}")
+            if output.shape[0] != b:
+                raise InvalidDataError(
+                    f"Site {name!r} has batch size {output.shape[0]}, expected {b}."
+                )
+            grouped = output.unsqueeze(0)
+        else:
+            grouped = output.reshape(m, b, *output.shape[1:])
+        edited = self._apply(grouped, iv, name, site)
+        state.expanded = True
+        return edited.reshape(m * b, *output.shape[1:])
 
     def _apply(
         self, grouped: torch.Tensor, iv: Interventions, name: str, site: Site
@@ -552,8 +722,7 @@ class TorchAdapter:
         """``a * scale + shift + noise_std * eps`` on ``grouped`` of shape (M or 1, B, ...)."""
         m = iv.n_interventions
         shape = [m] + [1] * (grouped.ndim - 1)
-        unit_axis = 2 if site.kind == "conv" else grouped.ndim - 1
-        shape[unit_axis] = site.n_units
+        shape[2 + site.unit_axis_in(grouped.ndim - 2)] = site.n_units
 
         def term(values: Any) -> torch.Tensor:
             return torch.as_tensor(
@@ -589,7 +758,9 @@ class TorchAdapter:
         )
         b = x.shape[0]
         while True:
-            attempt = _Pass(iv, state.record, b, expand_at=candidates[index])
+            attempt = _Pass(
+                iv, state.record, b, expand_at=candidates[index], elements=state.elements
+            )
             try:
                 logits = self._pass(x, attempt)
             except torch.OutOfMemoryError:
@@ -618,16 +789,14 @@ class TorchAdapter:
         m = 1 if state.interventions is None else state.interventions.n_interventions
         b = x.shape[0]
         inputs = x
+        kwargs = self._extra_inputs(x)
         if state.expand_at == _AT_INPUT and m > 1:
             inputs = x.repeat(m, *([1] * (x.ndim - 1)))
+            kwargs = _repeat_batch(kwargs, b, m)
             state.expanded = True
         with self._hooked(state):
-            out = self.module(inputs)
-        if not isinstance(out, torch.Tensor) or out.ndim != 2:
-            raise UnsupportedModelError(
-                "The model's forward must return class scores of shape (B, C). Got "
-                f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}."
-            )
+            returned = self.module(inputs, **kwargs)
+        out = self._scores(returned)
         if state.expanded and m > 1 and out.shape[0] != m * b:
             raise _Unexpandable(f"the output has {out.shape[0]} rows, expected {m} x {b}")
         if out.shape[0] == b and m > 1:
@@ -636,15 +805,61 @@ class TorchAdapter:
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
 
+    def _scores(self, returned: Any) -> torch.Tensor:
+        """The class scores ``(rows, C)`` in what forward returned (see ``output=``)."""
+        how, key = self._output_path
+        try:
+            if how == "call":
+                value = self._output(returned)  # type: ignore[misc,operator]
+            elif how == "key":
+                value = returned[key]
+            elif how == "index":
+                value = returned[key]
+            elif how == "attr":
+                value = getattr(returned, key)
+            else:
+                value = returned
+        except (KeyError, IndexError, TypeError, AttributeError) as err:
+            raise UnsupportedModelError(
+                f"The class scores were read from {self.output_description} of the model's "
+                f"output, which this call did not return ({type(err).__name__}: {err})."
+            ) from err
+        if not isinstance(value, torch.Tensor):
+            raise UnsupportedModelError(
+                f"The class scores, {self.output_description}, must be a tensor of shape "
+                f"(B, C). Got {type(value).__name__}."
+            )
+        if value.ndim > 2 and all(d == 1 for d in value.shape[2:]):
+            value = value.reshape(value.shape[0], value.shape[1])
+        if value.ndim != 2:
+            raise UnsupportedModelError(
+                f"The class scores, {self.output_description}, must have shape (B, C). Got "
+                f"shape {tuple(value.shape)}; pass output= to choose another output."
+            )
+        return value
+
     def _expansion_candidates(self, site: str) -> tuple[str | None, ...]:
         """Where rows may expand for a first intervened ``site``, innermost first.
 
-        The site itself (None), then the modules enclosing its activation module, from
-        the innermost outwards, then the model input (``""``).
+        The site itself (None), then the modules enclosing it, from the innermost
+        outwards (for a functional site, the module whose forward calls it first), then
+        the model input (``""``).
         """
-        parts = site.split("#", 1)[0].split(".")
-        ancestors = tuple(".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
+        path = self._site_path(site)
+        parts = path.split(".") if path else []
+        # a module's output or input is the site itself; a function's owner encloses it
+        own = 0 if self._hooks.get(site, _Hook("output")).where == "function" else 1
+        ancestors = tuple(".".join(parts[:k]) for k in range(len(parts) - own, 0, -1))
         return (_AT_SITE, *ancestors, _AT_INPUT)
+
+    @staticmethod
+    def _site_path(site: str) -> str:
+        """The module path a site belongs to: its module, or a function's owner."""
+        base = site.removesuffix(":input")
+        base = _CALL.fullmatch(base)["base"]  # type: ignore[index]
+        if base.endswith(")"):  # "owner.relu()": the owner
+            return base.rsplit(".", 1)[0] if "." in base else ""
+        return base
 
     # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
     def _example_piece(self, interventions: Interventions | None, batch: int) -> int:
@@ -696,77 +911,433 @@ class TorchAdapter:
     def _numel_from(self, where: str | None, first: str) -> int:
         """Activation elements per example and row from expansion point ``where`` on."""
         names = list(self._site_numel)  # every activation, in forward order
-        if where == _AT_INPUT:
+        if where == _AT_INPUT or first not in names:
             start = 0
         elif where is _AT_SITE:
             start = names.index(first)
         else:
-            start = min(i for i, n in enumerate(names) if n == first or n.startswith(where + "."))
+            start = min(
+                (i for i, n in enumerate(names) if n == first or n.startswith(where + ".")),
+                default=0,
+            )
         return max(1, sum(self._site_numel[name] for name in names[start:]))
 
     def _check_input(self, x: torch.Tensor) -> None:
-        """Same rank and same features/channels (axis 1) as the input sites were found with."""
+        """Same rank as the sites were found with; same features/channels (axis 1) for
+        float inputs (token ids may be of any length)."""
         expected = self._input_shape
         assert expected is not None
-        if x.ndim != len(expected) + 1 or (expected and x.shape[1] != expected[0]):
+        if x.ndim != len(expected) + 1 or (
+            expected and x.is_floating_point() and x.shape[1] != expected[0]
+        ):
             raise InvalidDataError(
                 f"Model input of shape {tuple(x.shape)} does not fit the model: it was set up "
                 f"with inputs of shape (B, {', '.join(map(str, expected))})."
             )
 
+    # -- discovery ------------------------------------------------------------------
     def _discover(self, x: torch.Tensor) -> None:
         self._input_shape = tuple(x.shape[1:])
-        state = _Pass(batch_size=x.shape[0], trace=[])
+        trace = Trace(self.module)
+        modules = list(self.module.modules())
+        training = [m.training for m in modules]
         try:
-            with self._hooked(state):
-                output = self.module(x)
-        except RuntimeError as err:
-            raise InvalidDataError(
-                f"Model input of shape {tuple(x.shape)} does not fit the model: the forward "
-                f"pass failed with: {err}"
-            ) from err
-        assert state.trace is not None
-        found: dict[str, Site] = {}
-        last_producer: nn.Module | None = None
-        last_norm: nn.Module | None = None
-        modules = dict(self.module.named_modules())
-        for name, module, value in state.trace:
-            if value is output and isinstance(module, (*_OUTPUTS, nn.Sigmoid)):
-                self.output_kind = OUTPUT_KINDS[type(module).__name__]
-                log.info("The model's output comes from %s %r: %s", type(module).__name__, name,
-                         OUTPUT_KIND_NOTES[self.output_kind])  # fmt: skip
-            if isinstance(module, _OUTPUTS):
+            self.module.eval()
+            with torch.inference_mode(), trace.recording():
+                returned = self.module(x, **self._extra_inputs(x))
+        except (RuntimeError, TypeError, ValueError, IndexError) as err:
+            raise _forward_error(x, err, self._inputs is not None) from err
+        finally:
+            for module, flag in zip(modules, training, strict=True):
+                module.training = flag
+        trace.classify()
+        self._output_path, self.output_description = _output_path(returned, self._output, x)
+        self._output_path_checked(returned)
+        self._set_output_kind(trace, returned)
+        self._activation_modules = [m for m in modules if id(m) in trace.activation_modules]
+        hidden_before = trace.last_mixing()
+        batch = x.shape[0]
+        found: dict[str, tuple[Call, str]] = {}  # name -> (call, "output"/"input")
+        functional: list[str | None] = []
+        for call in trace.calls:
+            if call.kind == "function" and trace.is_activation(call):
+                functional.append(call.name)
+            if not trace.is_activation(call):
                 continue
-            if isinstance(module, _PRODUCERS):
-                last_producer, last_norm = module, None
-                continue
-            if isinstance(module, _NORMS):
-                last_norm = module
-                continue
-            if value is output or value.ndim < 2 or value.shape[0] != x.shape[0]:
-                continue  # the model's own output, or not a per-example activation
-            kind = "conv" if value.ndim == 4 else "dense"
-            n_units = value.shape[1] if kind == "conv" else value.shape[-1]
-            found[name] = Site(
-                name, int(n_units), kind, len(found), _layer(name, modules, self.module),
-                tuple(int(d) for d in value.shape[1:]),
-            )  # fmt: skip
-            self._producers[name] = (last_producer, last_norm)
-            self._site_numel[name] = int(value[0].numel())
-        if not found:
-            raise UnsupportedModelError(
-                f"{type(self.module).__name__} has no hidden activation module to use as a site "
-                f"(looked for {', '.join(t.__name__ for t in ACTIVATION_TYPES)})."
-            )
+            if call.order > hidden_before or not _per_example(call.shape, batch):
+                continue  # the output's own activation, or not a per-example activation
+            found[call.name] = (call, "output")
         if self._requested is not None:
-            for name in self._requested:
-                if name not in found:
-                    raise SiteNotFoundError(name, found)
-            found = {
-                name: dataclasses.replace(found[name], depth=depth)
-                for depth, name in enumerate(n for n in found if n in self._requested)
-            }
-        self._sites = found
+            found = self._requested_calls(trace, found, batch)
+        sites: dict[str, Site] = {}
+        hooks: dict[str, _Hook] = {}
+        for name, (call, where) in sorted(
+            found.items(), key=lambda item: item[1][0].start if item[1][1] == "input"
+            else item[1][0].order,
+        ):  # fmt: skip
+            site = self._site_for(trace, name, call, where, len(sites))
+            sites[name] = site
+            if call.kind == "function":
+                hooks[name] = _Hook("function", index=functional.index(name))
+            else:
+                hooks[name] = _Hook(where, call.module, call.call)
+            self._site_ops[name] = (
+                f"{call.label}()" if call.kind == "function"
+                else call.label + (":input" if where == "input" else "")
+            )  # fmt: skip
+            self._producers[name] = self._weight_producer(trace, call, where)
+        if not sites:
+            raise UnsupportedModelError(_no_sites_message(self.module, trace))
+        self._functional = [name if name in hooks else None for name in functional]
+        self._hooks = hooks
+        self._site_numel = {
+            call.name: int(np.prod(call.shape[1:]))  # type: ignore[index]
+            for call in trace.calls
+            if trace.is_activation(call) and _per_example(call.shape, batch)
+        }
+        for name, site in sites.items():
+            self._site_numel.setdefault(name, int(np.prod(site.shape or (site.n_units,))))
+        self._sites = sites
+
+    def _output_path_checked(self, returned: Any) -> None:
+        """Fail now, with the choices, when the scores cannot be read."""
+        self._scores(returned)
+
+    def _set_output_kind(self, trace: Trace, returned: Any) -> None:
+        how, key = self._output_path
+        raw = returned
+        if how in ("key", "index"):
+            raw = returned[key]
+        elif how == "attr":
+            raw = getattr(returned, key)
+        elif how == "call":
+            raw = self._output(returned)  # type: ignore[misc,operator]
+        found = trace.probability_kind(raw)
+        kind, source = found if found is not None else (None, "")
+        scores = self._scores(returned)
+        if kind is None:
+            values = scores.detach().to("cpu", torch.float64).numpy()
+            guess = looks_like_probabilities(values)
+            if guess is not None:
+                kind = guess
+                note = (
+                    f"The model's scores ({self.output_description}) are {guess} by their "
+                    "values (every row of the first batch is non-negative and sums to one"
+                    + (", as logarithms" if guess == "log-probabilities" else "")
+                    + "), though no softmax produced them; directionkit treats them as such."
+                )
+                self.assumptions.append(note)
+                warnings.warn(note, DirectionKitWarning, stacklevel=4)
+        self.output_kind = kind or "logits"
+        if found is not None:
+            log.info("The model's scores (%s) come from %s: %s; %s.", self.output_description,
+                     source, kind, OUTPUT_KIND_NOTES[kind])  # fmt: skip
+
+    def _requested_calls(
+        self, trace: Trace, found: dict[str, tuple[Call, str]], batch: int
+    ) -> dict[str, tuple[Call, str]]:
+        """The calls ``sites=`` names, as (call, "output"/"input")."""
+        assert self._requested is not None
+        by_name = {c.name: c for c in trace.calls if c.kind == "module" and c.path}
+        functions = {c.name: c for c in trace.calls if trace.is_activation(c)}
+        chosen: dict[str, tuple[Call, str]] = {}
+        for spec in self._requested:
+            if isinstance(spec, str):
+                if spec in found:
+                    chosen[spec] = found[spec]
+                    continue
+                name, where = spec, "output"
+                if spec.endswith(":input"):
+                    name, where = spec.removesuffix(":input"), "input"
+                elif spec.endswith(":output"):
+                    name = spec.removesuffix(":output")
+                call = by_name.get(name) or (functions.get(name) if where == "output" else None)
+                if call is None:
+                    raise _unknown_site(spec, found, by_name)
+                shape = call.in_shape if where == "input" else call.shape
+                if not _per_example(shape, batch):
+                    raise InvalidParameterError(
+                        f"Site {spec!r} is not a per-example activation: its value has shape "
+                        f"{shape}, not (batch={batch}, ...)."
+                    )
+                chosen[call.name + (":input" if where == "input" else "")] = (call, where)
+                continue
+            matched = [
+                c for c in by_name.values()
+                if (isinstance(c.module, spec) if isinstance(spec, type)
+                    else bool(spec(c.path, c.module)))  # type: ignore[arg-type,operator]
+                and _per_example(c.shape, batch)
+            ]  # fmt: skip
+            if not matched:
+                what = spec.__name__ if isinstance(spec, type) else repr(spec)
+                raise SiteNotFoundError(what, list(found))
+            for call in matched:
+                chosen[call.name] = (call, "output")
+        return chosen
+
+    def _site_for(self, trace: Trace, name: str, call: Call, where: str, depth: int) -> Site:
+        shape = call.in_shape if where == "input" else call.shape
+        assert shape is not None
+        per_example = tuple(shape[1:])
+        axis, source, conv = self._unit_axis(trace, name, call, where, per_example)
+        kind = "conv" if conv or len(per_example) >= 3 else "dense"
+        layer = self._layer_of(call)
+        return Site(
+            name, per_example[axis], kind, depth, layer, per_example, axis, source  # type: ignore[arg-type]
+        )
+
+    def _unit_axis(
+        self, trace: Trace, name: str, call: Call, where: str, shape: tuple[int, ...]
+    ) -> tuple[int, str, bool]:
+        """``(axis, what fixed it, made by a convolution)`` for a site of per-example
+        ``shape`` (see the module docs)."""
+        rank = len(shape)
+        if name in self._unit_axes:
+            axis = self._unit_axes[name]
+            if not -rank <= axis < rank:
+                raise InvalidParameterError(
+                    f"The 'unit_axes' entry of site {name!r} must be an axis of its per-example "
+                    f"shape {shape}. Got {axis} instead."
+                )
+            return axis % rank, "given", False
+        own = call if call.kind == "module" and producer_axis(call)[0] is not None else None
+        if own is not None and where == "input":
+            weight = getattr(call.module, "weight", None)
+            conv = weight is not None and weight.ndim >= 3
+            return (0 if conv else rank - 1), f"{call.label} input", conv
+        producer = own or trace.producer(call.start if where == "input" else call.order, True)
+        if rank == 1:
+            return 0, producer.label if producer is not None else "rank", False
+        if producer is not None:
+            full_axis, units, exact = producer_axis(producer)
+            conv = full_axis == 1
+            if full_axis is not None and producer.shape is not None:
+                carried = (full_axis - 1) % rank if full_axis > 0 else rank - 1
+                matches = [i for i, d in enumerate(shape) if d == units]
+                if tuple(producer.shape[1:]) == shape and (exact or len(matches) != 1):
+                    return carried, producer.label, conv
+                if len(matches) == 1:
+                    conv = conv or (rank >= 3 and matches[0] == 0)
+                    return matches[0], f"{producer.label} (by size)", conv
+        default = 0 if rank >= 3 else rank - 1
+        note = (
+            f"The unit axis of site {name!r} (per-example shape {shape}) is not known from "
+            f"the layer that produced it; axis {default} was assumed. Pass "
+            f"unit_axes={{{name!r}: AXIS}} to set it."
+        )
+        self.assumptions.append(note)
+        warnings.warn(note, DirectionKitWarning, stacklevel=5)
+        return default, "guess", rank >= 3 and default == 0
+
+    def _layer_of(self, call: Call) -> str | None:
+        if call.kind == "function":
+            owner = self.module.get_submodule(call.path) if call.path else self.module
+            if owner is self.module or type(owner) in _CONTAINERS:
+                return None
+            return call.path
+        return _layer(call.path, dict(self.module.named_modules()), self.module)
+
+    def _weight_producer(
+        self, trace: Trace, call: Call, where: str
+    ) -> tuple[nn.Module | None, nn.Module | None]:
+        """The weighted module feeding a site (for weight L1), and a BatchNorm in between."""
+        before = call.start if where == "input" else call.order
+        if where == "output" and call.kind == "module" and _weighted(call.module):
+            return call.module, None  # the output of a Linear/Conv itself
+        producer = trace.producer(before)
+        shape = call.in_shape if where == "input" else call.shape
+        if (
+            producer is None
+            or producer.kind != "module"
+            or not _weighted(producer.module)
+            or producer.shape is None
+            or shape is None
+            or producer.shape[1:] != shape[1:]  # a concatenation, a reshape in between
+        ):
+            return None, None
+        norm = None
+        for other in trace.calls[producer.order + 1 : before]:
+            if other.kind == "module" and isinstance(other.module, _NORMS):
+                norm = other.module if other.shape == producer.shape else None
+        return producer.module, norm
+
+
+class _RunFunctions(TorchFunctionMode):
+    """Edits functional activation sites during a pass (see :class:`_Hook`)."""
+
+    def __init__(self, adapter: TorchAdapter, state: _Pass) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.state = state
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        output = func(*args, **(kwargs or {}))
+        state = self.state
+        if state.inside_activation > 0 or canonical_function(func) not in FUNCTIONAL_ACTIVATIONS:
+            return output
+        index = state.functions
+        state.functions += 1
+        names = self.adapter._functional
+        name = names[index] if index < len(names) else None
+        if name is None or not isinstance(output, torch.Tensor):
+            return output
+        edited = self.adapter._visit(state, name, output)
+        return output if edited is None else edited
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _weighted(module: nn.Module | None) -> bool:
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, torch.Tensor) and weight.ndim >= 2
+
+
+def _call_name(path: str, call: int) -> str:
+    return path if call == 0 else f"{path}#{call}"
+
+
+def _per_example(shape: tuple[int, ...] | None, batch: int) -> bool:
+    return shape is not None and len(shape) >= 2 and shape[0] == batch
+
+
+def _repeat_batch(values: Any, b: int, m: int) -> Any:
+    """Tensors (in a tuple or dict) whose first axis holds the batch, repeated M times."""
+
+    def repeat(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == b:
+            return value.repeat(m, *([1] * (value.ndim - 1)))
+        return value
+
+    if isinstance(values, dict):
+        return {k: repeat(v) for k, v in values.items()}
+    return tuple(repeat(v) for v in values)
+
+
+def _output_path(returned: Any, spec: Any, x: torch.Tensor) -> tuple[tuple[str, Any], str]:
+    """How to read the scores from what forward returns, and a description of it."""
+    batch = x.shape[0]
+    if callable(spec) and not isinstance(spec, str):
+        return ("call", None), f"output={getattr(spec, '__name__', 'callable')}(...)"
+    if isinstance(spec, str):
+        if isinstance(returned, Mapping) and spec in returned:
+            return ("key", spec), f"output[{spec!r}]"
+        if not isinstance(returned, Mapping) and hasattr(returned, spec):
+            return ("attr", spec), f"output.{spec}"
+        raise InvalidParameterError(
+            f"The 'output' parameter names {spec!r}, which the model's output does not hold; "
+            f"it holds {_describe_output(returned, batch)}."
+        )
+    if isinstance(spec, int):
+        if isinstance(returned, Mapping):  # a dict or ModelOutput: its entries in order
+            keys = list(returned.keys())
+            if -len(keys) <= spec < len(keys):
+                return ("key", keys[spec]), f"output[{keys[spec]!r}]"
+        elif isinstance(returned, Sequence) and not isinstance(returned, str):
+            if -len(returned) <= spec < len(returned):
+                return ("index", spec), f"output[{spec}]"
+        raise InvalidParameterError(
+            f"The 'output' parameter is the index {spec}, which the model's output does not "
+            f"have; it holds {_describe_output(returned, batch)}."
+        )
+    if isinstance(returned, torch.Tensor):
+        return ("self", None), "the returned tensor"
+    if isinstance(returned, Mapping):
+        if "logits" in returned:
+            return ("key", "logits"), "output['logits']"
+        candidates = [k for k, v in returned.items() if _score_like(v, batch)]
+        if len(candidates) == 1:
+            return ("key", candidates[0]), f"output[{candidates[0]!r}]"
+    elif isinstance(returned, Sequence) and not isinstance(returned, str):
+        candidates = [i for i, v in enumerate(returned) if _score_like(v, batch)]
+        if len(candidates) == 1:
+            return ("index", candidates[0]), f"output[{candidates[0]}]"
+    elif isinstance(getattr(returned, "logits", None), torch.Tensor):
+        return ("attr", "logits"), "output.logits"
+    raise UnsupportedModelError(
+        f"The model's forward returned {_describe_output(returned, batch)}; directionkit "
+        "cannot tell which holds the class scores (B, C). Pass output= a key, an index, "
+        "or a callable returning the scores."
+    )
+
+
+def _score_like(value: Any, batch: int) -> bool:
+    return (
+        isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and value.ndim >= 2
+        and value.shape[0] == batch
+        and all(d == 1 for d in value.shape[2:])
+    )
+
+
+def _describe_output(value: Any, batch: int) -> str:
+    def one(v: Any) -> str:
+        if isinstance(v, torch.Tensor):
+            return f"tensor {tuple(v.shape)}"
+        return type(v).__name__
+
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {one(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return f"{type(value).__name__} [" + ", ".join(one(v) for v in value) + "]"
+    return one(value)
+
+
+def _forward_error(x: torch.Tensor, err: Exception, has_inputs: bool) -> Exception:
+    """The error for a forward pass that failed while the sites were being found."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    if re.search(r"missing (value for argument|\d+ required positional argument)|"
+                 r"required (positional|keyword) argument", text):  # fmt: skip
+        hint = (
+            "its forward needs more arguments than the data gives: pass the others with "
+            "inputs={'name': value} (or a callable x -> dict)"
+            if not has_inputs
+            else "its forward needs arguments that inputs= does not give"
+        )
+        return UnsupportedModelError(
+            f"The model could not be run on a batch of shape {tuple(x.shape)}: {hint} "
+            f"({type(err).__name__}: {first})."
+        )
+    return InvalidDataError(
+        f"Model input of shape {tuple(x.shape)} does not fit the model: the forward pass "
+        f"failed with {type(err).__name__}: {first}. Check the shape and dtype the model "
+        "expects (and give its other forward arguments with inputs=)."
+    )
+
+
+def _no_sites_message(module: nn.Module, trace: Trace) -> str:
+    classes = sorted({c.label for c in trace.calls if c.kind == "module" and c.path})
+    return (
+        f"{type(module).__name__} has no hidden activation to use as a site: no activation "
+        "module (a known type, or a parameter-free module acting as an element-wise "
+        "nonlinearity) and no functional activation (F.relu, torch.tanh, ...) runs before "
+        f"its last mixing layer. Module classes it ran: {', '.join(classes) or '(none)'}. "
+        "Name sites with sites=[...]: a module path (its output), 'path:input', a module "
+        "class, or a predicate (path, module) -> bool."
+    )
+
+
+def _unknown_site(
+    spec: str, found: Mapping[str, Any], modules: Mapping[str, Call]
+) -> SiteNotFoundError:
+    paths = list(modules)
+    error = SiteNotFoundError(spec, found)
+    shown = ", ".join(repr(p) for p in paths[:12]) + (", ..." if len(paths) > 12 else "")
+    error.args = (
+        f"{error.args[0][:-1]}; or any module path (for its output; 'path:input' for its "
+        f"input): {shown}.",
+    )
+    return error
 
 
 def _describe(where: str | None, site: str) -> str:
@@ -785,14 +1356,17 @@ def _layer(site: str, modules: Mapping[str, nn.Module], root: nn.Module) -> str 
     """The layer of a site: its activation module's owner when that is a block.
 
     A block is a module with its own forward (a ResNet ``Bottleneck``); an activation
-    owned by the model itself or by a container (``Sequential``, ``ModuleList``,
-    ``ModuleDict``) is a layer of its own (None).
+    owned by the model itself or by a container (exactly ``Sequential``, ``ModuleList``,
+    ``ModuleDict``; a subclass such as torchvision's ``Conv2dNormActivation`` counts as a
+    block, as an ONNX export, which names only the class, must count it) is a layer of
+    its own (None).
     """
     path = site.split("#", 1)[0]
     if "." not in path:
         return None
     owner_path = path.rsplit(".", 1)[0]
     owner = modules.get(owner_path)
-    if owner is None or owner is root or isinstance(owner, _CONTAINERS):
+    if owner is None or owner is root or type(owner) in _CONTAINERS:
         return None
     return owner_path
+

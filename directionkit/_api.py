@@ -23,7 +23,7 @@ from directionkit.adapter import (
     SupportsLazySites,
     SupportsWeightL1,
 )
-from directionkit.errors import InvalidParameterError, UnsupportedModelError
+from directionkit.errors import DirectionKitWarning, InvalidParameterError, UnsupportedModelError
 from directionkit.experiments import (
     ablation_curve,
     activation_statistics,
@@ -38,6 +38,12 @@ from directionkit.metrics import ablation_auc
 from directionkit.store import Analysis, fingerprint
 
 METRICS = ("statistics", "ablation", "importance", "noise", "weight_l1")
+#: Examples of the first batch a torch model is first run on, to find its sites and
+#: judge its output (probabilities by their values need more than one row).
+DISCOVERY_EXAMPLES = 4
+#: Default most units whose single-unit importance ``analyze`` measures (one
+#: intervention per unit over the data): beyond it a stratified random sample.
+IMPORTANCE_UNITS = 1024
 DEFAULT_NOISE_SCALES = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 #: Named scope presets: ``"paper-conv"`` is the paper's protocol for conv nets (Fig. 1b,c:
 #: "only feature maps in the last three layers were ablated"), next to every unit.
@@ -45,7 +51,14 @@ SCOPE_PRESETS: dict[str, tuple[str, ...]] = {"paper-conv": ("all", "last:3")}
 
 
 def as_adapter(
-    model: Any, *, sites: Sequence[str] | None, device: str | None, data: Any
+    model: Any,
+    *,
+    sites: Sequence[Any] | None,
+    device: str | None,
+    data: Any,
+    output: Any = None,
+    inputs: Any = None,
+    unit_axes: Mapping[str, int] | None = None,
 ) -> ModelAdapter:
     """The adapter for ``model``: itself if it is one, else one found lazily.
 
@@ -54,23 +67,31 @@ def as_adapter(
     ``onnx.ModelProto``) goes to the ONNX adapter, imported only then; other adapters
     register under the entry-point group ``directionkit.adapters`` as a callable
     ``(model, sites, device, example_input)`` returning an adapter, or None when the
-    model is not theirs.
+    model is not theirs (``output``, ``inputs`` and ``unit_axes`` are passed as keywords
+    when given).
     """
+    options = {"output": output, "inputs": inputs, "unit_axes": unit_axes}
+    given = {k: v for k, v in options.items() if v is not None}
     if isinstance(model, SupportsLazySites) and model.sites_pending and data is not None:
         # before `isinstance(model, ModelAdapter)`, which reads `sites` on Python 3.11
         find_sites(cast(ModelAdapter, model), Batches(data, func="analyze"))
     if isinstance(model, ModelAdapter):
-        if sites is not None or device is not None:
+        set_here = [k for k, v in (("sites", sites), ("device", device)) if v is not None]
+        if set_here or given:
+            named = ", ".join(repr(k) for k in (*set_here, *given))
             raise InvalidParameterError(
-                "'sites' and 'device' are set on the adapter itself when analyze() is given "
-                f"an adapter ({type(model).__name__}); pass them to its constructor instead."
+                f"{named} are set on the adapter itself when analyze() is given an adapter "
+                f"({type(model).__name__}); pass them to its constructor instead."
             )
         return model
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         module = importlib.import_module("directionkit.adapters.torch")
         first = next(iter(Batches(data, func="analyze")))[0]
-        return module.TorchAdapter(model, sites=sites, device=device, example_input=first[:1])
+        return module.TorchAdapter(  # a few examples: evidence for the output's kind
+            model, sites=sites, device=device, example_input=first[:DISCOVERY_EXAMPLES],
+            **options,
+        )  # fmt: skip
     if _looks_like_onnx(model):
         try:
             module = importlib.import_module("directionkit.adapters.onnx")
@@ -79,9 +100,9 @@ def as_adapter(
                 f"Reading ONNX models needs onnx and onnxruntime ({err}); install them with "
                 "pip install 'directionkit[onnx]' (or [onnx-gpu], never both)."
             ) from err
-        return module.OnnxAdapter(model, sites=sites, device=device)
+        return module.OnnxAdapter(model, sites=sites, device=device, **options)
     for entry in entry_points(group="directionkit.adapters"):
-        adapter = entry.load()(model, sites, device, None)
+        adapter = entry.load()(model, sites, device, None, **given)
         if adapter is not None:
             return adapter
     raise UnsupportedModelError(
@@ -103,17 +124,20 @@ def _looks_like_onnx(model: Any) -> bool:
 
 
 def site_info(adapter: ModelAdapter) -> dict[str, dict[str, Any]]:
-    """Per site: ``kind``, ``n_units`` and, when the adapter knows it, ``op``.
+    """Per site: ``kind``, ``n_units``, and where the adapter knows them, ``op``,
+    ``shape`` (one example's activation), ``unit_axis`` and ``unit_axis_from``.
 
-    ``op`` is the layer type at the site (a torch module class such as ``"ReLU"``, an
-    ONNX op type such as ``"Relu"``), read from the adapter's optional ``site_ops``
-    mapping.  Figures label sites with it (:func:`directionkit.plots.site_label`).
+    ``op`` is the layer type at the site (a torch module class such as ``"ReLU"``, a
+    function such as ``"relu()"``, an ONNX op type such as ``"Relu"``), read from the
+    adapter's optional ``site_ops`` mapping.  Figures label sites with it
+    (:func:`directionkit.plots.site_label`).  ``unit_axis`` counts the axes of one
+    example's activation (0 is the first after the batch); the others are positions.
 
     Examples
     --------
     >>> from directionkit.testing import NumpyMLPAdapter
     >>> site_info(NumpyMLPAdapter.random(n_in=2, hidden=(3,), n_classes=2, seed=0))
-    {'hidden0': {'kind': 'dense', 'n_units': 3}}
+    {'hidden0': {'kind': 'dense', 'n_units': 3, 'shape': [3], 'unit_axis': 0}}
     """
     ops = getattr(adapter, "site_ops", None)
     info: dict[str, dict[str, Any]] = {}
@@ -121,6 +145,13 @@ def site_info(adapter: ModelAdapter) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"kind": site.kind, "n_units": site.n_units}
         if isinstance(ops, Mapping) and isinstance(ops.get(name), str):
             entry["op"] = ops[name]
+        if site.shape is not None:
+            entry["shape"] = list(site.shape)
+            entry["unit_axis"] = site.unit_axis_in(len(site.shape))
+        elif site.axis is not None:
+            entry["unit_axis"] = site.axis
+        if site.axis_from is not None:
+            entry["unit_axis_from"] = site.axis_from
         info[name] = entry
     return info
 
@@ -198,6 +229,10 @@ def analyze(
     seed: int = 0,
     device: str | None = None,
     batch_size: int | None = None,
+    output: str | int | Callable[[Any], Any] | None = None,
+    inputs: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]] | None = None,
+    unit_axes: Mapping[str, int] | None = None,
+    importance_units: int | Literal["all"] = IMPORTANCE_UNITS,
     progress: bool | Callable[[str, int, int | None], None] = True,
 ) -> Analysis:
     """Measure a model's reliance on single directions.
@@ -205,7 +240,8 @@ def analyze(
     Parameters
     ----------
     model : torch.nn.Module, ONNX model or ModelAdapter
-        The classifier: a torch module whose forward returns class scores ``(B, C)``;
+        The classifier: a torch module (its forward may return the class scores
+        ``(B, C)``, a tuple, a dict or a HuggingFace ``ModelOutput``; see ``output``);
         an ONNX model as a path to an ``.onnx`` file, its bytes or an
         ``onnx.ModelProto`` (see :class:`directionkit.adapters.onnx.OnnxAdapter`); or
         any adapter.
@@ -217,8 +253,11 @@ def analyze(
         (the paper: the training set).  Required for ``"noise"`` and for
         ``ablate_to="mean"``/``"channel-mean"`` (pass ``train_data=data`` to take the
         means from the analysed data instead; attrs record which was used).
-    sites : sequence of str, optional
-        Sites to measure (default: every activation).
+    sites : sequence, optional
+        Sites to measure (default: every hidden activation, module or functional).
+        Torch: site names, any module path (its output; ``"path:input"`` for its
+        input), module classes, or predicates ``(path, module) -> bool``; ONNX: site
+        names or any tensor name.
     metrics : sequence of str, optional
         Any of ``"statistics"`` (class means, selectivity, MI, unit mean/sd),
         ``"ablation"``, ``"importance"``, ``"noise"``, ``"weight_l1"``.  Default: all
@@ -247,6 +286,23 @@ def analyze(
         ``"cpu"`` or ``"cuda"`` for a torch or ONNX model.
     batch_size : int, optional
         Batch size when data are ``(X, y)`` arrays (default 1000).
+    output : str, int or callable, optional
+        Which output holds the class scores: a key (a dict or ``ModelOutput`` entry, an
+        ONNX output name), an index, or (torch) a callable on what forward returns.
+        Default: the only candidate, or the one named ``logits``; several others are
+        refused with the list.
+    inputs : mapping or callable, optional
+        The model's other inputs, fixed (``{"attention_mask": mask, "sr": 16000}``) or
+        made per batch by a callable ``inputs(x) -> mapping``; the data go to the input
+        not named (ONNX) or to forward's first argument (torch).
+    unit_axes : mapping of str to int, optional
+        The unit axis of named sites (0 is the first axis of one example's activation),
+        where the adapter cannot tell it from the producing layer.
+    importance_units : int or "all"
+        The most units whose single-unit importance is measured (one intervention per
+        unit; 1024 by default): with more, a random sample stratified by site (seeded),
+        the others NaN, ``attrs["importance_sampled"]`` saying so.  ``"all"``: every unit.
+        Plain ReLU MLPs, computed incrementally, always get every unit.
     progress : bool or callable
         Show a progress bar per experiment (each scope's ablation curve is one), advancing
         with every batch and chunk of interventions, with the time left.  A callable is
@@ -263,7 +319,11 @@ def analyze(
         norm -- and ``weight_l1_folded`` -- with BatchNorm folded in -- where the
         adapter can give them) for the chosen metrics, with unit coordinates ``site``
         and ``unit_index``; the parameters, model and data identity and ``n_examples``
-        (examples measured) are in ``attrs``.
+        (examples measured) are in ``attrs``, with ``site_info`` (each site's kind,
+        units, shape and unit axis), ``output`` (where the scores were read),
+        ``assumptions`` (what had to be assumed without evidence) and ``skipped`` (each
+        measure that could not be computed for this model, with why; the others are
+        kept).
 
     Examples
     --------
@@ -305,7 +365,12 @@ def analyze(
             "train_data", "analyze", f"given when ablate_to={ablate_to!r} (the paper's means "
             "are over the training set; pass train_data=data to use the analysed data)", None,
         )  # fmt: skip
-    adapter = as_adapter(model, sites=sites, device=device, data=data)
+    if importance_units != "all":
+        importance_units = check_int(importance_units, "importance_units", "analyze", minimum=1)
+    adapter = as_adapter(
+        model, sites=sites, device=device, data=data, output=output, inputs=inputs,
+        unit_axes=unit_axes,
+    )  # fmt: skip
     if "weight_l1" in chosen and not isinstance(adapter, SupportsWeightL1):
         if metrics is not None:
             raise InvalidParameterError(
@@ -314,6 +379,7 @@ def analyze(
         chosen.remove("weight_l1")
     batches = Batches(data, batch_size, "analyze")
     notes: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     parts: list[xr.Dataset] = []
     n_examples = 0
     steps = ["accuracy", *chosen]
@@ -325,24 +391,14 @@ def analyze(
             for n in ([f"ablation [{c}]" for c in scopes] if s == "ablation" else [s])
         ],
     )
-    for step in steps:
-        if step == "accuracy":
-            with stages.track("accuracy") as callback:
-                tracker = Tracker(callback)
-                tracker.plan(batches.n_examples)
-                clean = evaluate(adapter, batches, None, k, tracker)
-            n_examples = clean.n
-            parts.append(
-                xr.Dataset(
-                    {"accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0])}
-                )
-            )
-        elif step == "statistics":
+    def measure(step: str) -> xr.Dataset | None:
+        """One measure; None when it is left out (the reason is in ``skipped``)."""
+        if step == "statistics":
             with stages.track(step) as callback:
-                parts.append(activation_statistics(
+                return activation_statistics(
                     adapter, batches, n_bins=n_bins, binning=binning, progress=callback
-                ))  # fmt: skip
-        elif step == "ablation":
+                )
+        if step == "ablation":
             means = None
             if ablate_to != "zero":
                 means = clamp_values(
@@ -359,23 +415,58 @@ def analyze(
                 curves.append(curve)
             curve = xr.concat(curves, dim="scope", join="outer", fill_value={"ablation_order": -1})
             curve["ablation_auc"] = ablation_auc(curve["ablation_accuracy"]).mean("ordering")
-            parts.append(curve.drop_attrs())
-        elif step == "importance":
+            return curve.drop_attrs()
+        if step == "importance":
             with stages.track(step) as callback:
-                parts.append(
-                    unit_importance(adapter, batches, accuracy=accuracy, progress=callback)
-                )
-        elif step == "noise":
+                importance = unit_importance(
+                    adapter, batches, accuracy=accuracy, progress=callback,
+                    max_units=None if importance_units == "all" else importance_units,
+                    seed=seed,
+                )  # fmt: skip
+            if "sampled" in importance.attrs:
+                notes["importance_sampled"] = importance.attrs["sampled"]
+            return importance
+        if step == "noise":
             scales = DEFAULT_NOISE_SCALES if noise_scales is None else noise_scales
             with stages.track(step) as callback:
                 noise = noise_curve(
                     adapter, batches, train_data, scales, noise_repeats, seed,
                     accuracy=accuracy, noise_sd=noise_sd, progress=callback,
                 )  # fmt: skip
-            parts.append(noise.to_dataset().drop_attrs())
-        elif step == "weight_l1":
-            with stages.track(step):
-                parts.append(_weight_l1(adapter, notes))
+            return noise.to_dataset().drop_attrs()
+        assert step == "weight_l1"
+        with stages.track(step):
+            weights = _weight_l1(adapter, notes)
+        if not weights.data_vars:
+            raise UnsupportedModelError(notes.pop("weight_l1_note").removeprefix(
+                "weight_l1 left out: "
+            ))  # fmt: skip
+        return weights
+
+    for step in steps:
+        if step == "accuracy":
+            with stages.track("accuracy") as callback:
+                tracker = Tracker(callback)
+                tracker.plan(batches.n_examples)
+                clean = evaluate(adapter, batches, None, k, tracker)
+            n_examples = clean.n
+            parts.append(
+                xr.Dataset(
+                    {"accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0])}
+                )
+            )
+            continue
+        try:
+            part = measure(step)
+        except UnsupportedModelError as err:
+            # a measure this model cannot give: the others are kept, and the store says why
+            skipped[step] = str(err)
+            warnings.warn(
+                f"directionkit: {step} left out: {err}", DirectionKitWarning, stacklevel=2
+            )
+            continue
+        if part is not None:
+            parts.append(part)
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
     dataset.attrs = {
         "parameters": {
@@ -389,6 +480,9 @@ def analyze(
         "accuracy": accuracy,
         "means_from": "train_data" if ablate_to != "zero" and "ablation" in chosen else None,
         "output_kind": str(getattr(adapter, "output_kind", "logits")),
+        "output": str(getattr(adapter, "output_description", "the model's output")),
+        "assumptions": [str(a) for a in getattr(adapter, "assumptions", ())],
+        "skipped": skipped,
         **notes,
         "model": getattr(adapter, "identity", type(adapter).__name__),
         "data": _identity(data),
@@ -403,18 +497,42 @@ def analyze(
 def _weight_l1(adapter: ModelAdapter, notes: dict[str, str]) -> xr.Dataset:
     """``weight_l1`` (raw filters) and ``weight_l1_folded`` (BatchNorm in), where known.
 
-    A raw norm the model does not hold (an exporter folded BatchNorm into the Conv) leaves
-    ``weight_l1`` out, saying why in ``notes``; never is a folded norm stored as raw.
+    A site whose incoming weights the adapter cannot give (no Linear or Conv feeds it,
+    an LSTM's output) gets NaN, saying which in ``notes`` (and a warning); a variable no
+    site has is left out.  A raw norm the model does not hold (an exporter folded
+    BatchNorm into the Conv) leaves ``weight_l1`` out; never is a folded norm stored as
+    raw.
     """
     assert isinstance(adapter, SupportsWeightL1)
     names = list(adapter.sites)
-    variables: dict[str, tuple[str, np.ndarray]] = {}
-    try:
-        raw = [adapter.unit_weight_l1(n) for n in names]
-        variables["weight_l1"] = ("unit", np.concatenate(raw))
-    except UnsupportedModelError as err:
-        notes["weight_l1_note"] = f"weight_l1 left out: {err}"
+    methods: dict[str, Callable[[str], np.ndarray]] = {"weight_l1": adapter.unit_weight_l1}
     if isinstance(adapter, SupportsFoldedWeightL1):
-        folded = [adapter.unit_weight_l1_folded(n) for n in names]
-        variables["weight_l1_folded"] = ("unit", np.concatenate(folded))
+        methods["weight_l1_folded"] = adapter.unit_weight_l1_folded
+    values: dict[str, list[np.ndarray]] = {}
+    failures: dict[str, dict[str, str]] = {}
+    for variable, method in methods.items():
+        values[variable], failures[variable] = [], {}
+        for name in names:
+            try:
+                values[variable].append(np.asarray(method(name), np.float64))
+            except UnsupportedModelError as err:
+                failures[variable][name] = str(err)
+                values[variable].append(np.full(adapter.sites[name].n_units, np.nan))
+    variables: dict[str, tuple[str, np.ndarray]] = {}
+    for variable, failed in failures.items():
+        if failed:
+            first = next(iter(failed.values()))
+            folded_complete = "weight_l1_folded" in failures and not failures["weight_l1_folded"]
+            if len(failed) == len(names) or (variable == "weight_l1" and folded_complete):
+                # no site has it, or the raw filters are not in the model while every folded
+                # one is (an exporter folded BatchNorm in): a partly raw variable next to a
+                # folded one would invite mixing them
+                notes[f"{variable}_note"] = f"{variable} left out: {first}"
+                continue
+            notes[f"{variable}_note"] = (
+                f"{variable} is NaN at sites {sorted(failed)} ({len(failed)} of {len(names)}): "
+                f"{first}"
+            )
+            warnings.warn(notes[f"{variable}_note"], DirectionKitWarning, stacklevel=3)
+        variables[variable] = ("unit", np.concatenate(values[variable]))
     return xr.Dataset(variables, coords=unit_coords(adapter.sites))

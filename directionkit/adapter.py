@@ -100,6 +100,8 @@ __all__ = [
     "SupportsPrefixCache",
     "SupportsWeightL1",
     "check_request",
+    "looks_like_probabilities",
+    "units_last",
 ]
 
 SiteKind = Literal["dense", "conv"]
@@ -126,6 +128,36 @@ OUTPUT_KIND_NOTES = {
 #: The output kinds an adapter returns as their logarithm.
 LOGARITHM_TAKEN = ("probabilities", "sigmoid-probabilities")
 
+
+def looks_like_probabilities(scores: np.ndarray, tol: float = 1e-4) -> str | None:
+    """``"probabilities"`` when every row of ``(B, C)`` scores is non-negative and sums
+    to one, ``"log-probabilities"`` when their exponentials do, else None.
+
+    Adapters use it on the first batch for scores that no softmax operation produced
+    (a softmax written out by hand); a model with one class or one example row that
+    happens to sum to one is not enough evidence alone, so ``C >= 2`` is required.
+
+    Examples
+    --------
+    >>> looks_like_probabilities(np.array([[0.2, 0.8], [0.5, 0.5]]))
+    'probabilities'
+    >>> looks_like_probabilities(np.log(np.array([[0.2, 0.8]])))
+    'log-probabilities'
+    >>> looks_like_probabilities(np.array([[1.5, -0.5]])) is None
+    True
+    """
+    z = np.asarray(scores, np.float64)
+    if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] == 0 or not np.all(np.isfinite(z)):
+        return None
+    if np.all(z >= -tol) and np.allclose(z.sum(axis=1), 1.0, rtol=0, atol=tol):
+        return "probabilities"
+    if np.all(z <= tol):
+        top = z.max(axis=1, keepdims=True)
+        log_total = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+        if np.allclose(log_total, 0.0, rtol=0, atol=tol):
+            return "log-probabilities"
+    return None
+
 #: The adapters' default ``memory_budget`` (bytes of activations per pass) on the CPU and
 #: on a GPU.  Smaller passes run faster on the CPU (benchmarks/RESULTS.md, B6).
 CPU_MEMORY_BUDGET = 256 << 20
@@ -143,8 +175,9 @@ class Site:
     n_units : int
         Number of units: features of a dense activation, channels of a conv one.
     kind : {"dense", "conv"}
-        ``"conv"`` activations are ``(B, C, H, W)`` and a unit is a whole channel;
-        ``"dense"`` activations have their units on the last axis.
+        ``"conv"``: a unit is a whole feature map, its activity spread over two or more
+        position axes (space); ``"dense"``: a unit is one feature, at one position or at
+        every token of a sequence.
     depth : int
         Position of the site in forward order, starting at 0.
     layer : str, optional
@@ -156,13 +189,27 @@ class Site:
         The shape of one example's activation at the site (``(C, H, W)`` for a conv
         site, ``(n_units,)`` for a flat dense one), when the adapter knows it; the
         shape of :class:`Interventions` ``fill`` templates.
+    axis : int, optional
+        The unit axis of one example's activation (0 is the first axis after the batch;
+        negative counts from the end).  Every other axis is a *position* axis (space,
+        tokens), over which a unit's activity is averaged.  ``None``: the kind's
+        default, 0 (the channel of ``(C, H, W)``) for ``"conv"`` and the last axis for
+        ``"dense"``.  A channels-last map ``(H, W, C)`` (ConvNeXt) is ``"conv"`` with
+        ``axis=2``.
+    axis_from : str, optional
+        What fixed the unit axis, recorded with results: the producing layer (e.g.
+        ``"Linear"``, ``"Conv2d"``, ``"MatMul"``), ``"given"`` (by the user), ``"rank"``
+        (only one axis), or ``"guess"`` (no evidence; a warning says so).
 
     Examples
     --------
     >>> Site("fc1", n_units=512, kind="dense", depth=0)
-    Site(name='fc1', n_units=512, kind='dense', depth=0, layer=None, shape=None)
+    Site(name='fc1', n_units=512, kind='dense', depth=0, layer=None, shape=None, axis=None,
+         axis_from=None)
     >>> Site("layer1.0.relu#1", 8, "conv", 2, layer="layer1.0").layer_name
     'layer1.0'
+    >>> Site("stages.1.0.block.4", 64, "conv", shape=(4, 4, 64), axis=2).position_axes(3)
+    (0, 1)
     """
 
     name: str
@@ -171,6 +218,8 @@ class Site:
     depth: int = 0
     layer: str | None = None
     shape: tuple[int, ...] | None = None
+    axis: int | None = None
+    axis_from: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -180,18 +229,36 @@ class Site:
         check_int(self.depth, "depth", "Site", minimum=0)
         if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
             raise parameter_error("layer", "Site", "None or a non-empty str", self.layer)
+        if self.axis is not None and (
+            isinstance(self.axis, bool) or not isinstance(self.axis, int | np.integer)
+        ):
+            raise parameter_error("axis", "Site", "None or an int", self.axis)
+        if self.axis is not None:
+            object.__setattr__(self, "axis", int(self.axis))
+        if self.axis_from is not None and not isinstance(self.axis_from, str):
+            raise parameter_error("axis_from", "Site", "None or a str", self.axis_from)
         if self.shape is not None:
             shape = tuple(self.shape)
-            if (
-                not shape
-                or not all(isinstance(d, int) and d >= 1 for d in shape)
-                or (shape[self.unit_axis] != self.n_units)
-            ):
+            valid = bool(shape) and all(
+                isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1
+                for d in shape
+            )
+            if valid and not -len(shape) <= self.unit_axis < len(shape):
+                raise parameter_error(
+                    "axis", "Site", f"an axis of the per-example shape {shape}", self.axis
+                )
+            if not valid or shape[self.unit_axis] != self.n_units:
                 raise parameter_error(
                     "shape", "Site", f"None or a tuple of ints >= 1 with {self.n_units} units on "
-                    f"the unit axis ({'first' if self.kind == 'conv' else 'last'})", self.shape,
+                    f"the unit axis ({self._axis_words()})", self.shape,
                 )  # fmt: skip
-            object.__setattr__(self, "shape", shape)
+            object.__setattr__(self, "shape", tuple(int(d) for d in shape))
+            object.__setattr__(self, "axis", self.unit_axis_in(len(shape)))
+
+    def _axis_words(self) -> str:
+        if self.axis is not None:
+            return f"axis {self.axis}"
+        return "first" if self.kind == "conv" else "last"
 
     @property
     def layer_name(self) -> str:
@@ -200,15 +267,58 @@ class Site:
 
     @property
     def unit_axis(self) -> int:
-        """The unit axis of one example's activation: 0 (channel) for conv, -1 for dense."""
+        """The unit axis of one example's activation: :attr:`axis`, else the kind's default
+        (0, the channel, for conv; -1, the last axis, for dense)."""
+        if self.axis is not None:
+            return self.axis
         return 0 if self.kind == "conv" else -1
+
+    def unit_axis_in(self, rank: int) -> int:
+        """The unit axis of a per-example activation of ``rank`` axes, counted from 0.
+
+        Examples
+        --------
+        >>> Site("a", 4).unit_axis_in(3), Site("c", 4, "conv").unit_axis_in(3)
+        (2, 0)
+        """
+        axis = self.unit_axis
+        if not -rank <= axis < rank:
+            raise InvalidParameterError(
+                f"Site {self.name!r} has its units on axis {axis}, but its activation has "
+                f"{rank} axes per example."
+            )
+        return axis % rank
+
+    def position_axes(self, rank: int) -> tuple[int, ...]:
+        """The per-example axes other than the unit axis (space, tokens), counted from 0."""
+        axis = self.unit_axis_in(rank)
+        return tuple(i for i in range(rank) if i != axis)
+
+
+def units_last(site: Site, values: np.ndarray) -> np.ndarray:
+    """``values`` of shape ``(B, *per-example shape)`` as ``(B, positions, n_units)``.
+
+    The unit axis moves last and the position axes (space, tokens) are flattened into
+    one, so a unit's activity over its map is ``result[:, :, u]``.
+
+    Examples
+    --------
+    >>> a = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # channels-last (H, W, C)
+    >>> units_last(Site("s", 5, "conv", axis=2), a).shape
+    (2, 12, 5)
+    >>> units_last(Site("c", 3, "conv"), a).shape  # channels-first (C, H, W)
+    (2, 20, 3)
+    """
+    rank = values.ndim - 1
+    moved = np.moveaxis(values, 1 + site.unit_axis_in(rank), -1)
+    return moved.reshape(values.shape[0], -1, site.n_units)
 
 
 def element_shape_ok(site: Site, template_shape: tuple[int, ...]) -> bool:
     """Whether ``template_shape`` can be a ``fill`` template of ``site``.
 
     It must equal :attr:`Site.shape` when that is known; otherwise it needs at least one
-    axis and ``n_units`` on the unit axis.
+    axis (two for a conv site) and ``n_units`` on the unit axis.
 
     Examples
     --------
@@ -216,12 +326,15 @@ def element_shape_ok(site: Site, template_shape: tuple[int, ...]) -> bool:
     True
     >>> element_shape_ok(Site("c", 2, "conv"), (3, 3, 2))
     False
+    >>> element_shape_ok(Site("c", 2, "conv", axis=-1), (3, 3, 2))
+    True
     """
     if site.shape is not None:
         return tuple(template_shape) == site.shape
-    if site.kind == "conv":
-        return len(template_shape) >= 2 and template_shape[0] == site.n_units
-    return len(template_shape) >= 1 and template_shape[-1] == site.n_units
+    rank = len(template_shape)
+    if rank < (2 if site.kind == "conv" else 1) or not -rank <= site.unit_axis < rank:
+        return False
+    return template_shape[site.unit_axis] == site.n_units
 
 
 def _site_units(sites: Mapping[str, Site] | Mapping[str, int]) -> dict[str, int]:
@@ -563,7 +676,7 @@ class Interventions:
         m, n_units = scale.shape
         rank = len(shape)
         per_unit = [m, 1] + [1] * rank
-        per_unit[2 + (0 if site.kind == "conv" else rank - 1)] = n_units
+        per_unit[2 + site.unit_axis_in(rank)] = n_units
         shift = np.asarray(self.shift[name], np.float64).reshape(per_unit)
         if name not in self.fill:
             return shift

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "DirectionKitError",
+    "DirectionKitWarning",
     "InvalidDataError",
     "InvalidParameterError",
     "SiteNotFoundError",
@@ -33,6 +34,14 @@ __all__ = [
 
 class DirectionKitError(Exception):
     """Base class of every error raised on purpose by directionkit."""
+
+
+class DirectionKitWarning(UserWarning):
+    """Something directionkit had to assume, or a measure it had to leave out.
+
+    The same words are kept with the results (``attrs["assumptions"]`` or a ``*_note``
+    attribute), so nobody reads a guess as a measurement.
+    """
 
 
 class InvalidParameterError(DirectionKitError, ValueError):

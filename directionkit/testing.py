@@ -31,6 +31,7 @@ from directionkit.adapter import (
     RunOutput,
     Site,
     SupportsElementRecording,
+    units_last,
 )
 from directionkit.errors import DirectionKitError, SiteNotFoundError
 
@@ -114,8 +115,8 @@ class AdapterTests:
         x = self.make_input(1)
         clean = adapter.run(x, record=list(adapter.sites))
         for name, site in adapter.sites.items():
-            if site.kind == "conv":
-                continue  # a map's spatial mean is not its value; covered by the next check
+            if site.kind == "conv" or (site.shape is not None and len(site.shape) > 1):
+                continue  # a map's mean over positions is not its value; see the next check
             iv = Interventions.mean_ablate(
                 adapter.sites, {name: np.ones((1, site.n_units), bool)},
                 {name: clean.activations[name][0]},
@@ -136,8 +137,7 @@ class AdapterTests:
         for name, site in adapter.sites.items():
             full = np.asarray(elements[name], np.float64)
             assert full.shape[0] == 6 and full.shape[1:] == (site.shape or full.shape[1:])
-            unit_last = np.moveaxis(full, 1, -1) if site.kind == "conv" else full
-            mean = unit_last.reshape(6, -1, site.n_units).mean(axis=1)
+            mean = units_last(site, full).mean(axis=1)
             np.testing.assert_allclose(mean, reduced[name], 1e-4, 1e-5)
 
     def test_clamping_every_element_to_its_own_value_changes_nothing(self) -> None:
@@ -167,7 +167,7 @@ class AdapterTests:
         for name, site in adapter.sites.items():
             values = rng.uniform(0.5, 1.5, site.n_units)
             shape = np.shape(elements[name])[1:]
-            axis = 0 if site.kind == "conv" else len(shape) - 1
+            axis = site.unit_axis_in(len(shape))
             view = [1] * len(shape)
             view[axis] = site.n_units
             per_unit[name] = values

@@ -262,7 +262,10 @@ def test_torch_and_onnx_sites_are_labelled_with_their_layer_type(tmp_path) -> No
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
     X, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
     result = dk.analyze(model, (X, y), metrics=["statistics"], progress=False)
-    assert result.attrs["site_info"] == {"1": {"kind": "dense", "n_units": 6, "op": "ReLU"}}
+    assert result.attrs["site_info"] == {"1": {
+        "kind": "dense", "n_units": 6, "op": "ReLU", "shape": [6], "unit_axis": 0,
+        "unit_axis_from": "Linear",
+    }}  # fmt: skip
     ticks = plots.selectivity_by_depth(result).axes[0].get_xticklabels()
     assert [t.get_text() for t in ticks] == ["1 \N{MIDDLE DOT} ReLU \N{MIDDLE DOT} 6 units"]
 
@@ -270,7 +273,10 @@ def test_torch_and_onnx_sites_are_labelled_with_their_layer_type(tmp_path) -> No
     onnx.save(dense_graph(*random_dense(0, (4, 5, 3))), str(path))
     audit = dk.analyze(str(path), (X.numpy(), y.numpy()), metrics=["statistics"], progress=False)
     (entry,) = audit.attrs["site_info"].values()
-    assert entry == {"kind": "dense", "n_units": 5, "op": "Relu"}
+    assert entry == {
+        "kind": "dense", "n_units": 5, "op": "Relu", "shape": [5], "unit_axis": 0,
+        "unit_axis_from": "MatMul",
+    }  # fmt: skip
 
 
 def _title_box(fig: Figure) -> tuple[float, float, float, float]:

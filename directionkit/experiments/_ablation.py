@@ -269,6 +269,8 @@ def unit_importance(
     batch_size: int | None = None,
     method: Literal["auto", "general", "incremental"] = "auto",
     accuracy: Literal["top1", "top5"] = "top1",
+    max_units: int | None = None,
+    seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> xr.Dataset:
     """Change in mean loss and accuracy when each unit alone is clamped to zero.
@@ -287,6 +289,14 @@ def unit_importance(
         layers before the site run once.  ``"auto"`` picks incremental when possible.
     accuracy : {"top1", "top5"}
         The accuracy of ``importance_accuracy``: top-1, or top-5 (the paper's ImageNet).
+    max_units : int, optional
+        Measure at most this many units (one intervention each over the data): with
+        more, a random sample stratified by site, each site getting its share of
+        ``max_units`` (and at least one unit), drawn with ``seed``; the others
+        are NaN and ``attrs["sampled"]`` says how many were measured.  None: every unit.
+        Ignored on the incremental path, which measures every unit at little cost.
+    seed : int
+        Seed of the sample.
     progress : callable, optional
         Called as ``progress(done, total)`` as the work advances (example-rows; see
         :mod:`directionkit.experiments._progress`), e.g. to drive a progress bar.
@@ -316,14 +326,27 @@ def unit_importance(
     chosen = list(adapter.sites) if sites is None else [
         scope_sites(adapter.sites, s, func)[0] for s in sites
     ]  # fmt: skip
+    if max_units is not None:
+        max_units = check_int(max_units, "max_units", func, minimum=1)
+    seed = check_int(seed, "seed", func, minimum=0)
     subset = {n: adapter.sites[n] for n in chosen}
     chain = _chain_for(adapter, chosen, method)
+    measured = {n: np.arange(s.n_units) for n, s in subset.items()}
+    total = sum(s.n_units for s in subset.values())
+    attrs: dict[str, Any] = {"accuracy": accuracy}
+    if chain is None and max_units is not None and total > max_units:
+        measured = sample_units({n: s.n_units for n, s in subset.items()}, max_units, seed)
+        count = sum(len(v) for v in measured.values())
+        attrs["sampled"] = (
+            f"{count} of {total} units, stratified by site (seed {seed}); the others are NaN. "
+            "Pass importance_units='all' (analyze) or max_units=None for every unit."
+        )
     loss, hits = [], []
     tracker = Tracker(progress)
     if chain is None:
         tracker.plan(batches.n_examples)  # the clean pass
     for name in chosen:
-        tracker.plan(batches.n_examples, rows=subset[name].n_units)
+        tracker.plan(batches.n_examples, rows=len(measured[name]))
     if chain is not None:
         for name in chosen:
             unit_loss, unit_correct, clean_loss, clean_correct, n = single_unit_scores(
@@ -334,18 +357,46 @@ def unit_importance(
     else:
         clean = evaluate(adapter, batches, None, k, tracker)
         for name in chosen:
-            eye = np.eye(subset[name].n_units, dtype=bool)
-            scores = evaluate(
-                adapter, batches, Interventions.zero_ablate(adapter.sites, {name: eye}), k,
-                tracker,
-            )
-            loss.append(scores.mean_loss - clean.mean_loss[0])
-            hits.append(scores.accuracy - clean.accuracy[0])
+            n_units = subset[name].n_units
+            site_loss, site_hits = np.full(n_units, np.nan), np.full(n_units, np.nan)
+            units = measured[name]
+            if len(units):
+                eye = np.eye(n_units, dtype=bool)[units]
+                scores = evaluate(
+                    adapter, batches, Interventions.zero_ablate(adapter.sites, {name: eye}), k,
+                    tracker,
+                )
+                site_loss[units] = scores.mean_loss - clean.mean_loss[0]
+                site_hits[units] = scores.accuracy - clean.accuracy[0]
+            loss.append(site_loss)
+            hits.append(site_hits)
     return xr.Dataset(
         {
             "importance_loss": ("unit", np.concatenate(loss)),
             "importance_accuracy": ("unit", np.concatenate(hits)),
         },
         coords=unit_coords(subset),
-        attrs={"accuracy": accuracy},
+        attrs=attrs,
     )
+
+
+def sample_units(units: Mapping[str, int], budget: int, seed: int) -> dict[str, np.ndarray]:
+    """A random sample of about ``budget`` units, stratified by site.
+
+    Each site gets its share ``floor(budget * n_site / n_total)`` of the budget, and at
+    least one unit (so the total may exceed ``budget`` by up to one per site), drawn
+    without replacement with ``seed``; indices sorted.
+
+    Examples
+    --------
+    >>> picked = sample_units({"a": 100, "b": 300, "c": 4}, budget=40, seed=0)
+    >>> {name: len(idx) for name, idx in picked.items()}
+    {'a': 9, 'b': 29, 'c': 1}
+    """
+    total = sum(units.values())
+    rng = np.random.default_rng(seed)
+    picked = {}
+    for name, n in units.items():
+        share = max(1, budget * n // total)
+        picked[name] = np.sort(rng.choice(n, size=min(n, share), replace=False))
+    return picked

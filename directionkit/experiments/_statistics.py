@@ -129,7 +129,7 @@ def element_statistics(
         site, shape, mom = adapter.sites[name], shapes[name], moments[name]
         mean = np.asarray(mom.mean, np.float64).reshape(shape)
         m2 = np.asarray(mom.m2, np.float64).reshape(shape)
-        axis = 0 if site.kind == "conv" else len(shape) - 1
+        axis = site.unit_axis_in(len(shape))
         mean_u = np.moveaxis(mean, axis, 0).reshape(site.n_units, -1)
         m2_u = np.moveaxis(m2, axis, 0).reshape(site.n_units, -1)
         centre = mean_u.mean(axis=1, keepdims=True)  # every element has the same count

@@ -1,0 +1,268 @@
+"""Finding the sites of an ONNX graph, named as the torch adapter names them.
+
+Graphs exported by torch's dynamo exporter carry, on every node, the module path stack
+(``pkg.torch.onnx.name_scopes``: ``['', 'bert', ..., 'bert.encoder.layer.0.intermediate
+.intermediate_act_fn', 'gelu']``, the last entry the FX node) and the matching class
+stack (``pkg.torch.onnx.class_hierarchy``, the last entry the aten op).  The torch
+adapter's rules (:mod:`directionkit.adapters._torch_trace`) read from them:
+
+* an *activation module* is a module scope whose class is a torch activation
+  (:data:`TORCH_ACTIVATIONS`), or a leaf scope (no module runs inside it) whose nodes are
+  all element-wise, with at least one nonlinear op and no non-scalar initializer (no
+  parameters): ``GELUActivation``, ``NewGELUActivation`` (exported as Mul/Pow/Tanh/Add),
+  a user's ``Swish``.  Each run of its nodes is one call, its site the last node's
+  output: ``"path"``, ``"path#1"``, ...;
+* a *functional activation* is an FX node of an activation aten op (``aten.relu``,
+  ``aten.gelu``, ``aten.silu`` -- exported as Sigmoid and Mul --, ...) outside any
+  activation module: ``"{owner}.{function}()"`` with the owner the innermost module
+  scope (``"relu()"`` in the model's own forward), ``#k`` for the owner's k-th further
+  call of that function.
+
+Graphs without that metadata (other exporters) have a site per activation node (see
+:data:`ACTIVATION_OPS`), named by the legacy exporter's node names or the node's own.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from directionkit.adapters._onnx_axes import ELEMENTWISE_OPS
+
+__all__ = ["ACTIVATION_OPS", "TORCH_ACTIVATIONS", "Found", "find_sites"]
+
+#: ONNX operators whose outputs are sites (default domain), in graphs without torch's
+#: module metadata.
+ACTIVATION_OPS = frozenset({
+    "Relu", "LeakyRelu", "PRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
+    "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "ThresholdedRelu", "Mish",
+})  # fmt: skip
+#: PyTorch activation classes, as they appear in the dynamo exporter's class hierarchy
+#: (the torch adapter's ``ACTIVATION_TYPES``).
+TORCH_ACTIVATIONS = frozenset({
+    "ReLU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "ELU", "Hardswish",
+    "Hardsigmoid", "Mish", "Softplus", "PReLU", "SELU", "CELU", "Hardtanh",
+})  # fmt: skip
+#: aten ops of functional activations -> the torch function's name (the torch adapter's
+#: FUNCTIONAL_ACTIVATIONS).
+ATEN_ACTIVATIONS = {
+    name: name
+    for name in (
+        "relu", "relu6", "leaky_relu", "gelu", "silu", "mish", "elu", "selu", "celu",
+        "hardswish", "hardsigmoid", "hardtanh", "softplus", "tanh", "sigmoid",
+    )
+}  # fmt: skip
+#: Element-wise ops that are nonlinear (a module made only of Mul/Add is not an activation).
+NONLINEAR_OPS = frozenset({
+    "Relu", "LeakyRelu", "PRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
+    "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "ThresholdedRelu", "Mish",
+    "Erf", "Exp", "Log", "Pow", "Max", "Min", "Abs", "Sqrt", "Where", "Reciprocal",
+})  # fmt: skip
+SCOPES = "pkg.torch.onnx.name_scopes"
+CLASSES = "pkg.torch.onnx.class_hierarchy"
+_LEGACY_OP = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<call>\d+))?")
+_CALL_SUFFIX = re.compile(r"(?P<base>.+)_(?P<call>\d+)")
+_FAKE_SCOPE = "_empty_nn_module_stack_from_metadata_hook"
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A site in the graph: its tensor, the node producing it, its layer and its op label
+    (the module class, ``"relu()"`` for a function, or the ONNX op type)."""
+
+    tensor: str
+    node: int
+    layer: str | None
+    op: str
+
+
+def metadata(node: onnx.NodeProto) -> dict[str, str]:
+    """A node's ``metadata_props`` as a dict."""
+    return {p.key: p.value for p in node.metadata_props}
+
+
+def literal_list(text: str | None) -> list[str]:
+    """A Python-literal list stored as text (the exporter's format), or []."""
+    if not text:
+        return []
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return []
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+def _stacks(node: onnx.NodeProto) -> tuple[list[str], list[str]] | None:
+    meta = metadata(node)
+    scopes, classes = literal_list(meta.get(SCOPES)), literal_list(meta.get(CLASSES))
+    if len(scopes) < 2 or len(scopes) != len(classes) or _FAKE_SCOPE in scopes:
+        return None
+    return scopes, classes
+
+
+def torch_layer(scopes: Sequence[str], classes: Sequence[str], owner: int = -3) -> str | None:
+    """The layer of an exported torch activation: the block owning it, as the torch
+    adapter defines it (a module with its own forward, not the model itself and not a
+    Sequential/ModuleList/ModuleDict); None when it is a layer of its own.
+
+    ``scopes``/``classes`` are the exporter's module path and class stack, outermost
+    (the model, scope ``""``) first, the aten op last; ``owner`` is the position of the
+    owning module (-3 for an activation module's owner, -2 for a function's).
+
+    Examples
+    --------
+    >>> torch_layer(["", "3", "3.relu", "relu_1"], ["m.Net", "m.Block", "nn.ReLU", "aten.relu"])
+    '3'
+    >>> torch_layer(["", "2", "relu"], ["torch.nn.modules.container.Sequential", "ReLU", "op"])
+    >>> torch_layer(["", "blk", "relu"], ["m.Net", "m.Block", "aten.relu"], owner=-2)
+    'blk'
+    """
+    if len(scopes) < -owner + 1 or len(classes) < -owner + 1:
+        return None  # owned by the model itself
+    name = classes[owner].rsplit(".", 1)[-1]
+    if name in _CONTAINERS or not scopes[owner]:
+        return None
+    return scopes[owner]
+
+
+def legacy_name(node_name: str, calls: dict[str, int]) -> str | None:
+    """The module path in a legacy (TorchScript) exporter's node name, or None.
+
+    ``/3/relu/Relu`` is module ``3.relu``; ``/features/features.2/Relu`` (older
+    exporters spell the full path) is ``features.2``.  A module's second call is
+    ``/3/relu_1/Relu`` (or ``.../Relu_1``): ``3.relu#1``.  ``calls`` counts the
+    calls seen so far, so that a module really named ``relu_1`` keeps its name.
+
+    Examples
+    --------
+    >>> calls = {}
+    >>> legacy_name("/3/relu/Relu", calls), legacy_name("/3/relu_1/Relu", calls)
+    ('3.relu', '3.relu#1')
+    """
+    if not node_name.startswith("/"):
+        return None
+    *segments, op = node_name[1:].split("/")
+    match = _LEGACY_OP.fullmatch(op)
+    if not segments or match is None:
+        return None
+    call = int(match["call"] or 0)
+    suffix = _CALL_SUFFIX.fullmatch(segments[-1])
+    if call == 0 and suffix is not None:
+        base = [*segments[:-1], suffix["base"]]
+        if _join_path(base) in calls:
+            segments, call = base, int(suffix["call"])
+    path = _join_path(segments)
+    calls[path] = calls.get(path, 0) + 1
+    return path if call == 0 else f"{path}#{call}"
+
+
+def _join_path(segments: list[str]) -> str:
+    if len(segments) >= 2 and segments[-1].startswith(segments[-2] + "."):
+        return segments[-1]
+    return ".".join(segments)
+
+
+def _aten_function(op: str) -> str | None:
+    """``"relu"`` for ``"aten.relu.default"``; None for ops that are not activations."""
+    parts = op.split(".")
+    if len(parts) < 2 or parts[0] != "aten":
+        return None
+    return ATEN_ACTIVATIONS.get(parts[1].rstrip("_"))
+
+
+def activation_scopes(
+    nodes: Sequence[onnx.NodeProto], keep: set[int], initializers: Mapping[str, np.ndarray]
+) -> set[str]:
+    """The module scopes that are activation modules (see the module docs)."""
+    ops: dict[str, set[str]] = {}
+    classes_of: dict[str, str] = {}
+    parameters: set[str] = set()
+    parents: set[str] = set()
+    for index in keep:
+        stacks = _stacks(nodes[index])
+        if stacks is None:
+            continue
+        scopes, classes = stacks
+        scope = scopes[-2]
+        if not scope:
+            continue  # the model itself
+        ops.setdefault(scope, set()).add(nodes[index].op_type)
+        classes_of[scope] = classes[-2].rsplit(".", 1)[-1]
+        parents.update(scopes[1:-2])
+        if any(np.size(initializers[t]) > 1 for t in nodes[index].input if t in initializers):
+            parameters.add(scope)
+    found = set()
+    for scope, used in ops.items():
+        if classes_of[scope] in TORCH_ACTIVATIONS:
+            found.add(scope)
+        elif (
+            scope not in parents
+            and scope not in parameters
+            and used <= ELEMENTWISE_OPS | {"Constant"}
+            and used & NONLINEAR_OPS
+        ):
+            found.add(scope)
+    return found
+
+
+def find_sites(
+    nodes: Sequence[onnx.NodeProto],
+    keep: set[int],
+    initializers: Mapping[str, np.ndarray],
+) -> dict[str, Found]:
+    """Every activation of the graph, by name, in graph order (see the module docs)."""
+    modules = activation_scopes(nodes, keep, initializers)
+    found: dict[str, Found] = {}
+    calls: dict[str, int] = {}  # module scope, or (owner, function) -> calls so far
+    functions: dict[tuple[str, str], int] = {}
+    previous_scope: str | None = None
+    previous_fx: str | None = None
+    for index, node in enumerate(nodes):
+        if index not in keep:
+            continue
+        stacks = _stacks(node)
+        if stacks is not None:
+            scopes, classes = stacks
+            scope = scopes[-2]
+            if scope in modules:
+                if scope != previous_scope:  # a new call of that module
+                    calls[scope] = calls.get(scope, 0) + 1
+                count = calls[scope] - 1
+                name = scope if count == 0 else f"{scope}#{count}"
+                label = classes[-2].rsplit(".", 1)[-1]
+                found[name] = Found(node.output[0], index, torch_layer(scopes, classes), label)
+                previous_scope, previous_fx = scope, None
+                continue
+            previous_scope = None
+            function = _aten_function(classes[-1])
+            if function is None:
+                previous_fx = None
+                continue
+            fx = scopes[-1]
+            key = (scope, function)
+            if fx != previous_fx:  # a new FX node: a new call (one call may be several nodes)
+                functions[key] = functions.get(key, 0) + 1
+            previous_fx = fx
+            count = functions[key] - 1
+            base = f"{scope}.{function}()" if scope else f"{function}()"
+            name = base if count == 0 else f"{base}#{count}"
+            found[name] = Found(
+                node.output[0], index, torch_layer(scopes, classes, owner=-2), f"{function}()"
+            )
+            continue
+        previous_scope = previous_fx = None
+        if node.op_type not in ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        if metadata(node).get(SCOPES):
+            continue  # torch metadata this reader does not use (a shape computation)
+        name = legacy_name(node.name, calls) or node.name or node.output[0]
+        if name in found:
+            name = node.output[0]
+        found[name] = Found(node.output[0], index, None, node.op_type)
+    return found
