@@ -74,12 +74,15 @@ _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 @dataclass(frozen=True)
 class Found:
     """A site in the graph: its tensor, the node producing it, its layer and its op label
-    (the module class, ``"relu()"`` for a function, or the ONNX op type)."""
+    (the module class, ``"relu()"`` for a function, or the ONNX op type), and the tensor
+    the activation was applied to (for a GELU exported as several nodes, the input of
+    the first, not of the last)."""
 
     tensor: str
     node: int
     layer: str | None
     op: str
+    entry: str = ""
 
 
 def metadata(node: onnx.NodeProto) -> dict[str, str]:
@@ -219,6 +222,7 @@ def find_sites(
     """Every activation of the graph, by name, in graph order (see the module docs)."""
     modules = activation_scopes(nodes, keep, initializers)
     found: dict[str, Found] = {}
+    entries: dict[str, str] = {}  # name -> the input of the call's first node
     calls: dict[str, int] = {}  # module scope, or (owner, function) -> calls so far
     functions: dict[tuple[str, str], int] = {}
     previous_scope: str | None = None
@@ -236,7 +240,10 @@ def find_sites(
                 count = calls[scope] - 1
                 name = scope if count == 0 else f"{scope}#{count}"
                 label = classes[-2].rsplit(".", 1)[-1]
-                found[name] = Found(node.output[0], index, torch_layer(scopes, classes), label)
+                entries.setdefault(name, _data_input(node, initializers))
+                found[name] = Found(
+                    node.output[0], index, torch_layer(scopes, classes), label, entries[name]
+                )
                 previous_scope, previous_fx = scope, None
                 continue
             previous_scope = None
@@ -252,9 +259,11 @@ def find_sites(
             count = functions[key] - 1
             base = f"{scope}.{function}()" if scope else f"{function}()"
             name = base if count == 0 else f"{base}#{count}"
+            entries.setdefault(name, _data_input(node, initializers))
             found[name] = Found(
-                node.output[0], index, torch_layer(scopes, classes, owner=-2), f"{function}()"
-            )
+                node.output[0], index, torch_layer(scopes, classes, owner=-2), f"{function}()",
+                entries[name],
+            )  # fmt: skip
             continue
         previous_scope = previous_fx = None
         if node.op_type not in ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
@@ -264,5 +273,10 @@ def find_sites(
         name = legacy_name(node.name, calls) or node.name or node.output[0]
         if name in found:
             name = node.output[0]
-        found[name] = Found(node.output[0], index, None, node.op_type)
+        found[name] = Found(node.output[0], index, None, node.op_type, node.input[0])
     return found
+
+
+def _data_input(node: onnx.NodeProto, initializers: Mapping[str, np.ndarray]) -> str:
+    """The first input of ``node`` that is not a weight or constant."""
+    return next((t for t in node.input if t and t not in initializers), node.input[0])

@@ -180,6 +180,7 @@ class _SiteInfo:
     dims: tuple[int | None, ...]  # per-example dims (without the batch axis); None = unknown
     dtype: np.dtype[Any]
     producer: int  # index of the node that produces ``tensor``
+    entry: str = ""  # the tensor the activation was applied to (its weights come before)
 
 
 def _load(model: Any) -> onnx.ModelProto:
@@ -634,7 +635,7 @@ class OnnxAdapter:
         )
         m_total = 1 if interventions is None else interventions.n_interventions
         b = array.shape[0]
-        numel = self._row_numel(interventions, rewrite.at_input, array)
+        numel = self._row_numel(rewrite if interventions is not None else None, array)
         piece = self._example_piece(interventions, b, numel)
         parts: list[np.ndarray] = []
         recorded: dict[str, list[np.ndarray]] = {name: [] for name in record}
@@ -728,7 +729,7 @@ class OnnxAdapter:
         n_units = self._sites[site].n_units
         factor = np.ones(n_units)
         nodes = self._graph.node
-        tensor = nodes[info.producer].input[0]
+        tensor = info.entry
         producers = self._producers
         while True:
             index = producers.get(tensor)
@@ -1201,7 +1202,9 @@ class OnnxAdapter:
         for name, where in find_sites(nodes, self._keep, self._consts).items():
             if where.tensor in near:
                 continue  # the output's own activation (a final Softmax/Sigmoid, class maps)
-            site = self._site_of(name, where.tensor, where.node, where.layer, len(sites))
+            site = self._site_of(
+                name, where.tensor, where.node, where.layer, len(sites), where.entry
+            )
             if site is not None:
                 sites[name] = site
                 self._site_ops[name] = where.op
@@ -1221,7 +1224,7 @@ class OnnxAdapter:
         return sites
 
     def _site_of(
-        self, name: str, tensor: str, index: int, layer: str | None, depth: int
+        self, name: str, tensor: str, index: int, layer: str | None, depth: int, entry: str = ""
     ) -> Site | None:
         """The site for ``tensor`` (produced by node ``index``), or None when it is not a
         per-example activation of known rank."""
@@ -1239,7 +1242,10 @@ class OnnxAdapter:
             )
         kind = "conv" if channels or len(dims) >= 3 else "dense"
         known = tuple(int(d) for d in dims if d is not None)
-        self._site_info[name] = _SiteInfo(tensor, len(shape), dims, _np_dtype(tp), index)
+        self._site_info[name] = _SiteInfo(
+            tensor, len(shape), dims, _np_dtype(tp), index,
+            entry or self._graph.node[index].input[0],
+        )  # fmt: skip
         return Site(
             name, int(n_units), kind, depth, layer, known if len(known) == len(dims) else None,
             axis, source,
@@ -1380,18 +1386,21 @@ class OnnxAdapter:
         return np.ascontiguousarray(array)
 
     # -- memory: M rows x B examples are cut to fit memory_budget (prefix caching kept) --
-    def _row_numel(
-        self, interventions: Interventions | None, at_input: bool, x: np.ndarray
-    ) -> int:
-        """Site elements per example and row from the first intervened site on (the part
-        of the graph that runs on M*B rows; all sites when rows expand at the input), for
-        inputs like ``x`` (dims the graph leaves free are read from a run on it)."""
+    def _row_numel(self, rewrite: _Rewrite | None, x: np.ndarray) -> int:
+        """Site elements per example and row of the part of the graph that runs on M*B
+        rows: from the expansion point on (counting the site just before it, for the
+        expanded tensor), every site when the rows expand at the input or without
+        interventions; for inputs like ``x`` (free dims are read from a run on it)."""
         names = list(self._sites)
-        first = min(
-            (names.index(n) for n in (interventions.sites if interventions else ())), default=0
-        )
-        if at_input:
-            first = 0
+        first = 0
+        if rewrite is not None and rewrite.expand_at is not None and not rewrite.at_input:
+            tensors = [self._site_info[n].tensor for n in names]
+            if rewrite.expand_at in tensors:  # expanded at a site: from that site on
+                first = tensors.index(rewrite.expand_at)
+            else:  # at another tensor: from the site just before it, as its stand-in
+                after = [i for i, n in enumerate(names)
+                         if self._site_info[n].producer >= rewrite.expand_node]  # fmt: skip
+                first = max(0, (after[0] if after else len(names)) - 1)
         dims = self.site_dims(x, names[first:])
         return max(1, sum(int(np.prod(dims[n])) for n in names[first:]))
 
@@ -1422,9 +1431,10 @@ class OnnxAdapter:
         budget; then pieces of examples that each take every row (cutting the rows instead
         would re-run the layers before the first intervened site for every chunk).  Noise
         is drawn for the whole batch, so noisy interventions keep the batch and cut rows."""
-        if interventions is None or interventions.has_noise:
+        if interventions is not None and interventions.has_noise:
             return batch
-        per_example = 4 * 3 * numel * interventions.n_interventions
+        m = 1 if interventions is None else interventions.n_interventions
+        per_example = 4 * 3 * numel * m
         return max(1, min(batch, self.memory_budget // per_example))
 
     def _chunk_size(self, interventions: Interventions | None, batch: int, numel: int) -> int:
@@ -1523,9 +1533,10 @@ class _Rewrite:
         #: allows, else the latest tensor before it that every later computation depends
         #: on (e.g. the input of a residual block), else the model input; None: no expansion
         self.expand_at: str | None = None
-        expand_node, expand_rank = -1, len(adapter._input_dims)
+        expand_rank = len(adapter._input_dims)
+        self.expand_node = -1  # the node producing expand_at (-1: the model input)
         if self.sites and not self.fixed:
-            self.expand_at, expand_node, expand_rank = self._expansion_point(
+            self.expand_at, self.expand_node, expand_rank = self._expansion_point(
                 info[self.sites[0]].tensor, info[self.sites[0]].producer
             )
         new_nodes: dict[int, list[onnx.NodeProto]] = {}  # insert after node index
@@ -1552,7 +1563,7 @@ class _Rewrite:
             nodes, tiled = _tile_nodes(
                 f"{_PREFIX}expand", self.expand_at, expand_rank, self.inputs[self.sites[0]][0]
             )
-            new_nodes.setdefault(expand_node, []).extend(nodes)
+            new_nodes.setdefault(self.expand_node, []).extend(nodes)
             renames[self.expand_at] = tiled
         for name in self.record:
             site = info[name]

@@ -282,6 +282,15 @@ class TorchAdapter:
                 "The 'unit_axes' parameter of TorchAdapter must map site names to ints "
                 f"(the unit axis of one example's activation). Got {unit_axes!r} instead."
             )
+        if isinstance(module, torch.jit.ScriptModule):
+            schema = getattr(getattr(module, "forward", None), "schema", None)
+            raise UnsupportedModelError(
+                "TorchScript modules (torch.jit.script or torch.jit.trace) cannot be hooked, "
+                "so directionkit cannot reach their activations"
+                + (f" (its forward is {schema})" if schema is not None else "")
+                + ". Pass the nn.Module it was made from, or export it to ONNX and analyse "
+                "the .onnx file (other inputs go to inputs=)."
+            )
         meta = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
         if meta or (device is not None and torch.device(device).type == "meta"):
             where = f"its tensors {meta[:3]} are" if meta else "device='meta' was asked for"
@@ -869,7 +878,9 @@ class TorchAdapter:
         re-run them for every chunk of rows).  Counted from the learned expansion point,
         from the input until it is learned.  Noise is drawn for the whole batch, so noisy
         interventions keep the batch and cut the rows."""
-        if interventions is None or interventions.has_noise:
+        if interventions is None:  # a clean pass: every activation, one row
+            return max(1, min(batch, self.memory_budget // (4 * 3 * self._numel_from("", ""))))
+        if interventions.has_noise:
             return batch
         first, where, _ = self._budget_point(interventions)
         per_example = 4 * 3 * self._numel_from(where, first) * interventions.n_interventions

@@ -76,7 +76,32 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--split", choices=("train", "test"), default="test",
                          help="the split every measure is computed on (default test)")  # fmt: skip
     analyze.add_argument("--limit", type=int, help="use only the first N examples of a split")
-    analyze.add_argument("--sites", nargs="+", help="site names (default: every activation)")
+    analyze.add_argument(
+        "--sites", nargs="+",
+        help="site names, or any tensor of the graph (default: every hidden activation)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--output", metavar="NAME|INDEX",
+        help="the model output holding the class scores, by name or index (default: the "
+        "only candidate, or the one named logits; several others are refused with a list)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--input", dest="inputs", metavar="NAME=VALUE", action="append", type=_input_value,
+        help="another input of the model (repeat for each): a number (--input sr=16000), a "
+        ".npy file, or zeros:SHAPE / ones:SHAPE with B for the batch size (--input "
+        "state=zeros:2,B,128); the data go to the input not named",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--unit-axis", dest="unit_axes", metavar="SITE=AXIS", action="append",
+        type=_unit_axis,
+        help="the unit axis of a site's activation, counted in one example (0 is the first "
+        "axis after the batch), where the producing layer does not tell it (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--importance-units", type=_importance_units, default=1024, metavar="N|all",
+        help="measure single-unit importance on at most N units (a sample stratified by "
+        "site), or all (default: %(default)s)",
+    )  # fmt: skip
     analyze.add_argument(
         "--metrics", nargs="+", choices=METRICS,
         help="which measures (default: all; noise sd comes from the train split)",
@@ -177,6 +202,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_value(text: str) -> tuple[str, object]:
+    """``--input NAME=VALUE``: ``(name, value or callable x -> value)``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    for fill, maker in (("zeros:", np.zeros), ("ones:", np.ones)):
+        if value.startswith(fill):
+            dims = value.removeprefix(fill).split(",")
+            if not dims or not all(d == "B" or d.isdigit() for d in dims):
+                raise argparse.ArgumentTypeError(
+                    f"{fill}SHAPE takes comma-separated sizes and B (the batch), got {value!r}"
+                )
+
+            def made(x: object, dims: list[str] = dims, maker: object = maker) -> np.ndarray:
+                shape = [len(x) if d == "B" else int(d) for d in dims]  # type: ignore[arg-type]
+                return maker(shape, np.float32)  # type: ignore[operator,no-any-return]
+
+            return name, made
+    if value.endswith(".npy"):
+        try:
+            return name, np.load(value, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise argparse.ArgumentTypeError(f"cannot read {value!r}: {err}") from err
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"VALUE of {name!r} must be a number, a .npy file, or zeros:SHAPE / ones:SHAPE; "
+            f"got {value!r}"
+        ) from None
+    return name, np.asarray(int(number) if number.is_integer() and "." not in value else number)
+
+
+def _unit_axis(text: str) -> tuple[str, int]:
+    """``--unit-axis SITE=AXIS``."""
+    name, sep, axis = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, int(axis)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SITE=AXIS (an int), got {text!r}") from None
+
+
+def _importance_units(text: str) -> int | str:
+    """``--importance-units N|all``."""
+    if text == "all":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a count >= 1 or all, got {text!r}")
+
+
 #: The names of directionkit.experiments.paper.SCALES (kept here so --help loads no xarray).
 _SCALE_NAMES = ("toy", "quick", "cpu", "full")
 _EXPERIMENT_NAMES = (
@@ -272,7 +350,14 @@ def _analyze(args: argparse.Namespace) -> None:
 
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
     model = _model_file(args.model)
-    adapter = as_adapter(model, sites=args.sites, device=args.device, data=None)
+    output = args.output
+    if output is not None and output.lstrip("-").isdigit():
+        output = int(output)
+    adapter = as_adapter(
+        model, sites=args.sites, device=args.device, data=None, output=output,
+        inputs=dict(args.inputs) if args.inputs else None,
+        unit_axes=dict(args.unit_axes) if args.unit_axes else None,
+    )  # fmt: skip
     shape = getattr(adapter, "input_shape", None)
 
     def prepared(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +396,7 @@ def _analyze(args: argparse.Namespace) -> None:
         noise_scales=args.noise_scales, noise_repeats=args.noise_repeats,
         noise_sd=args.noise_sd, accuracy=args.accuracy, n_bins=args.n_bins,
         binning=args.binning, seed=args.seed, batch_size=args.batch_size,
-        progress=not args.no_progress,
+        importance_units=args.importance_units, progress=not args.no_progress,
     )  # fmt: skip
     if is_run_dir(args.model):
         from directionkit.reference_models.runs import run_summary
@@ -406,7 +491,7 @@ _ANALYZE_ALIASES = {"scales": "noise_scales", "repeats": "noise_repeats", "scope
 # the library functions `analyze` calls with its options
 _ANALYZE_FUNCS = (
     "analyze", "ablation_curve", "noise_curve", "unit_importance", "activation_statistics",
-    "prepare_inputs", "load_data",
+    "prepare_inputs", "load_data", "OnnxAdapter",
 )  # fmt: skip
 # advice written for Python callers -> the same advice for each command
 _ADVICE = {

@@ -92,7 +92,7 @@ def test_onnx_pieces_give_the_numbers_of_one_run(tmp_path) -> None:  # type: ign
     names = list(tight.sites)
     assert tight._example_piece(  # the budget forces pieces of examples
         Interventions.zero_ablate(tight.sites, {names[-1]: masks(9, 8)}), 13,
-        tight._row_numel(None, False, x),
+        tight._row_numel(None, x),
     ) < 13  # fmt: skip
     for site in (names[-1], names[1]):
         rows = masks(9, tight.sites[site].n_units)

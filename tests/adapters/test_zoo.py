@@ -24,6 +24,8 @@ pytest.importorskip("onnxscript")
 import directionkit as dk  # noqa: E402
 from directionkit.adapters.onnx import OnnxAdapter  # noqa: E402
 from directionkit.adapters.torch import TorchAdapter  # noqa: E402
+from directionkit.errors import DirectionKitWarning, UnsupportedModelError  # noqa: E402
+from directionkit.experiments import unit_importance  # noqa: E402
 from tests import zoo  # noqa: E402
 
 pytestmark = [pytest.mark.requires_torch, pytest.mark.requires_onnxruntime]
@@ -146,23 +148,120 @@ def test_analyze_gives_the_same_numbers_from_the_module_and_its_export(
     model, x, path = exported[name]
     y = _labels(model, x)
     options = dict(
-        orderings=2, fractions=3, importance_units=12, noise_scales=[0.0, 1.0], noise_repeats=1,
-        n_bins=4, progress=False, train_data=(x, y),
+        orderings=2, fractions=3, noise_scales=[0.0, 1.0], noise_repeats=1, n_bins=4,
+        progress=False, train_data=(x, y),
+        metrics=["statistics", "ablation", "noise", "weight_l1"],
     )  # fmt: skip
-    got = {
-        "torch": dk.analyze(model, (x, y), **options).dataset,
-        "onnx": dk.analyze(str(path), (x, y), **options).dataset,
-    }
-    a, b = got["torch"], got["onnx"]
+    with warnings.catch_warnings():  # DenseNet's concatenations have no weight_l1: NaN
+        warnings.simplefilter("ignore", DirectionKitWarning)
+        a = dk.analyze(model, (x, y), **options).dataset
+        b = dk.analyze(str(path), (x, y), **options).dataset
+    # (the raw weight_l1 is the exporter's to drop: it folds BatchNorm into the convs)
+    note = "weight_l1_folded_note"
+    assert a.attrs.get(note, "").split(":")[0] == b.attrs.get(note, "").split(":")[0]
+
     def where(info: dict[str, Any]) -> dict[str, Any]:  # the op's name is the framework's
         return {k: {f: v for f, v in e.items() if f not in ("op", "unit_axis_from")}
                 for k, e in info.items()}  # fmt: skip
 
     assert where(a.attrs["site_info"]) == where(b.attrs["site_info"])
     for variable in ("accuracy", "loss", "ablation_accuracy", "ablation_auc", "class_mean",
-                     "selectivity", "unit_mean", "unit_std", "importance_loss",
-                     "importance_accuracy", "noise_accuracy"):  # fmt: skip
+                     "selectivity", "unit_mean", "unit_std", "noise_accuracy",
+                     "weight_l1_folded"):  # fmt: skip
         np.testing.assert_allclose(
             b[variable].values, a[variable].values, rtol=1e-4, atol=1e-5, err_msg=variable
         )
     assert (a["ablation_order"].values == b["ablation_order"].values).all()
+    # single-unit importance on the last two sites (every site costs one session each)
+    sites = list(a.attrs["site_info"])[-2:]
+    importance = [
+        unit_importance(adapter, (x, y), sites)
+        for adapter in (TorchAdapter(model, example_input=x[:2]), OnnxAdapter(path))
+    ]
+    for variable in ("importance_loss", "importance_accuracy"):
+        np.testing.assert_allclose(importance[1][variable].values, importance[0][variable].values,
+                                   rtol=1e-4, atol=1e-5, err_msg=variable)  # fmt: skip
+
+
+def test_convnext_tiny_has_channels_as_units_at_every_stage() -> None:
+    # the real convnext_tiny (28M parameters, random weights): its GELU outputs are
+    # channels-last (B, H, W, 4C), 384 to 3072 units each, never H image rows
+    torch.manual_seed(0)
+    model = zoo.torchvision().models.convnext_tiny(num_classes=10).eval()
+    sites = TorchAdapter(model, example_input=np.zeros((2, 3, 64, 64), np.float32)).sites
+    assert len(sites) == 18  # one GELU per block: 3 + 3 + 9 + 3
+    widths = {96: 384, 192: 768, 384: 1536, 768: 3072}
+    for site in sites.values():
+        assert site.axis == 2 and site.kind == "conv"
+        assert site.n_units in widths.values() and site.shape[2] == site.n_units
+    assert sorted({s.n_units for s in sites.values()}) == sorted(widths.values())
+
+
+class LSTMClassifier(torch.nn.Module):
+    """An LSTM with a ReLU on its sequence output: no Linear or Conv feeds that site."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+        self.lstm = torch.nn.LSTM(8, 16, batch_first=True)
+        self.relu = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(16, 3)
+
+    def forward(self, ids: Any) -> Any:
+        out, _ = self.lstm(self.embed(ids))
+        return self.fc(self.relu(out)[:, -1])
+
+
+def test_an_lstm_keeps_every_measure_it_has_and_says_which_it_has_not(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = LSTMClassifier().eval()
+    x = np.random.default_rng(0).integers(0, 50, (24, 7))
+    y = np.arange(24) % 3
+    path = export(model, x[:2], tmp_path / "lstm.onnx")
+    got = []
+    for m in (model, str(path)):
+        with pytest.warns(DirectionKitWarning, match=r"weight_l1 left out: No .*site 'relu'"):
+            got.append(dk.analyze(m, (x, y), orderings=2, fractions=3, progress=False).dataset)
+    for result in got:  # every measure computed before weight_l1 is kept
+        assert {"ablation_auc", "selectivity", "importance_loss"} <= set(result.data_vars)
+        assert "weight_l1" not in result and "weight_l1" in result.attrs["skipped"]
+        assert result.attrs["site_info"]["relu"]["unit_axis"] == 1  # (T, H): H units
+    for variable in ("accuracy", "ablation_accuracy", "selectivity", "importance_loss"):
+        np.testing.assert_allclose(got[1][variable], got[0][variable], rtol=1e-4, atol=1e-5)
+
+
+class TwoHeads(torch.nn.Module):
+    """Returns a dict: an embedding and the class scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU())
+        self.embedding = torch.nn.Linear(8, 16)
+        self.classifier = torch.nn.Linear(8, 4)
+
+    def forward(self, x: Any) -> Any:
+        h = self.body(x)
+        return {"embedding": self.embedding(h), "logits": self.classifier(h)}
+
+
+def test_a_dict_output_model_is_scored_on_its_logits_in_both_paths(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = TwoHeads().eval()
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x))["logits"].argmax(1).numpy()
+    named = export(model, x[:2], tmp_path / "named.onnx", output_names=["embedding", "logits"])
+    plain = export(model, x[:2], tmp_path / "plain.onnx")  # outputs named by the FX graph
+    results = [dk.analyze(model, (x, y), metrics=["ablation"], orderings=2, fractions=3,
+                          progress=False)]  # fmt: skip
+    with pytest.warns(DirectionKitWarning, match="read from 'logits' by its name"):
+        results.append(dk.analyze(str(named), (x, y), metrics=["ablation"], orderings=2,
+                                  fractions=3, progress=False))  # fmt: skip
+    with pytest.raises(UnsupportedModelError, match=r"none is named 'logits'.*output="):
+        OnnxAdapter(plain)
+    results.append(dk.analyze(str(plain), (x, y), metrics=["ablation"], orderings=2,
+                              fractions=3, output=1, progress=False))  # fmt: skip
+    for result in results:
+        assert float(result["accuracy"]) == 1.0  # the embedding's argmax would be chance
+        np.testing.assert_allclose(result["ablation_accuracy"], results[0]["ablation_accuracy"])
+    assert results[0].attrs["output"] == "output['logits']"
