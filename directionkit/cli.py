@@ -538,6 +538,16 @@ def _cli_message(message: str, command: str) -> str:
             lambda m: flags.get(_ANALYZE_ALIASES.get(m[1], m[1]), m[0]),
             message,
         )
+        # keyword arguments in advice: the options that set them
+        message = re.sub(
+            r"inputs=\{((?:'[^']+': '\.\.\.'(?:, )?)+)\}",
+            lambda m: " ".join(f"--input {k}=VALUE" for k in re.findall(r"'([^']+)': ", m[1])),
+            message,
+        )
+        message = re.sub(r"unit_axes=\{'(.+?)': AXIS\}", r"--unit-axis \1=AXIS", message)
+        message = message.replace("Pass output= the name", "Pass --output the name")
+        message = message.replace("pass output= to choose", "pass --output to choose")
+        message = message.replace("given by inputs=", "given by --input")
     if command == "train":  # TrainConfig's fields are the options of train (dest == field)
         message = re.sub(
             r"The '(\w+)' parameter of TrainConfig",

@@ -93,3 +93,53 @@ def test_analyze_a_torch_module_with_a_dataloader() -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(DirectionKitError, match="does not fit the model"):
         dk.analyze(model, (np.zeros((4, 7), np.float32), np.zeros(4, int)), progress=False)
+
+
+class _General:
+    """A numpy MLP without its LinearChain: importance goes the general way (one
+    intervention per unit), where a budget applies."""
+
+    def __init__(self, net: NumpyMLPAdapter) -> None:
+        self.net = net
+        self.sites = net.sites
+
+    def run(self, x, interventions=None, record=()):  # type: ignore[no-untyped-def]
+        return self.net.run(x, interventions, record)
+
+
+def test_importance_beyond_the_budget_is_a_stated_stratified_sample(problem) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    general = _General(net)
+    full = dk.analyze(general, (x, y), metrics=["importance"], progress=False)
+    assert "importance_sampled" not in full.attrs
+    sampled = dk.analyze(general, (x, y), metrics=["importance"], importance_units=5,
+                         progress=False)  # fmt: skip
+    measured = ~np.isnan(sampled["importance_loss"].values)
+    assert sampled.attrs["importance_sampled"].startswith("4 of 14 units, stratified by site")
+    assert measured.sum() == 4 and measured[:8].sum() == 2 and measured[8:].sum() == 2
+    np.testing.assert_allclose(
+        sampled["importance_loss"].values[measured], full["importance_loss"].values[measured]
+    )
+    again = dk.analyze(general, (x, y), metrics=["importance"], importance_units=5,
+                       progress=False)  # fmt: skip
+    np.testing.assert_array_equal(np.isnan(again["importance_loss"].values), ~measured)
+    with pytest.raises(DirectionKitError, match="'importance_units' parameter of analyze"):
+        dk.analyze(general, (x, y), importance_units=0, progress=False)
+    # the incremental path of plain MLPs measures every unit whatever the budget
+    chain = dk.analyze(net, (x, y), metrics=["importance"], importance_units=5, progress=False)
+    assert not np.isnan(chain["importance_loss"].values).any()
+
+
+def test_options_of_an_adapter_are_set_on_the_adapter(problem) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    with pytest.raises(DirectionKitError, match=r"'output', 'inputs' are set on the adapter"):
+        dk.analyze(net, (x, y), output="logits", inputs={"a": 1}, progress=False)
+
+
+def test_site_info_records_each_sites_shape_and_unit_axis(problem) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    result = dk.analyze(net, (x, y), metrics=["statistics"], progress=False)
+    assert result.attrs["site_info"]["hidden0"] == {
+        "kind": "dense", "n_units": 8, "shape": [8], "unit_axis": 0,
+    }  # fmt: skip
+    assert result.attrs["skipped"] == {} and result.attrs["assumptions"] == []

@@ -372,3 +372,52 @@ def test_an_empty_idx_file_is_a_clean_error(tmp_path: Path, capsys) -> None:  # 
     assert main(_analyze(_onnx_model(tmp_path), tmp_path / "x.zarr", data=str(idx))) == 2
     assert "not an IDX file" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_analyze_takes_the_other_inputs_the_output_and_unit_axes_of_a_model(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    import onnx
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from tests.adapters.test_onnx_shipped import multi_input, two_outputs
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "xy.npz"
+    np.savez(data, x=rng.normal(size=(30, 4)).astype(np.float32), y=np.arange(30) % 3)
+    model = tmp_path / "vad.onnx"
+    onnx.save(multi_input(), str(model))
+    base = ["analyze", str(model), "--data", str(data), "--no-progress", "--metrics",
+            "statistics", "ablation", "--orderings", "2", "--fractions", "3"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "pass the others with --input state=VALUE --input sr=VALUE" in err
+    out = tmp_path / "b.zarr"
+    args = ["--input", "state=zeros:2,B,3", "--input", "sr=16000", "--out", str(out)]
+    assert main([*base, *args]) == 0, capsys.readouterr().err
+    assert "selectivity" in dk.open(out).dataset
+    with pytest.raises(SystemExit):  # argparse's own refusal, exit status 2
+        main([*base, "--input", "state=zeros:2,X", "--out", str(tmp_path / "c.zarr")])
+    assert "B (the batch)" in capsys.readouterr().err
+
+    several = tmp_path / "two.onnx"
+    onnx.save(two_outputs(("linear_1", "linear_2"), widths=(3, 3)), str(several))
+    other = ["analyze", str(several), "--data", str(data), "--no-progress", "--metrics",
+             "statistics"]  # fmt: skip
+    assert main([*other, "--out", str(tmp_path / "d.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "none is named 'logits'" in err and "Pass --output the name or index" in err
+    out = tmp_path / "e.zarr"
+    assert main([*other, "--output", "1", "--unit-axis", "act=0", "--out", str(out)]) == 0
+    result = dk.open(out)
+    assert result.attrs["output"] == "output 'linear_2'"
+    assert result.attrs["site_info"]["act"]["unit_axis_from"] == "given"
+    with pytest.raises(SystemExit):
+        main([*other, "--unit-axis", "act=x", "--out", str(tmp_path / "f.zarr")])
+    assert "SITE=AXIS" in capsys.readouterr().err
+    assert main([*other, "--output", "1", "--unit-axis", "act=4", "--out",
+                 str(tmp_path / "g.zarr")]) == 2  # fmt: skip
+    assert "entry of site 'act' must be an axis" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("a.zarr", "d.zarr", "g.zarr"))
