@@ -131,6 +131,17 @@ def is_elementwise_nonlinearity(module: nn.Module, example: torch.Tensor) -> boo
     """
     if next(module.children(), None) is not None or not example.is_floating_point():
         return False
+    # a module with state (an observer's running min and max) gets it back afterwards
+    kept = [(b, b.detach().clone()) for b in module.buffers(recurse=False)]
+    try:
+        return _behaves_so(module, example)
+    finally:
+        with torch.no_grad():
+            for buffer, value in kept:
+                buffer.copy_(value)
+
+
+def _behaves_so(module: nn.Module, example: torch.Tensor) -> bool:
     try:
         with torch.inference_mode():
             whole = module(example.clone())

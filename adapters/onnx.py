@@ -146,8 +146,9 @@ _OUTPUT_ACTIVATIONS = frozenset({"Softmax", "LogSoftmax", "Sigmoid"})
 _PREFIX = "directionkit__"
 _MAX_EXPANSION_CANDIDATES = 64  # tensors tried, latest first, before expanding at the input
 #: Rewritten sessions kept (least recently used dropped): one per set of intervened and
-#: recorded sites, so per-unit importance over many sites would otherwise hold one each.
-MAX_SESSIONS = 8
+#: recorded sites, so per-unit importance over many sites would otherwise hold one each,
+#: each with its memory arena at its peak (B8: 2.5 GB with every session, 0.6 GB with 2).
+MAX_SESSIONS = 2
 MIN_OPSET = 7
 #: What onnxruntime raises when it cannot load or run a model (its own classes, not builtins).
 _ORT_ERRORS: tuple[type[Exception], ...] = tuple(
@@ -416,6 +417,12 @@ class OnnxAdapter:
     io_binding : bool, optional
         Bind the data batch to the device once for all interventions (default: on
         for CUDA).
+    cpu_memory_arena : bool
+        Use onnxruntime's CPU memory arena (the default): runs reuse its memory, faster
+        for large tensors (B4: 1.4x), but an arena keeps the peak of its session's runs
+        for the session's life, so the adapter keeps only the two most recently used
+        rewritten sessions (one per set of intervened and recorded sites).  Off, a run's
+        memory is freed after it (``benchmarks/RESULTS.md``, B4, B8).
 
     Attributes
     ----------
@@ -442,6 +449,7 @@ class OnnxAdapter:
         memory_budget: int | None = None,
         graph_optimization: bool = True,
         io_binding: bool | None = None,
+        cpu_memory_arena: bool = True,
         inputs: Mapping[str, Any] | None = None,
         unit_axes: Mapping[str, int] | None = None,
     ) -> None:
@@ -519,9 +527,8 @@ class OnnxAdapter:
         self._providers = self._choose_providers(providers, device)
         self._options = ort.SessionOptions()
         self._options.log_severity_level = 3
-        # without the CPU arena, memory a run used is freed after it: an arena keeps its
-        # peak for the session's life, one per cached session (benchmarks/RESULTS.md, B8)
-        self._options.enable_cpu_mem_arena = False
+        # an arena keeps its peak for its session's life: few sessions are kept (B8)
+        self._options.enable_cpu_mem_arena = bool(cpu_memory_arena)
         if not graph_optimization:
             self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.memory_budget = CPU_MEMORY_BUDGET if memory_budget is None else int(memory_budget)

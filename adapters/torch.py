@@ -643,10 +643,11 @@ class TorchAdapter:
                 raise _Unexpandable(
                     f"module {state.expand_at!r} runs again after the rows were expanded"
                 )
-            x = args[0] if args else None
+            x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
             if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] != b:
                 raise _Unexpandable(
-                    f"the first argument of module {state.expand_at!r} is not a batch of {b}"
+                    f"the first tensor argument of module {state.expand_at!r} is not a batch "
+                    f"of {b}"
                 )
             assert state.interventions is not None
             m = state.interventions.n_interventions
@@ -665,10 +666,12 @@ class TorchAdapter:
             key = self._names.get(id(module), "")
             call = state.calls.get(id(module), 0)
             name = _call_name(key, call) + ":input"
-            if name not in self._hooks or not args or not isinstance(args[0], torch.Tensor):
+            # the first tensor argument, as the trace recorded it
+            at = next((i for i, a in enumerate(args) if isinstance(a, torch.Tensor)), None)
+            if name not in self._hooks or at is None:
                 return None
-            edited = self._visit(state, name, args[0])
-            return None if edited is None else (edited, *args[1:])
+            edited = self._visit(state, name, args[at])
+            return None if edited is None else (*args[:at], edited, *args[at + 1 :])
 
         return entry
 
@@ -952,16 +955,18 @@ class TorchAdapter:
         trace = Trace(self.module)
         modules = list(self.module.modules())
         training = [m.training for m in modules]
+        kwargs = self._extra_inputs(x)
         try:
             self.module.eval()
-            with torch.inference_mode(), trace.recording():
-                returned = self.module(x, **self._extra_inputs(x))
-        except (RuntimeError, TypeError, ValueError, IndexError) as err:
-            raise _forward_error(x, err, self._inputs is not None) from err
+            try:
+                with torch.inference_mode(), trace.recording():
+                    returned = self.module(x, **kwargs)
+            except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                raise _forward_error(x, err, self._inputs is not None) from err
+            trace.classify()  # probes modules: in eval mode, as the pass ran
         finally:
             for module, flag in zip(modules, training, strict=True):
                 module.training = flag
-        trace.classify()
         self._output_path, self.output_description = _output_path(returned, self._output, x)
         self._output_path_checked(returned)
         self._set_output_kind(trace, returned)

@@ -93,6 +93,10 @@ class Session:
             pytest.importorskip("torch")
         if "onnx" in block.code:
             pytest.importorskip("onnxruntime")
+        if "torchvision" in block.code or "transformers" in block.code:
+            from tests import zoo
+
+            zoo.transformers()  # PyPI's CUDA-built torchvision: see the README and tests/zoo.py
         previous = Path.cwd()
         os.chdir(self.cwd)
         try:
@@ -211,7 +215,10 @@ def test_the_extras_hold_what_the_readme_and_train_import() -> None:
     def names(requirements: list[str]) -> set[str]:
         return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
 
-    installed = names(project["dependencies"]) | names(extras["torch"]) | names(extras["onnx"])
+    installed = (
+        names(project["dependencies"]) | names(extras["torch"]) | names(extras["onnx"])
+        | names(extras["zoo"])
+    )  # fmt: skip
     distributions = packages_distributions()
     for block in BLOCKS:
         if block.language != "python":

@@ -381,3 +381,51 @@ def test_wrong_inputs_still_say_the_input_does_not_fit() -> None:
     net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
     with pytest.raises(InvalidDataError, match="does not fit the model"):
         TorchAdapter(net, example_input=rows(2, features=7))
+
+
+def test_probing_a_module_leaves_its_state_and_the_models_mode_alone() -> None:
+    class Observer(nn.Module):  # a parameter-free module with state: a running maximum
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("peak", torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.peak.copy_(torch.maximum(self.peak, x.abs().max()))
+            return x
+
+    net = nn.Sequential(nn.Linear(6, 5), Observer(), nn.ReLU(), nn.Linear(5, 3)).train()
+    x = rows(4)
+    with torch.no_grad():
+        net(torch.from_numpy(x))
+    peak = float(net[1].peak)
+    adapter = TorchAdapter(net, example_input=x)
+    assert list(adapter.sites) == ["2"]  # the observer is linear: not a site
+    assert float(net[1].peak) == peak  # the probe's synthetic inputs (up to 8) left no trace
+    assert all(m.training for m in net.modules())
+
+
+def test_an_input_site_is_the_first_tensor_argument() -> None:
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, scale: float | None, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(x))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = Gate()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.gate(None, x)
+
+    net = Net()
+    adapter = TorchAdapter(net, sites=["gate:input"], example_input=rows(2))
+    assert adapter.sites["gate:input"].n_units == 6
+    mask = np.ones((1, 6), bool)
+    out = adapter.run(rows(3), Interventions.zero_ablate(adapter.sites, {"gate:input": mask}))
+    with torch.no_grad():  # x zeroed, not the None before it
+        want = net.gate.fc(torch.zeros(3, 6)).numpy()
+    np.testing.assert_allclose(out.logits[0], want, atol=1e-6)
