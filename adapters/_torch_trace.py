@@ -53,6 +53,7 @@ __all__ = [
     "ACTIVATION_TYPES",
     "FUNCTIONAL_ACTIVATIONS",
     "Call",
+    "FunctionWatch",
     "Trace",
     "canonical_function",
     "is_elementwise_nonlinearity",
@@ -400,12 +401,10 @@ def producer_axis(call: Call) -> tuple[int | None, int | None, bool]:
     return -1, call.shape[-1], True
 
 
-class _Functions(TorchFunctionMode):
-    """Sees every torch function called during the pass (not those nested in another)."""
-
-    def __init__(self, trace: Trace) -> None:
-        super().__init__()
-        self.trace = trace
+class FunctionWatch(TorchFunctionMode):
+    """Calls :meth:`seen` with every torch function called while it is active (not those
+    nested inside another: ``F.relu``'s own ``torch.relu`` is not seen again); what
+    :meth:`seen` returns is what the caller gets."""
 
     def __torch_function__(
         self,
@@ -415,7 +414,21 @@ class _Functions(TorchFunctionMode):
         kwargs: Mapping[str, Any] | None = None,
     ) -> Any:
         output = func(*args, **(kwargs or {}))
-        name = canonical_function(func)
+        return self.seen(canonical_function(func), args, output)
+
+    def seen(self, name: str, args: Sequence[Any], output: Any) -> Any:
+        """The value the caller gets for ``name(*args) == output``."""
+        raise NotImplementedError
+
+
+class _Functions(FunctionWatch):
+    """Records the traced functions of the pass."""
+
+    def __init__(self, trace: Trace) -> None:
+        super().__init__()
+        self.trace = trace
+
+    def seen(self, name: str, args: Sequence[Any], output: Any) -> Any:
         if name in _TRACED:
             first = next((a for a in args if isinstance(a, torch.Tensor)), None)
             self.trace.function(name, first, output)

@@ -117,7 +117,10 @@ from directionkit.adapter import (
     RunOutput,
     Site,
     check_request,
-    looks_like_probabilities,
+    check_unit_axes,
+    given_unit_axis,
+    guessed_unit_axis,
+    probabilities_by_value,
 )
 from directionkit.adapters._onnx_axes import unit_axis
 from directionkit.adapters._onnx_sites import (
@@ -475,19 +478,8 @@ class OnnxAdapter:
                 "callables x -> value (an ONNX model's inputs are named; a callable returning "
                 f"all of them works with torch models only). Got {type(inputs).__name__}."
             )
-        if unit_axes is not None and (
-            not isinstance(unit_axes, Mapping)
-            or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                for k, v in unit_axes.items()
-            )
-        ):
-            raise InvalidParameterError(
-                "The 'unit_axes' parameter of OnnxAdapter must map site names to ints "
-                f"(the unit axis of one example's activation). Got {unit_axes!r} instead."
-            )
         self._extras: dict[str, Any] = dict(inputs or {})
-        self._unit_axes = dict(unit_axes or {})
+        self._unit_axes = check_unit_axes(unit_axes, "OnnxAdapter")
         self.assumptions: list[str] = []
         self._kind_checked = False
         self._rows_singly = False  # one intervention per run (extra inputs hold the batch)
@@ -615,15 +607,12 @@ class OnnxAdapter:
         self._kind_checked = True
         if self.output_kind != "logits":
             return out
-        guess = looks_like_probabilities(out.logits.reshape(-1, out.logits.shape[-1]))
-        if guess is None:
-            return out
-        note = (
-            f"The model's scores ({self.output_description}) are {guess} by their values "
-            "(every row of the first batch is non-negative and sums to one"
-            + (", as logarithms" if guess == "log-probabilities" else "")
-            + "), though no Softmax produced them; directionkit treats them as such."
+        found = probabilities_by_value(
+            out.logits.reshape(-1, out.logits.shape[-1]), self.output_description
         )
+        if found is None:
+            return out
+        guess, note = found
         self.assumptions.append(note)
         warnings.warn(note, DirectionKitWarning, stacklevel=3)
         self.output_kind = guess
@@ -1263,14 +1252,9 @@ class OnnxAdapter:
     ) -> tuple[int, str, bool]:
         """``(axis of one example's activation, what fixed it, made by a convolution)``."""
         rank = len(shape) - 1
-        if name in self._unit_axes:
-            axis = self._unit_axes[name]
-            if not -rank <= axis < rank:
-                raise InvalidParameterError(
-                    f"The 'unit_axes' entry of site {name!r} must be an axis of its per-example "
-                    f"shape {shape[1:]}. Got {axis} instead."
-                )
-            return axis % rank, "given", False
+        given = given_unit_axis(self._unit_axes, name, shape[1:])
+        if given is not None:
+            return given, "given", False
         shapes = _ShapeLookup(self._types)
         evidence = unit_axis(
             tensor, shape, self._graph.node, self._producers, self._static, shapes
@@ -1279,12 +1263,7 @@ class OnnxAdapter:
             return 0, evidence.op if evidence is not None else "rank", False
         if evidence is not None and evidence.axis >= 1:
             return evidence.axis - 1, evidence.op, evidence.channels
-        default = 0 if rank >= 3 else rank - 1
-        note = (
-            f"The unit axis of site {name!r} (shape {shape}) is not known from the layer "
-            f"that produced it; axis {default} of one example was assumed. Pass "
-            f"unit_axes={{{name!r}: AXIS}} to set it."
-        )
+        default, note = guessed_unit_axis(name, shape[1:])
         self.assumptions.append(note)
         warnings.warn(note, DirectionKitWarning, stacklevel=5)
         return default, "guess", rank >= 3

@@ -94,7 +94,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from directionkit.adapter import (
     CPU_MEMORY_BUDGET,
@@ -106,14 +105,17 @@ from directionkit.adapter import (
     RunOutput,
     Site,
     check_request,
-    looks_like_probabilities,
+    check_unit_axes,
+    given_unit_axis,
+    guessed_unit_axis,
+    probabilities_by_value,
 )
 from directionkit.adapters._torch_trace import (
     ACTIVATION_TYPES,
     FUNCTIONAL_ACTIVATIONS,
     Call,
+    FunctionWatch,
     Trace,
-    canonical_function,
     producer_axis,
 )
 from directionkit.errors import (
@@ -271,17 +273,6 @@ class TorchAdapter:
                 "The 'inputs' parameter of TorchAdapter must be a mapping of extra forward "
                 f"arguments or a callable x -> mapping. Got {type(inputs).__name__} instead."
             )
-        if unit_axes is not None and (
-            not isinstance(unit_axes, Mapping)
-            or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                for k, v in unit_axes.items()
-            )
-        ):
-            raise InvalidParameterError(
-                "The 'unit_axes' parameter of TorchAdapter must map site names to ints "
-                f"(the unit axis of one example's activation). Got {unit_axes!r} instead."
-            )
         if isinstance(module, torch.jit.ScriptModule):
             schema = getattr(getattr(module, "forward", None), "schema", None)
             raise UnsupportedModelError(
@@ -304,7 +295,7 @@ class TorchAdapter:
         self._requested = None if sites is None else tuple(sites)
         self._output = output
         self._inputs = inputs
-        self._unit_axes = dict(unit_axes or {})
+        self._unit_axes = check_unit_axes(unit_axes, "TorchAdapter")
         if device is None:
             param = next(module.parameters(), None)
             device = param.device if param is not None else "cpu"
@@ -1033,15 +1024,9 @@ class TorchAdapter:
         scores = self._scores(returned)
         if kind is None:
             values = scores.detach().to("cpu", torch.float64).numpy()
-            guess = looks_like_probabilities(values)
-            if guess is not None:
-                kind = guess
-                note = (
-                    f"The model's scores ({self.output_description}) are {guess} by their "
-                    "values (every row of the first batch is non-negative and sums to one"
-                    + (", as logarithms" if guess == "log-probabilities" else "")
-                    + "), though no softmax produced them; directionkit treats them as such."
-                )
+            by_value = probabilities_by_value(values, self.output_description)
+            if by_value is not None:
+                kind, note = by_value
                 self.assumptions.append(note)
                 warnings.warn(note, DirectionKitWarning, stacklevel=4)
         self.output_kind = kind or "logits"
@@ -1108,14 +1093,9 @@ class TorchAdapter:
         """``(axis, what fixed it, made by a convolution)`` for a site of per-example
         ``shape`` (see the module docs)."""
         rank = len(shape)
-        if name in self._unit_axes:
-            axis = self._unit_axes[name]
-            if not -rank <= axis < rank:
-                raise InvalidParameterError(
-                    f"The 'unit_axes' entry of site {name!r} must be an axis of its per-example "
-                    f"shape {shape}. Got {axis} instead."
-                )
-            return axis % rank, "given", False
+        given = given_unit_axis(self._unit_axes, name, shape)
+        if given is not None:
+            return given, "given", False
         own = call if call.kind == "module" and producer_axis(call)[0] is not None else None
         if own is not None and where == "input":
             weight = getattr(call.module, "weight", None)
@@ -1135,12 +1115,7 @@ class TorchAdapter:
                 if len(matches) == 1:
                     conv = conv or (rank >= 3 and matches[0] == 0)
                     return matches[0], f"{producer.label} (by size)", conv
-        default = 0 if rank >= 3 else rank - 1
-        note = (
-            f"The unit axis of site {name!r} (per-example shape {shape}) is not known from "
-            f"the layer that produced it; axis {default} was assumed. Pass "
-            f"unit_axes={{{name!r}: AXIS}} to set it."
-        )
+        default, note = guessed_unit_axis(name, shape)
         self.assumptions.append(note)
         warnings.warn(note, DirectionKitWarning, stacklevel=5)
         return default, "guess", rank >= 3 and default == 0
@@ -1178,7 +1153,7 @@ class TorchAdapter:
         return producer.module, norm
 
 
-class _RunFunctions(TorchFunctionMode):
+class _RunFunctions(FunctionWatch):
     """Edits functional activation sites during a pass (see :class:`_Hook`)."""
 
     def __init__(self, adapter: TorchAdapter, state: _Pass) -> None:
@@ -1186,24 +1161,17 @@ class _RunFunctions(TorchFunctionMode):
         self.adapter = adapter
         self.state = state
 
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Sequence[type],
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> Any:
-        output = func(*args, **(kwargs or {}))
+    def seen(self, name: str, args: Sequence[Any], output: Any) -> Any:
         state = self.state
-        if state.inside_activation > 0 or canonical_function(func) not in FUNCTIONAL_ACTIVATIONS:
+        if state.inside_activation > 0 or name not in FUNCTIONAL_ACTIVATIONS:
             return output
         index = state.functions
         state.functions += 1
         names = self.adapter._functional
-        name = names[index] if index < len(names) else None
-        if name is None or not isinstance(output, torch.Tensor):
+        site = names[index] if index < len(names) else None
+        if site is None or not isinstance(output, torch.Tensor):
             return output
-        edited = self.adapter._visit(state, name, output)
+        edited = self.adapter._visit(state, site, output)
         return output if edited is None else edited
 
 

@@ -100,7 +100,11 @@ __all__ = [
     "SupportsPrefixCache",
     "SupportsWeightL1",
     "check_request",
+    "check_unit_axes",
+    "given_unit_axis",
+    "guessed_unit_axis",
     "looks_like_probabilities",
+    "probabilities_by_value",
     "units_last",
 ]
 
@@ -293,6 +297,94 @@ class Site:
         """The per-example axes other than the unit axis (space, tokens), counted from 0."""
         axis = self.unit_axis_in(rank)
         return tuple(i for i in range(rank) if i != axis)
+
+
+def probabilities_by_value(scores: np.ndarray, where: str) -> tuple[str, str] | None:
+    """``(kind, note)`` when ``(B, C)`` scores that no softmax made hold probabilities by
+    their values (see :func:`looks_like_probabilities`), else None.  ``where`` says where
+    the scores were read; the note is what the adapter warns and records.
+
+    Examples
+    --------
+    >>> probabilities_by_value(np.array([[0.25, 0.75]]), "output 'p'")[0]
+    'probabilities'
+    """
+    kind = looks_like_probabilities(scores)
+    if kind is None:
+        return None
+    note = (
+        f"The model's scores ({where}) are {kind} by their values (every row of the first "
+        "batch is non-negative and sums to one"
+        + (", as logarithms" if kind == "log-probabilities" else "")
+        + "), though no softmax produced them; directionkit treats them as such."
+    )
+    return kind, note
+
+
+def check_unit_axes(unit_axes: Any, func: str) -> dict[str, int]:
+    """``unit_axes`` as given to an adapter: None, or a mapping of site names to ints.
+
+    Examples
+    --------
+    >>> check_unit_axes({"relu()": 0}, "TorchAdapter")
+    {'relu()': 0}
+    >>> check_unit_axes({"a": "last"}, "OnnxAdapter")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidParameterError: The 'unit_axes' parameter of OnnxAdapter ...
+    """
+    if unit_axes is None:
+        return {}
+    if not isinstance(unit_axes, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int | np.integer) and not isinstance(v, bool)
+        for k, v in unit_axes.items()
+    ):
+        raise InvalidParameterError(
+            f"The 'unit_axes' parameter of {func} must map site names to ints (the unit axis "
+            f"of one example's activation). Got {unit_axes!r} instead."
+        )
+    return {k: int(v) for k, v in unit_axes.items()}
+
+
+def given_unit_axis(
+    unit_axes: Mapping[str, int], name: str, shape: Sequence[int | None]
+) -> int | None:
+    """The unit axis ``unit_axes`` gives site ``name`` (of per-example ``shape``), counted
+    from 0, or None when it gives none.
+
+    Examples
+    --------
+    >>> given_unit_axis({"a": -1}, "a", (5, 7)), given_unit_axis({}, "a", (5, 7))
+    (1, None)
+    """
+    if name not in unit_axes:
+        return None
+    axis, rank = unit_axes[name], len(shape)
+    if not -rank <= axis < rank:
+        raise InvalidParameterError(
+            f"The 'unit_axes' entry of site {name!r} must be an axis of its per-example shape "
+            f"{tuple(shape)}. Got {axis} instead."
+        )
+    return axis % rank
+
+
+def guessed_unit_axis(name: str, shape: Sequence[int | None]) -> tuple[int, str]:
+    """``(axis, note)``: the axis assumed for a site whose producing layer does not tell
+    it (the channel of a map, else the last), and the note saying so.
+
+    Examples
+    --------
+    >>> guessed_unit_axis("relu()", (3, 4, 4))[0], guessed_unit_axis("relu()", (9, 4))[0]
+    (0, 1)
+    """
+    rank = len(shape)
+    axis = 0 if rank >= 3 else rank - 1
+    note = (
+        f"The unit axis of site {name!r} (per-example shape {tuple(shape)}) is not known from "
+        f"the layer that produced it; axis {axis} was assumed. Pass "
+        f"unit_axes={{{name!r}: AXIS}} to set it."
+    )
+    return axis, note
 
 
 def units_last(site: Site, values: np.ndarray) -> np.ndarray:
