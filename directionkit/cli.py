@@ -7,7 +7,7 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 import numpy as np
 
@@ -207,17 +207,17 @@ def _input_value(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    for fill, maker in (("zeros:", np.zeros), ("ones:", np.ones)):
-        if value.startswith(fill):
-            dims = value.removeprefix(fill).split(",")
+    for prefix, fill in (("zeros:", 0.0), ("ones:", 1.0)):
+        if value.startswith(prefix):
+            dims = value.removeprefix(prefix).split(",")
             if not dims or not all(d == "B" or d.isdigit() for d in dims):
                 raise argparse.ArgumentTypeError(
-                    f"{fill}SHAPE takes comma-separated sizes and B (the batch), got {value!r}"
+                    f"{prefix}SHAPE takes comma-separated sizes and B (the batch), got {value!r}"
                 )
 
-            def made(x: object, dims: list[str] = dims, maker: object = maker) -> np.ndarray:
-                shape = [len(x) if d == "B" else int(d) for d in dims]  # type: ignore[arg-type]
-                return maker(shape, np.float32)  # type: ignore[operator,no-any-return]
+            def made(x: Sized, dims: list[str] = dims, fill: float = fill) -> np.ndarray:
+                shape = [len(x) if d == "B" else int(d) for d in dims]
+                return np.full(shape, fill, np.float32)
 
             return name, made
     if value.endswith(".npy"):

@@ -497,7 +497,7 @@ class Workspace:
             metrics=list(metrics),
             device=None if self.device == "auto" else self.device,
             progress=self.progress,
-            **parameters,
+            **{"importance_units": "all", **parameters},  # the paper measures every unit
         )
         dataset = result.dataset.copy()
         run_config = dict(config)
