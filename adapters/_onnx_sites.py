@@ -273,8 +273,55 @@ def find_sites(
         name = legacy_name(node.name, calls) or node.name or node.output[0]
         if name in found:
             name = node.output[0]
-        found[name] = Found(node.output[0], index, None, node.op_type, node.input[0])
+        tensor, at, op = _gated(node, index, nodes, keep, initializers)
+        found[name] = Found(tensor, at, None, op, node.input[0])
     return found
+
+
+def _gated(
+    node: onnx.NodeProto,
+    index: int,
+    nodes: Sequence[onnx.NodeProto],
+    keep: set[int],
+    initializers: Mapping[str, np.ndarray],
+) -> tuple[str, int, str]:
+    """``(tensor, node, op)`` of the activation an activation node belongs to.
+
+    Exporters write some activations as a gate times the input: hard-swish as
+    ``x * Clip(x + 3, 0, 6) / 6`` (paddle2onnx at opset 11), swish as ``x * Sigmoid(x)``.
+    The unit's activity is then the product (scaled), not the gate: when the node's only
+    consumer is a ``Mul`` by the node's own input (or that input before a constant
+    shift), the product -- and a ``Div``/``Mul`` by a constant after it -- is the site.
+    A gate of another tensor (a squeeze-excitation gate) stays the site it is.
+    """
+    consumers: dict[str, list[int]] = {}
+    for i in keep:
+        for tensor in nodes[i].input:
+            consumers.setdefault(tensor, []).append(i)
+    producers = {out: i for i in keep for out in nodes[i].output}
+    data = [t for t in node.input if t and t not in initializers]
+    if not data:
+        return node.output[0], index, node.op_type
+    roots = {data[0]}
+    before = producers.get(data[0])
+    if before is not None and nodes[before].op_type in ("Add", "Sub", "Mul", "Div"):
+        shifted = [t for t in nodes[before].input if t not in initializers]
+        if len(shifted) == 1:
+            roots.add(shifted[0])
+    users = consumers.get(node.output[0], [])
+    if len(users) != 1 or nodes[users[0]].op_type != "Mul":
+        return node.output[0], index, node.op_type
+    product = nodes[users[0]]
+    other = [t for t in product.input if t != node.output[0]]
+    if len(other) != 1 or other[0] not in roots:
+        return node.output[0], index, node.op_type
+    tensor, at = product.output[0], users[0]
+    after = consumers.get(tensor, [])
+    if len(after) == 1 and nodes[after[0]].op_type in ("Div", "Mul"):
+        scale = nodes[after[0]]
+        if any(t in initializers for t in scale.input if t != tensor):
+            tensor, at = scale.output[0], after[0]
+    return tensor, at, f"x*{node.op_type}"
 
 
 def _data_input(node: onnx.NodeProto, initializers: Mapping[str, np.ndarray]) -> str:

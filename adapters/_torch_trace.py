@@ -189,6 +189,7 @@ class Call:
     inside_activation: bool = False  # a function called inside an activation module
     owner_id: int | None = None  # id of the module whose forward called the function
     start: int = -1  # a module call: how many calls had completed when it began
+    tensor_output: bool = True  # the output is one tensor (an RNN's is a tuple)
 
     @property
     def name(self) -> str:
@@ -256,7 +257,7 @@ class Trace:
             Call(
                 len(self.calls), "module", self._names.get(id(module), ""),
                 type(module).__name__, count, module, _shape(output), _shape(first), example,
-                start=start,
+                start=start, tensor_output=isinstance(output, torch.Tensor),
             )
         )  # fmt: skip
 

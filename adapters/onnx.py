@@ -107,6 +107,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from directionkit.adapter import (
+    BINARY_KINDS,
     CPU_MEMORY_BUDGET,
     GPU_MEMORY_BUDGET,
     LOGARITHM_TAKEN,
@@ -116,8 +117,12 @@ from directionkit.adapter import (
     LinearChain,
     RunOutput,
     Site,
+    binary_columns,
+    binary_kind,
+    check_output_kind,
     check_request,
     check_unit_axes,
+    check_unit_axes_named,
     given_unit_axis,
     guessed_unit_axis,
     probabilities_by_value,
@@ -335,6 +340,36 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return values
 
 
+def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    """The tensors a control-flow node's bodies read that they do not make themselves:
+    outer-scope tensors, which the node depends on as much as on its inputs."""
+    reads: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+        for graph in graphs:
+            made = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+            for inner in graph.node:
+                reads.update(t for t in (*inner.input, *_subgraph_reads(inner))
+                             if t and t not in made)  # fmt: skip
+                made.update(inner.output)
+    return reads
+
+
+def _rename_in_bodies(node: onnx.NodeProto, renames: Mapping[str, str]) -> None:
+    """Make a control-flow node's bodies read the renamed (edited) outer tensors, where
+    they do not make a tensor of that name themselves."""
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+        for graph in graphs:
+            made = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+            for inner in graph.node:
+                for i, tensor in enumerate(inner.input):
+                    if tensor in renames and tensor not in made:
+                        inner.input[i] = renames[tensor]
+                _rename_in_bodies(inner, {k: v for k, v in renames.items() if k not in made})
+                made.update(inner.output)
+
+
 def _static_tensors(graph: onnx.GraphProto) -> set[str]:
     """Tensors that depend on no graph input: initializers, constants, and what nodes
     compute from them alone (a bias reshaped to ``(1, C, 1, 1)``)."""
@@ -410,6 +445,10 @@ class OnnxAdapter:
     unit_axes : mapping of str to int, optional
         The unit axis of named sites (0 is the first axis after the batch), where the
         producing layer does not tell it.
+    output_kind : str, optional
+        What the scores are (see :data:`directionkit.adapter.ALL_KINDS`), where the
+        graph does not tell it (a sigmoid inside a control-flow subgraph); default:
+        detected.
     memory_budget : int, optional
         Bytes of site activations one session run may hold; M is chunked to fit.
         Default: 256 MiB when the session runs on the CPU, 1 GiB on CUDA (as
@@ -455,6 +494,7 @@ class OnnxAdapter:
         cpu_memory_arena: bool = True,
         inputs: Mapping[str, Any] | None = None,
         unit_axes: Mapping[str, int] | None = None,
+        output_kind: str | None = None,
     ) -> None:
         if sites is not None and (
             isinstance(sites, str) or not all(isinstance(s, str) for s in sites)
@@ -480,6 +520,7 @@ class OnnxAdapter:
             )
         self._extras: dict[str, Any] = dict(inputs or {})
         self._unit_axes = check_unit_axes(unit_axes, "OnnxAdapter")
+        self._given_kind = check_output_kind(output_kind, "OnnxAdapter")
         self.assumptions: list[str] = []
         self._kind_checked = False
         self._rows_singly = False  # one intervention per run (extra inputs hold the batch)
@@ -504,6 +545,9 @@ class OnnxAdapter:
         self._static = _static_tensors(self._graph)
         self._input, self._input_dtype, self._input_dims = self._find_input()
         self.output_name, self.output_kind = self._find_output(output)
+        if self._given_kind is not None:
+            self.output_kind = self._given_kind
+            self._kind_checked = True
         self._fixed_batch: int | None = self._input_dims[0]
         self._fixed_reason = ""
         fixed_run_seconds = self._free_batch_axis() if self._fixed_batch is not None else None
@@ -516,9 +560,14 @@ class OnnxAdapter:
             name: dataclasses.replace(s, depth=depth)
             for depth, (name, s) in enumerate(found.items())
         }
+        check_unit_axes_named(self._unit_axes, self._sites)
+        #: the ``device`` asked for (None: CUDA when present); :attr:`device` is the one used
+        self.device_asked = device
         self._providers = self._choose_providers(providers, device)
         self._options = ort.SessionOptions()
-        self._options.log_severity_level = 3
+        # fatal only: the errors directionkit meets it reports itself (and some it expects:
+        # a batch-holding input met by M*B rows, before going one row at a time)
+        self._options.log_severity_level = 4
         # an arena keeps its peak for its session's life: few sessions are kept (B8)
         self._options.enable_cpu_mem_arena = bool(cpu_memory_arena)
         if not graph_optimization:
@@ -605,6 +654,17 @@ class OnnxAdapter:
         if self._kind_checked:
             return out
         self._kind_checked = True
+        if out.logits.shape[-1] == 1:  # one score per example: a binary classifier
+            raw = out.logits
+            if self.output_kind in LOGARITHM_TAKEN:  # the first run took log(p): undo it
+                raw = np.exp(raw)
+            self._kind_checked = False  # refused below: ask again next time
+            kind = binary_kind(raw, self.output_description,
+                               sigmoid=self.output_kind == "sigmoid-probabilities")  # fmt: skip
+            self._kind_checked = True
+            self.output_kind = kind
+            log.info("Output %r: %s.", self.output_name, OUTPUT_KIND_NOTES[kind])
+            return RunOutput(binary_columns(raw, kind), out.activations)
         if self.output_kind != "logits":
             return out
         found = probabilities_by_value(
@@ -788,9 +848,10 @@ class OnnxAdapter:
         with an optional ``Add`` of a constant bias) each followed by a ``Relu`` site,
         ending in an affine layer and optionally a ``Softmax`` (whose log is the
         adapter's output, so the chain's logits give the same accuracy and loss).
-        The core then computes ablation curves and importance incrementally.
+        The core then computes ablation curves and importance incrementally.  None for a
+        binary classifier's single score (the chain would give its one column).
         """
-        return self._chain
+        return None if self.output_kind in BINARY_KINDS else self._chain
 
     def _find_chain(self) -> LinearChain | None:
         nodes, consts = self._graph.node, self._consts
@@ -860,12 +921,13 @@ class OnnxAdapter:
             )
         data = [i for i in inputs if i.name not in self._extras]
         if len(data) != 1:
-            others = {n: "..." for n in names[1:]} if not self._extras else {}
+            others = {i.name: "..." for i in data[1:]}
             hint = (
                 f"pass the others with inputs={others} (fixed values, or callables x -> "
-                "value made for each batch x); the data go to the one input not named"
+                f"value made for each batch x); the data go to the one input not named "
+                f"({data[0].name!r})"
                 if len(data) > 1
-                else "leave the data input out of inputs="
+                else f"leave the data input (one of {names}) out of inputs="
             )
             raise UnsupportedModelError(
                 f"The model has {len(inputs)} inputs {names} and {len(data)} of them are not "
@@ -1024,6 +1086,13 @@ class OnnxAdapter:
             ):
                 shape.dim[0].Clear()
                 shape.dim[0].dim_param = symbol
+            if shape is not None and callable(self._extras.get(value.name)):
+                # another input made per batch (a recurrent state (2, B, 128)): every dim
+                # of the fixed batch's size may be its batch axis; the check below decides
+                for dim in shape.dim:
+                    if dim.HasField("dim_value") and dim.dim_value == fixed:
+                        dim.Clear()
+                        dim.dim_param = symbol
         del candidate.graph.value_info[:]  # shapes inferred with the fixed batch
         for index, node in enumerate(candidate.graph.node):
             # exporters bake the batch into Reshape targets (x.view(2, 64) becomes shape
@@ -1177,7 +1246,10 @@ class OnnxAdapter:
             if index in needed:
                 continue
             needed.add(index)
-            stack.extend(producers[t] for t in self._graph.node[index].input if t in producers)
+            node = self._graph.node[index]
+            # a control-flow node (If, Loop, Scan) also reads outer tensors inside its bodies
+            inputs = [*node.input, *_subgraph_reads(node)]
+            stack.extend(producers[t] for t in inputs if t in producers)
         return needed
 
     def _near_output(self) -> set[str]:
@@ -1304,10 +1376,13 @@ class OnnxAdapter:
         if "CUDAExecutionProvider" in available and (device is None or wants_cuda):
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if wants_cuda:
-            log.warning(
-                "device=%r asked for, but this onnxruntime has no CUDA execution provider "
-                "(install the onnx-gpu extra); running on CPU.", device,
-            )  # fmt: skip
+            warnings.warn(
+                f"directionkit: device={device!r} was asked for, but this onnxruntime has no "
+                "CUDA execution provider (install the onnx-gpu extra); running on CPU (the "
+                "result's attrs say so: device, device_note).",
+                DirectionKitWarning,
+                stacklevel=4,
+            )
         return ["CPUExecutionProvider"]
 
     def _session_for(
@@ -1320,9 +1395,11 @@ class OnnxAdapter:
             if "CUDAExecutionProvider" in self._providers and (
                 "CUDAExecutionProvider" not in active
             ):
-                log.warning(
-                    "The CUDA execution provider could not be used (no GPU, or its libraries "
-                    "are missing); running on CPU."
+                warnings.warn(
+                    "directionkit: the CUDA execution provider could not be used (no GPU, or "
+                    "its libraries are missing); running on CPU (the result's attrs say so).",
+                    DirectionKitWarning,
+                    stacklevel=4,
                 )
                 self._providers = ["CPUExecutionProvider"]
             self._active_device = "cuda:0" if "CUDAExecutionProvider" in active else "cpu"
@@ -1577,6 +1654,7 @@ class _Rewrite:
             for i, tensor in enumerate(node.input):  # consumers read the edited tensors
                 if tensor in renames:
                     node.input[i] = renames[tensor]
+            _rename_in_bodies(node, renames)  # ... inside an If/Loop's bodies too
             ordered.append(node)
             ordered.extend(new_nodes.get(index, []))
         del graph.node[:]
@@ -1611,7 +1689,7 @@ class _Rewrite:
         # tensors that depend on the model input, or on another input holding the batch
         data: set[str] = {adapter._input, *adapter._batch_extras}
         for node in nodes:
-            if any(t in data for t in node.input):
+            if any(t in data for t in (*node.input, *_subgraph_reads(node))):
                 data.update(node.output)
         earlier = [
             (nodes[i].output[0], i)
@@ -1629,8 +1707,9 @@ class _Rewrite:
         nodes = self.adapter._graph.node
         after = {tensor}
         for node in nodes[producer + 1 :]:
-            if any(t in after for t in node.input):
-                if any(t in data and t not in after for t in node.input):
+            reads = [*node.input, *_subgraph_reads(node)]
+            if any(t in after for t in reads):
+                if any(t in data and t not in after for t in reads):
                     return True
                 after.update(node.output)
         return False
@@ -1678,7 +1757,9 @@ class _Rewrite:
                 f"Output {adapter.output_name!r} is not class scores of shape (batch, "
                 f"classes): got shape {scores.shape} for a batch of {b}."
             )
-        if adapter.output_kind in LOGARITHM_TAKEN:
+        if adapter.output_kind in BINARY_KINDS:
+            scores = binary_columns(scores, adapter.output_kind)
+        elif adapter.output_kind in LOGARITHM_TAKEN:
             scores = np.log(np.maximum(scores.astype(np.float32), np.finfo(np.float32).tiny))
         if scores.shape[0] == b and m > 1:
             scores = np.broadcast_to(scores, (m, *scores.shape))

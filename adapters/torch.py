@@ -84,6 +84,7 @@ hide the row mismatch that rules a point out.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
 import warnings
@@ -104,8 +105,11 @@ from directionkit.adapter import (
     LinearChain,
     RunOutput,
     Site,
+    binary_kind,
+    check_output_kind,
     check_request,
     check_unit_axes,
+    check_unit_axes_named,
     given_unit_axis,
     guessed_unit_axis,
     probabilities_by_value,
@@ -171,6 +175,7 @@ class _Pass:
     inside_activation: int = 0
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     elements: bool = False  # record unreduced activations
+    visited: set[str] = field(default_factory=set)  # the sites the pass reached
 
 
 class TorchAdapter:
@@ -210,6 +215,9 @@ class TorchAdapter:
     unit_axes : mapping of str to int, optional
         The unit axis of named sites, counted in one example's activation (0 is the
         first axis after the batch), where the producing layer does not tell it.
+    output_kind : str, optional
+        What the scores are (see :data:`directionkit.adapter.ALL_KINDS`), where the
+        operations that made them do not tell it; default: detected.
 
     Attributes
     ----------
@@ -247,6 +255,7 @@ class TorchAdapter:
         output: str | int | Callable[[Any], Any] | None = None,
         inputs: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]] | None = None,
         unit_axes: Mapping[str, int] | None = None,
+        output_kind: str | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise UnsupportedModelError(
@@ -296,6 +305,7 @@ class TorchAdapter:
         self._output = output
         self._inputs = inputs
         self._unit_axes = check_unit_axes(unit_axes, "TorchAdapter")
+        self._given_kind = check_output_kind(output_kind, "TorchAdapter")
         if device is None:
             param = next(module.parameters(), None)
             device = param.device if param is not None else "cpu"
@@ -308,7 +318,8 @@ class TorchAdapter:
         self._hooks: dict[str, _Hook] = {}
         self._site_ops: dict[str, str] = {}
         self._activation_modules: list[nn.Module] = []
-        self._functional: list[str | None] = []  # site of each functional activation call
+        #: per functional activation call of a pass: its site (or None) and function
+        self._functional: list[tuple[str | None, str]] = []
         self._producers: dict[str, tuple[nn.Module | None, nn.Module | None]] = {}
         self._site_numel: dict[str, int] = {}
         #: first intervened site -> index into _expansion_candidates(site), learned
@@ -691,6 +702,7 @@ class TorchAdapter:
         """Record and edit the value of site ``name``; None leaves it unchanged."""
         if self._sites is None or name not in self._sites:
             return None
+        state.visited.add(name)
         site = self._sites[name]
         iv = state.interventions
         m = 1 if iv is None else iv.n_interventions
@@ -799,12 +811,25 @@ class TorchAdapter:
             state.expanded = True
         with self._hooked(state):
             returned = self.module(inputs, **kwargs)
+        wanted = set(state.record) | set(state.interventions.sites if state.interventions else ())
+        missed = sorted(wanted - state.visited)
+        if missed:  # its edits would have done nothing: refuse rather than report robustness
+            raise UnsupportedModelError(
+                f"Sites {missed} were not reached in this forward pass (they were when the "
+                "sites were found): the model's forward takes another path for these inputs, "
+                "so interventions there would change nothing."
+            )
         out = self._scores(returned)
         if state.expanded and m > 1 and out.shape[0] != m * b:
             raise _Unexpandable(f"the output has {out.shape[0]} rows, expected {m} x {b}")
         if out.shape[0] == b and m > 1:
             out = out.unsqueeze(0).expand(m, *out.shape)
-        if self.output_kind in LOGARITHM_TAKEN:
+        if self.output_kind == "binary-logit":  # one logit: the classes are [0, z]
+            out = torch.cat([torch.zeros_like(out), out], dim=-1)
+        elif self.output_kind == "binary-probability":  # p of class 1: [log(1-p), log p]
+            p = out.clamp(torch.finfo(out.dtype).tiny, 1 - torch.finfo(out.dtype).eps)
+            out = torch.cat([torch.log1p(-p), torch.log(p)], dim=-1)
+        elif self.output_kind in LOGARITHM_TAKEN:
             out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
         return _numpy(out.reshape(m, b, out.shape[-1]))
 
@@ -947,6 +972,7 @@ class TorchAdapter:
         modules = list(self.module.modules())
         training = [m.training for m in modules]
         kwargs = self._extra_inputs(x)
+        self._check_input_names(kwargs)
         try:
             self.module.eval()
             try:
@@ -965,10 +991,10 @@ class TorchAdapter:
         hidden_before = trace.last_mixing()
         batch = x.shape[0]
         found: dict[str, tuple[Call, str]] = {}  # name -> (call, "output"/"input")
-        functional: list[str | None] = []
+        functional: list[tuple[str, str]] = []  # (name, function) per functional call
         for call in trace.calls:
             if call.kind == "function" and trace.is_activation(call):
-                functional.append(call.name)
+                functional.append((call.name, call.label))
             if not trace.is_activation(call):
                 continue
             if call.order > hidden_before or not _per_example(call.shape, batch):
@@ -985,7 +1011,7 @@ class TorchAdapter:
             site = self._site_for(trace, name, call, where, len(sites))
             sites[name] = site
             if call.kind == "function":
-                hooks[name] = _Hook("function", index=functional.index(name))
+                hooks[name] = _Hook("function", index=[n for n, _ in functional].index(name))
             else:
                 hooks[name] = _Hook(where, call.module, call.call)
             self._site_ops[name] = (
@@ -994,8 +1020,8 @@ class TorchAdapter:
             )  # fmt: skip
             self._producers[name] = self._weight_producer(trace, call, where)
         if not sites:
-            raise UnsupportedModelError(_no_sites_message(self.module, trace))
-        self._functional = [name if name in hooks else None for name in functional]
+            raise UnsupportedModelError(_no_sites_message(self.module, trace, batch))
+        self._functional = [(name if name in hooks else None, f) for name, f in functional]
         self._hooks = hooks
         self._site_numel = {
             call.name: int(np.prod(call.shape[1:]))  # type: ignore[index]
@@ -1004,7 +1030,33 @@ class TorchAdapter:
         }
         for name, site in sites.items():
             self._site_numel.setdefault(name, int(np.prod(site.shape or (site.n_units,))))
+        check_unit_axes_named(self._unit_axes, sites)
         self._sites = sites
+
+    def _check_input_names(self, kwargs: Mapping[str, Any]) -> None:
+        """Names in ``inputs=`` that forward does not take: an error; that it takes only
+        through ``**kwargs``: a warning (HF models swallow a misspelt ``atention_mask``)."""
+        try:
+            parameters = inspect.signature(self.module.forward).parameters
+        except (TypeError, ValueError):  # a builtin forward: nothing to check against
+            return
+        named = [n for n, p in parameters.items()
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+        catch_all = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+        unknown = [k for k in kwargs if k not in named]
+        if not unknown:
+            return
+        if not catch_all:
+            raise InvalidParameterError(
+                f"The 'inputs' parameter of TorchAdapter names {unknown}, which the model's "
+                f"forward does not take; its arguments are {named}."
+            )
+        note = (
+            f"inputs= names {unknown}, which the model's forward takes only through **kwargs "
+            f"(its named arguments are {named}): a misspelt name would be ignored silently."
+        )
+        self.assumptions.append(note)
+        warnings.warn(note, DirectionKitWarning, stacklevel=5)
 
     def _output_path_checked(self, returned: Any) -> None:
         """Fail now, with the choices, when the scores cannot be read."""
@@ -1022,8 +1074,15 @@ class TorchAdapter:
         found = trace.probability_kind(raw)
         kind, source = found if found is not None else (None, "")
         scores = self._scores(returned)
-        if kind is None:
-            values = scores.detach().to("cpu", torch.float64).numpy()
+        values = scores.detach().to("cpu", torch.float64).numpy()
+        if self._given_kind is not None:
+            self.output_kind = self._given_kind
+            return
+        if values.shape[-1] == 1:  # one score per example: a binary classifier
+            kind = binary_kind(values, self.output_description,
+                               sigmoid=kind == "sigmoid-probabilities")  # fmt: skip
+            found = found and (kind, source)
+        elif kind is None:
             by_value = probabilities_by_value(values, self.output_description)
             if by_value is not None:
                 kind, note = by_value
@@ -1056,10 +1115,18 @@ class TorchAdapter:
                 if call is None:
                     raise _unknown_site(spec, found, by_name)
                 shape = call.in_shape if where == "input" else call.shape
+                if where == "output" and not call.tensor_output:
+                    raise InvalidParameterError(
+                        f"Site {spec!r} is module {call.label} whose output is not one tensor "
+                        "(an RNN's (output, state), attention's (output, weights)): an edit of "
+                        "one part could miss what the model uses. Name a tensor instead: the "
+                        "input of the module that reads it ('path:input'), or an activation "
+                        "after it."
+                    )
                 if not _per_example(shape, batch):
                     raise InvalidParameterError(
                         f"Site {spec!r} is not a per-example activation: its value has shape "
-                        f"{shape}, not (batch={batch}, ...)."
+                        f"{shape}, not (batch={batch}, ...) (the batch must come first)."
                     )
                 chosen[call.name + (":input" if where == "input" else "")] = (call, where)
                 continue
@@ -1067,7 +1134,7 @@ class TorchAdapter:
                 c for c in by_name.values()
                 if (isinstance(c.module, spec) if isinstance(spec, type)
                     else bool(spec(c.path, c.module)))  # type: ignore[arg-type,operator]
-                and _per_example(c.shape, batch)
+                and _per_example(c.shape, batch) and c.tensor_output
             ]  # fmt: skip
             if not matched:
                 what = spec.__name__ if isinstance(spec, type) else repr(spec)
@@ -1167,8 +1234,14 @@ class _RunFunctions(FunctionWatch):
             return output
         index = state.functions
         state.functions += 1
-        names = self.adapter._functional
-        site = names[index] if index < len(names) else None
+        calls = self.adapter._functional
+        site, function = calls[index] if index < len(calls) else (None, name)
+        if function != name:  # counted by position: another path would edit the wrong call
+            raise UnsupportedModelError(
+                f"The model's forward called {name}() where it called {function}() when the "
+                "sites were found: it takes another path for these inputs, so functional "
+                "sites cannot be told apart. Name module sites instead (sites=[...])."
+            )
         if site is None or not isinstance(output, torch.Tensor):
             return output
         edited = self.adapter._visit(state, site, output)
@@ -1299,15 +1372,29 @@ def _forward_error(x: torch.Tensor, err: Exception, has_inputs: bool) -> Excepti
     )
 
 
-def _no_sites_message(module: nn.Module, trace: Trace) -> str:
+def _no_sites_message(module: nn.Module, trace: Trace, batch: int) -> str:
     classes = sorted({c.label for c in trace.calls if c.kind == "module" and c.path})
+    last = trace.last_mixing()
+    passed = []  # activations that ran but cannot be sites, and why
+    for call in trace.calls:
+        if not trace.is_activation(call):
+            continue
+        if call.order > last:
+            passed.append(f"{call.name!r} (after the last mixing layer: part of the output)")
+        elif not _per_example(call.shape, batch):
+            passed.append(f"{call.name!r} (shape {call.shape}: the batch of {batch} is not its "
+                          "first axis)")  # fmt: skip
+    found = (
+        f" Activations that ran but cannot be sites: {', '.join(passed[:6])}"
+        + (", ..." if len(passed) > 6 else "") + "." if passed else ""
+    )  # fmt: skip
     return (
         f"{type(module).__name__} has no hidden activation to use as a site: no activation "
         "module (a known type, or a parameter-free module acting as an element-wise "
-        "nonlinearity) and no functional activation (F.relu, torch.tanh, ...) runs before "
-        f"its last mixing layer. Module classes it ran: {', '.join(classes) or '(none)'}. "
-        "Name sites with sites=[...]: a module path (its output), 'path:input', a module "
-        "class, or a predicate (path, module) -> bool."
+        "nonlinearity) and no functional activation (F.relu, torch.tanh, ...) with the batch "
+        f"on its first axis runs before its last mixing layer.{found} Module classes it ran: "
+        f"{', '.join(classes) or '(none)'}. Name sites with sites=[...]: a module path (its "
+        "output), 'path:input', a module class, or a predicate (path, module) -> bool."
     )
 
 

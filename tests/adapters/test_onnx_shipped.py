@@ -291,3 +291,115 @@ def test_activations_inside_control_flow_are_named_as_the_reason() -> None:
     )  # fmt: skip
     with pytest.raises(UnsupportedModelError, match=r"\['If'\] nodes hold subgraphs.*sites="):
         OnnxAdapter(model)
+
+
+def test_a_gate_times_its_input_is_the_activation_not_the_gate() -> None:
+    # paddle2onnx at opset 11 writes hard-swish as x * Clip(x + 3, 0, 6) / 6: the unit's
+    # activity is the product, which the site must be (not the Clip, the gate)
+    rng = np.random.default_rng(0)
+    inits = {
+        "w1": rng.normal(size=(4, 5)).astype(np.float32),
+        "w2": rng.normal(size=(5, 3)).astype(np.float32),
+        "three": np.array(3.0, np.float32), "six": np.array(6.0, np.float32),
+        "zero": np.array(0.0, np.float32),
+    }  # fmt: skip
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Add", ["h", "three"], ["h3"]),
+        helper.make_node("Clip", ["h3", "zero", "six"], ["gate"], name="Clip@0"),
+        helper.make_node("Mul", ["h", "gate"], ["hg"]),
+        helper.make_node("Div", ["hg", "six"], ["a"]),
+        helper.make_node("MatMul", ["a", "w2"], ["z"]),
+    ]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                   [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 3])], inits, 13)
+    adapter = OnnxAdapter(model)
+    assert list(adapter.sites) == ["Clip@0"] and adapter.site_ops["Clip@0"] == "x*Clip"
+    x = rng.normal(size=(6, 4)).astype(np.float32) * 3
+    h = x @ inits["w1"]
+    hardswish = h * np.clip(h + 3, 0, 6) / 6
+    recorded = adapter.run(x, record=["Clip@0"]).activations["Clip@0"]
+    np.testing.assert_allclose(recorded, hardswish, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(adapter.unit_weight_l1("Clip@0"), np.abs(inits["w1"]).sum(0))
+
+
+def test_a_single_score_is_a_binary_classifier_in_both_paths(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    import warnings
+
+    from directionkit.adapters.torch import TorchAdapter
+
+    torch.manual_seed(0)
+    for final in (torch.nn.Sigmoid(), torch.nn.Identity()):
+        net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1),
+                                  final).eval()  # fmt: skip
+        x = np.random.default_rng(1).normal(size=(30, 4)).astype(np.float32)
+        with torch.no_grad():
+            score = net(torch.from_numpy(x)).numpy()[:, 0].astype(np.float64)
+        p = score if isinstance(final, torch.nn.Sigmoid) else 1 / (1 + np.exp(-score))
+        y = (np.random.default_rng(2).random(30) < 0.5).astype(int)
+        want_loss = -np.mean(np.where(y == 1, np.log(p), np.log1p(-p)))  # binary cross-entropy
+        want_acc = np.mean((p > 0.5) == (y == 1))
+        path = tmp_path / f"{type(final).__name__}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.from_numpy(x[:2]),), str(path), dynamo=True,
+                              dynamic_shapes=({0: torch.export.Dim("batch")},))  # fmt: skip
+        if isinstance(final, torch.nn.Sigmoid):  # a sigmoid says so
+            kind, given = "binary-probability", None
+        else:  # a random model's logits all lie in [0, 1] here: ambiguous, refused
+            kind, given = "binary-logit", "binary-logit"
+            for model in (net, str(path)):
+                with pytest.raises(UnsupportedModelError, match=r"will not guess.*output_kind"):
+                    dk.analyze(model, (x, y), metrics=[], progress=False)
+        assert TorchAdapter(net, example_input=x[:4], output_kind=given).output_kind == kind
+        for model in (net, str(path)):
+            result = dk.analyze(model, (x, y), metrics=["ablation"], orderings=2, fractions=3,
+                                output_kind=given, progress=False)  # fmt: skip
+            assert result.attrs["output_kind"] == kind
+            assert float(result["loss"]) == pytest.approx(want_loss, rel=1e-4)
+            assert float(result["accuracy"]) == pytest.approx(want_acc)
+
+
+def test_outer_tensors_read_inside_control_flow_are_kept(tmp_path: Path) -> None:
+    # a site outside an If whose branch reads a constant made outside it: the rewrite
+    # must keep that constant (it was pruned: "input ... is not output of any node")
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.normal(size=(4, 5)).astype(np.float32), "cond": np.array(True)}
+    branch_w = helper.make_node("Constant", [], ["w2"], value=numpy_helper.from_array(
+        rng.normal(size=(5, 3)).astype(np.float32), "w2v"))  # fmt: skip
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "w2"], ["zb"])], "body", [],
+        [helper.make_tensor_value_info("zb", TensorProto.FLOAT, ["N", 3])],
+    )  # fmt: skip
+    nodes = [
+        branch_w,
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["a"], name="act"),
+        helper.make_node("If", ["cond"], ["z"], then_branch=body, else_branch=body),
+    ]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                   [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 3])], inits, 13)
+    adapter = OnnxAdapter(model)
+    assert list(adapter.sites) == ["act"]
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    iv = Interventions.zero_ablate(adapter.sites, {"act": np.eye(5, dtype=bool)})
+    out = adapter.run(x, iv).logits
+    alone = np.concatenate([adapter.run(x, iv.rows(r, r + 1)).logits for r in range(5)])
+    np.testing.assert_allclose(out, alone, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[0], adapter.run(x).logits[0])
+
+
+def test_a_fixed_batch_input_with_a_state_made_per_batch_is_freed() -> None:
+    model = multi_input()
+    for value in (*model.graph.input, *model.graph.output):  # a batch of 1 fixed in the file
+        dims = value.type.tensor_type.shape.dim
+        for dim in dims:
+            if dim.HasField("dim_param") and dim.dim_param == "N":
+                dim.Clear()
+                dim.dim_value = 1
+    adapter = OnnxAdapter(model, inputs={"state": lambda x: np.zeros((2, len(x), 3), np.float32),
+                                         "sr": 16000})  # fmt: skip
+    assert adapter._fixed_batch is None  # freed for the data input and the state
+    assert adapter.run(np.zeros((5, 4), np.float32)).logits.shape == (1, 5, 3)

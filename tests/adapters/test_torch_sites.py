@@ -429,3 +429,74 @@ def test_an_input_site_is_the_first_tensor_argument() -> None:
     with torch.no_grad():  # x zeroed, not the None before it
         want = net.gate.fc(torch.zeros(3, 6)).numpy()
     np.testing.assert_allclose(out.logits[0], want, atol=1e-6)
+
+
+def test_names_in_inputs_that_forward_does_not_take_are_refused_or_warned() -> None:
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 20, size=(4, 5))
+    with pytest.raises(InvalidParameterError, match=r"names \['sclae'\].*\['ids', 'scale'\]"):
+        TorchAdapter(Tokens(), example_input=ids, inputs={"sclae": np.ones(4, np.float32)})
+
+    class Swallows(nn.Module):  # as transformers' forward(**kwargs)
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Tokens()
+
+        def forward(self, ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            return self.inner(ids)
+
+    with pytest.warns(DirectionKitWarning, match=r"\['atention_mask'\].*\*\*kwargs"):
+        TorchAdapter(Swallows(), example_input=ids, inputs={"atention_mask": np.ones((4, 5))})
+
+
+def test_a_module_returning_a_tuple_is_refused_as_a_site_and_unreached_sites_fail() -> None:
+    class GRUNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(6, 8, batch_first=True)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out, _ = self.gru(x)
+            return self.fc(torch.relu(out[:, -1]))
+
+    x = np.random.default_rng(0).normal(size=(4, 5, 6)).astype(np.float32)
+    with pytest.raises(InvalidParameterError, match=r"'gru' is module GRU whose output is not"):
+        TorchAdapter(GRUNet(), sites=["gru"], example_input=x)
+    head = TorchAdapter(GRUNet(), sites=["fc:input"], example_input=x)
+    assert head.sites["fc:input"].n_units == 8
+
+    class Branches(nn.Module):  # a forward that takes another path for other inputs
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.out = nn.Linear(6, 4), nn.Linear(6, 4), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x)) if x.sum() > 0 else torch.tanh(self.b(x))
+            return self.out(h)
+
+    adapter = TorchAdapter(Branches(), example_input=np.ones((2, 6), np.float32))
+    iv = Interventions.zero_ablate(adapter.sites, {"relu()": np.ones((1, 4), bool)})
+    with pytest.raises(UnsupportedModelError, match=r"called tanh\(\) where it called relu"):
+        adapter.run(-np.ones((2, 6), np.float32), iv)
+    modules = nn.ModuleDict({"a": nn.Sequential(nn.Linear(6, 4), nn.ReLU()),
+                             "b": nn.Sequential(nn.Linear(6, 4), nn.Tanh())})  # fmt: skip
+
+    class ModuleBranches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.paths, self.out = modules, nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.paths["a" if x.sum() > 0 else "b"](x))
+
+    adapter = TorchAdapter(ModuleBranches(), example_input=np.ones((2, 6), np.float32))
+    iv = Interventions.zero_ablate(adapter.sites, {"paths.a.1": np.ones((1, 4), bool)})
+    with pytest.raises(UnsupportedModelError, match=r"\['paths.a.1'\] were not reached"):
+        adapter.run(-np.ones((2, 6), np.float32), iv)
+
+
+def test_unit_axes_naming_no_site_are_refused() -> None:
+    with pytest.raises(InvalidParameterError, match=r"names \['1x'\].*sites are \['1'\]"):
+        TorchAdapter(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)),
+                     example_input=rows(2), unit_axes={"1x": 0})  # fmt: skip

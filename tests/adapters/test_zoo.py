@@ -265,3 +265,17 @@ def test_a_dict_output_model_is_scored_on_its_logits_in_both_paths(tmp_path: Pat
         assert float(result["accuracy"]) == 1.0  # the embedding's argmax would be chance
         np.testing.assert_allclose(result["ablation_accuracy"], results[0]["ablation_accuracy"])
     assert results[0].attrs["output"] == "output['logits']"
+
+
+def test_a_squeezenet_audit_without_one_class_gives_every_defined_measure() -> None:
+    model, x = _build("squeezenet1_1")
+    y = np.arange(len(x)) % 10
+    y[y == 6] = 0  # no example of class 6
+    with pytest.warns(DirectionKitWarning, match=r"no example of 1 of the model's 10 classes"):
+        result = dk.analyze(model, (x, y), train_data=(x, y), orderings=2, fractions=3,
+                            noise_scales=[0.0, 1.0], noise_repeats=1, importance_units=8,
+                            progress=False).dataset  # fmt: skip
+    assert result.attrs["classes_missing"] == [6] and not result.attrs["skipped"]
+    for name in ("ablation_auc", "noise_accuracy", "importance_loss", "weight_l1"):
+        assert name in result, name
+    assert np.isfinite(result["selectivity"]).all() and np.isfinite(result["mutual_info"]).all()
