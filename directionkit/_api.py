@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from directionkit._choices import ABLATE_TO, DEFAULT_NOISE_SCALES, METRICS
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.adapter import (
     ModelAdapter,
@@ -30,21 +31,20 @@ from directionkit.experiments import (
     noise_curve,
     unit_importance,
 )
-from directionkit.experiments._ablation import ABLATE_TO, clamp_values
+from directionkit.experiments._ablation import check_fractions, clamp_values
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import evaluate, find_sites, top_k, unit_coords
 from directionkit.experiments._progress import ProgressCallback, Tracker
-from directionkit.metrics import ablation_auc
+from directionkit.experiments._statistics import check_scales
+from directionkit.metrics import ablation_auc, chance_accuracy, chance_margin, near_chance
 from directionkit.store import Analysis, fingerprint
 
-METRICS = ("statistics", "ablation", "importance", "noise", "weight_l1")
 #: Examples of the first batch a torch model is first run on, to find its sites and
 #: judge its output (probabilities by their values need more than one row).
 DISCOVERY_EXAMPLES = 4
 #: Default most units whose single-unit importance ``analyze`` measures (one
 #: intervention per unit over the data): beyond it a stratified random sample.
 IMPORTANCE_UNITS = 1024
-DEFAULT_NOISE_SCALES = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 #: Named scope presets: ``"paper-conv"`` is the paper's protocol for conv nets (Fig. 1b,c:
 #: "only feature maps in the last three layers were ablated"), next to every unit.
 SCOPE_PRESETS: dict[str, tuple[str, ...]] = {"paper-conv": ("all", "last:3")}
@@ -59,6 +59,7 @@ def as_adapter(
     output: Any = None,
     inputs: Any = None,
     unit_axes: Mapping[str, int] | None = None,
+    output_kind: str | None = None,
 ) -> ModelAdapter:
     """The adapter for ``model``: itself if it is one, else one found lazily.
 
@@ -70,7 +71,9 @@ def as_adapter(
     model is not theirs (``output``, ``inputs`` and ``unit_axes`` are passed as keywords
     when given).
     """
-    options = {"output": output, "inputs": inputs, "unit_axes": unit_axes}
+    options = {
+        "output": output, "inputs": inputs, "unit_axes": unit_axes, "output_kind": output_kind,
+    }  # fmt: skip
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(model, SupportsLazySites) and model.sites_pending and data is not None:
         # before `isinstance(model, ModelAdapter)`, which reads `sites` on Python 3.11
@@ -232,7 +235,9 @@ def analyze(
     output: str | int | Callable[[Any], Any] | None = None,
     inputs: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]] | None = None,
     unit_axes: Mapping[str, int] | None = None,
+    output_kind: str | None = None,
     importance_units: int | Literal["all"] = IMPORTANCE_UNITS,
+    classes: Literal["present", "all"] = "present",
     progress: bool | Callable[[str, int, int | None], None] = True,
 ) -> Analysis:
     """Measure a model's reliance on single directions.
@@ -298,11 +303,24 @@ def analyze(
     unit_axes : mapping of str to int, optional
         The unit axis of named sites (0 is the first axis of one example's activation),
         where the adapter cannot tell it from the producing layer.
+    output_kind : str, optional
+        What the scores are, where the model's operations do not tell it: ``"logits"``,
+        ``"probabilities"``, ``"log-probabilities"``, ``"sigmoid-probabilities"``, or for
+        one score per example ``"binary-probability"`` / ``"binary-logit"`` (refused
+        without it when its values all lie in [0, 1]).  Default: detected.
     importance_units : int or "all"
-        The most units whose single-unit importance is measured (one intervention per
-        unit; 1024 by default): with more, a random sample stratified by site (seeded),
-        the others NaN, ``attrs["importance_sampled"]`` saying so.  ``"all"``: every unit.
+        How many units' single-unit importance is measured (one intervention per unit;
+        1024 by default): with more units, a random sample stratified by site (seeded):
+        each site its share of the budget and at least one unit, so about this many (one
+        more per site at most); the others are NaN and ``attrs["importance_sampled"]``
+        says so.  ``"all"``: every unit.
         Plain ReLU MLPs, computed incrementally, always get every unit.
+    classes : {"present", "all"}
+        The classes of class means and selectivity: those the data hold an example of
+        (the default; an absent class gets NaN class means, a warning names it, and
+        ``attrs["classes_missing"]`` lists them), or every class of the model (``"all"``:
+        an absent class is an error).  Ablation, noise and importance never need every
+        class.
     progress : bool or callable
         Show a progress bar per experiment (each scope's ablation curve is one), advancing
         with every batch and chunk of interventions, with the time left.  A callable is
@@ -360,6 +378,7 @@ def analyze(
     n_bins = check_int(n_bins, "n_bins", "analyze", minimum=2)
     check_choice(binning, "binning", "analyze", ("equal-width", "equal-frequency"))
     check_choice(noise_sd, "noise_sd", "analyze", ("map", "spatial-mean"))
+    check_choice(classes, "classes", "analyze", ("present", "all"))
     if ablate_to != "zero" and "ablation" in chosen and train_data is None:
         raise parameter_error(
             "train_data", "analyze", f"given when ablate_to={ablate_to!r} (the paper's means "
@@ -367,9 +386,18 @@ def analyze(
         )  # fmt: skip
     if importance_units != "all":
         importance_units = check_int(importance_units, "importance_units", "analyze", minimum=1)
+    # every option checked here, before the first pass over the data
+    orderings = check_int(orderings, "orderings", "analyze", minimum=1)
+    check_fractions(fractions, "analyze")
+    seed = check_int(seed, "seed", "analyze", minimum=0)
+    noise_repeats = check_int(noise_repeats, "noise_repeats", "analyze", minimum=1)
+    if noise_scales is not None:
+        check_scales(noise_scales, "noise_scales", "analyze")
+    if batch_size is not None:
+        check_int(batch_size, "batch_size", "analyze", minimum=1)
     adapter = as_adapter(
         model, sites=sites, device=device, data=data, output=output, inputs=inputs,
-        unit_axes=unit_axes,
+        unit_axes=unit_axes, output_kind=output_kind,
     )  # fmt: skip
     if "weight_l1" in chosen and not isinstance(adapter, SupportsWeightL1):
         if metrics is not None:
@@ -391,13 +419,21 @@ def analyze(
             for n in ([f"ablation [{c}]" for c in scopes] if s == "ablation" else [s])
         ],
     )
+    chance = float("nan")  # the best constant prediction's accuracy, set by the first step
+
     def measure(step: str) -> xr.Dataset | None:
         """One measure; None when it is left out (the reason is in ``skipped``)."""
         if step == "statistics":
             with stages.track(step) as callback:
-                return activation_statistics(
-                    adapter, batches, n_bins=n_bins, binning=binning, progress=callback
-                )
+                statistics = activation_statistics(
+                    adapter, batches, n_bins=n_bins, binning=binning, classes=classes,
+                    progress=callback,
+                )  # fmt: skip
+            for key in ("n_classes", "classes_present", "classes_missing", "classes_note",
+                        "selectivity_note"):  # fmt: skip
+                if key in statistics.attrs:
+                    notes[key] = statistics.attrs[key]
+            return statistics
         if step == "ablation":
             means = None
             if ablate_to != "zero":
@@ -415,6 +451,9 @@ def analyze(
                 curves.append(curve)
             curve = xr.concat(curves, dim="scope", join="outer", fill_value={"ablation_order": -1})
             curve["ablation_auc"] = ablation_auc(curve["ablation_accuracy"]).mean("ordering")
+            curve["ablation_auc_corrected"] = ablation_auc(
+                curve["ablation_accuracy"], chance=chance
+            ).mean("ordering")
             return curve.drop_attrs()
         if step == "importance":
             with stages.track(step) as callback:
@@ -450,11 +489,25 @@ def analyze(
                 tracker.plan(batches.n_examples)
                 clean = evaluate(adapter, batches, None, k, tracker)
             n_examples = clean.n
+            assert clean.label_counts is not None
+            chance = chance_accuracy(clean.label_counts, k)
+            flagged = near_chance(float(clean.accuracy[0]), chance, clean.n)
             parts.append(
-                xr.Dataset(
-                    {"accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0])}
+                xr.Dataset({
+                    "accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0]),
+                    "chance_accuracy": chance, "near_chance": flagged,
+                })
+            )  # fmt: skip
+            if flagged:
+                notes["near_chance_note"] = (
+                    f"the clean accuracy {float(clean.accuracy[0]):.4f} is not clearly above "
+                    f"chance ({chance:.4f}, the best constant prediction's, + "
+                    f"{chance_margin(chance, clean.n):.4f}): a model at chance stays at "
+                    "chance when ablated, so its ablation AUC says little (near 1); "
+                    "ablation_auc_corrected is NaN or near 0"
                 )
-            )
+                warnings.warn(f"directionkit: {notes['near_chance_note']}.", DirectionKitWarning,
+                              stacklevel=2)  # fmt: skip
             continue
         try:
             part = measure(step)
@@ -468,6 +521,7 @@ def analyze(
         if part is not None:
             parts.append(part)
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
+    asked = device if device is not None else getattr(adapter, "device_asked", None)
     dataset.attrs = {
         "parameters": {
             "metrics": chosen, "scopes": list(scopes), "orderings": orderings,
@@ -475,7 +529,8 @@ def analyze(
             "ablate_to": ablate_to, "seed": seed, "batch_size": batch_size,
             "noise_scales": None if noise_scales is None else [float(s) for s in noise_scales],
             "noise_repeats": noise_repeats, "noise_sd": noise_sd, "accuracy": accuracy,
-            "n_bins": n_bins, "binning": binning,
+            "n_bins": n_bins, "binning": binning, "classes": classes,
+            "importance_units": importance_units,
         },
         "accuracy": accuracy,
         "means_from": "train_data" if ablate_to != "zero" and "ablation" in chosen else None,
@@ -484,7 +539,11 @@ def analyze(
         "assumptions": [str(a) for a in getattr(adapter, "assumptions", ())],
         "skipped": skipped,
         **notes,
+        **_device_note(asked, getattr(adapter, "device", None)),
         "model": getattr(adapter, "identity", type(adapter).__name__),
+        # where it ran, and where it was asked to (a fallback from CUDA is said, not hidden)
+        "device": str(getattr(adapter, "device", "cpu")),
+        "device_asked": asked,
         "data": _identity(data),
         "n_examples": n_examples,
         "train_data": None if train_data is None else _identity(train_data),
@@ -492,6 +551,13 @@ def analyze(
         "site_info": site_info(adapter),
     }  # fmt: skip
     return Analysis(dataset)
+
+
+def _device_note(asked: str | None, used: Any) -> dict[str, str]:
+    """``device_note`` when ``device=`` asked for CUDA and the model ran elsewhere."""
+    if asked is None or not str(asked).startswith("cuda") or str(used).startswith("cuda"):
+        return {}
+    return {"device_note": f"device={asked!r} was asked for, but the model ran on {used}"}
 
 
 def _weight_l1(adapter: ModelAdapter, notes: dict[str, str]) -> xr.Dataset:

@@ -10,6 +10,7 @@ the epoch where it starts to fall.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +19,10 @@ import xarray as xr
 
 from directionkit._api import as_adapter
 from directionkit._validation import check_int, parameter_error
+from directionkit.errors import DirectionKitWarning
 from directionkit.experiments import ablation_curve
 from directionkit.experiments._data import Batches
-from directionkit.metrics import ablation_auc
+from directionkit.metrics import ablation_auc, chance_accuracy, chance_margin, near_chance
 
 __all__ = ["AUCMonitor", "estimate_auc"]
 
@@ -80,6 +82,10 @@ def estimate_auc(
     Returns
     -------
     float
+        NaN, with a :class:`~directionkit.DirectionKitWarning`, when the clean accuracy
+        is not clearly above chance (the best constant prediction's accuracy on the
+        labels, plus :func:`directionkit.metrics.chance_margin`): such a model stays at
+        chance when ablated, so its AUC would be near 1 and read as maximally robust.
 
     Notes
     -----
@@ -108,6 +114,19 @@ def estimate_auc(
     adapter = as_adapter(model, sites=sites, device=device, data=data)
     batches = Batches(data, batch_size, func)
     curve = ablation_curve(adapter, batches, scope, orderings, grid, "zero", seed)
+    clean = float(curve["ablation_accuracy"].sel(fraction=0.0).mean())
+    counts = np.bincount(np.concatenate([np.asarray(y).ravel() for _, y in batches]))
+    chance = chance_accuracy(counts)
+    if near_chance(clean, chance, int(counts.sum())):
+        warnings.warn(
+            f"directionkit: the clean accuracy {clean:.4f} is not clearly above chance "
+            f"({chance:.4f} + {chance_margin(chance, int(counts.sum())):.4f}): a model at "
+            "chance stays at chance when ablated, so estimate_auc gives NaN, not an AUC "
+            "near 1.",
+            DirectionKitWarning,
+            stacklevel=2,
+        )
+        return float("nan")
     return float(ablation_auc(curve["ablation_accuracy"]).mean())
 
 
@@ -125,7 +144,9 @@ class AUCMonitor:
     :attr:`fell_at` is the peak's epoch (where the fall starts: the early-stopping
     candidate) and :attr:`flagged_at` the epoch at which the fall became certain.  A new
     peak before that resets the count.  Once flagged, the flag stays (later recoveries are
-    recorded but do not unflag it).
+    recorded but do not unflag it).  An epoch whose model is not clearly above chance
+    (:func:`estimate_auc` gives NaN, with a warning) is recorded as NaN and never counts
+    as a peak: an untrained network's flat curve cannot be the best AUC.
 
     Parameters
     ----------
@@ -225,10 +246,13 @@ class AUCMonitor:
 
     def _update(self) -> None:
         values = np.asarray(self._values)
-        peak = int(np.argmax(values))  # the first of equal peaks
+        if not np.isfinite(values).any():  # every epoch so far near chance: no peak yet
+            return
+        peak = int(np.nanargmax(values))  # the first of equal peaks
         after = values[peak + 1 :]
+        # a NaN (near chance) after the peak counts as a fall: the model unlearned
         if after.size >= self.patience and np.all(
-            after[-self.patience :] < values[peak] - self.min_drop
+            ~(after[-self.patience :] >= values[peak] - self.min_drop)
         ):
             # every estimate since the peak is lower (else a new peak would have replaced
             # it), and the latest `patience` of them clearly so

@@ -12,16 +12,24 @@ noise-curve area.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import check_int, parameter_error
-from directionkit.errors import InvalidDataError
+from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit.errors import DirectionKitWarning, InvalidDataError
 
-__all__ = ["HIGHER_IS_BETTER", "measure_values", "select", "selection_report"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "NEAR_CHANCE_CHOICES",
+    "measure_values",
+    "near_chance_models",
+    "select",
+    "selection_report",
+]
 
 #: Whether a larger value of a measure predicts better generalisation (the selection
 #: direction), where the paper says so: a measure not listed (e.g. ``weight_l1_mean``, on
@@ -29,6 +37,7 @@ __all__ = ["HIGHER_IS_BETTER", "measure_values", "select", "selection_report"]
 #: ``higher_is_better`` to choose.
 HIGHER_IS_BETTER: dict[str, bool] = {
     "ablation_auc": True,
+    "ablation_auc_corrected": True,
     "noise_auc": True,
     "accuracy": True,
     "train_accuracy": True,
@@ -57,7 +66,46 @@ def _candidates(dataset: xr.Dataset) -> list[str]:
         if var.dims in (("model",), ("model", "scope"))
         and np.issubdtype(var.dtype, np.number)
         and not np.issubdtype(var.dtype, np.bool_)
-        and name not in ("done", "finished_at", "seconds", "n_units", "peak_rss_mb")
+        and name not in ("done", "finished_at", "seconds", "n_units", "peak_rss_mb",
+                         "chance_accuracy")
+    )  # fmt: skip
+
+
+#: What :func:`select` does with models whose clean accuracy is not clearly above chance.
+NEAR_CHANCE_CHOICES = ("last", "leave-out", "keep")
+
+
+def near_chance_models(result: Any) -> list[str]:
+    """The finished models of a sweep flagged ``near_chance`` (none for an older store).
+
+    A model whose clean accuracy is not clearly above chance stays at chance when
+    ablated, so its ablation AUC is near 1 whatever it learned
+    (:func:`directionkit.metrics.near_chance`): a selector must not prefer it.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"near_chance": ("model", [False, True])}, coords={"model": ["a", "b"]})
+    >>> near_chance_models(ds)
+    ['b']
+    """
+    dataset = _dataset(result)
+    if "near_chance" not in dataset:
+        return []
+    flagged = dataset["near_chance"].astype(bool)
+    if "done" in dataset:
+        flagged = flagged & dataset["done"].astype(bool)
+    return [str(m) for m in dataset["model"].values[np.asarray(flagged.values)]]
+
+
+def _warn_near_chance(models: Sequence[str], what: str) -> None:
+    shown = ", ".join(repr(m) for m in models[:10]) + (" ..." if len(models) > 10 else "")
+    warnings.warn(
+        f"directionkit: {len(models)} model(s) are not clearly above chance accuracy "
+        f"({shown}): their ablation AUC says little (a model at chance stays at chance when "
+        f"ablated); {what}.",
+        DirectionKitWarning,
+        stacklevel=3,
     )
 
 
@@ -109,8 +157,9 @@ def select(
     *,
     scope: str = "all",
     higher_is_better: bool | None = None,
+    near_chance: str = "last",
 ) -> xr.DataArray:
-    """The models ranked by a measure, best first.
+    """The models ranked by a measure, best first; models near chance ranked last.
 
     Parameters
     ----------
@@ -125,12 +174,18 @@ def select(
     higher_is_better : bool, optional
         The ranking direction; default from :data:`HIGHER_IS_BETTER` (larger is better
         for a measure not listed there).
+    near_chance : {"last", "leave-out", "keep"}, default "last"
+        Models flagged ``near_chance`` (clean accuracy not clearly above chance: their
+        ablation AUC is near 1 whatever they learned) are ranked after every other model
+        (``"last"``, with a warning naming them), left out (``"leave-out"``), or ranked
+        by their value like the others (``"keep"``).
 
     Returns
     -------
     xarray.DataArray
         The measure along ``model``, sorted best first; models whose value is NaN (not
-        finished, or the measure does not apply to them) are left out.
+        finished, or the measure does not apply to them) are left out.  Coordinate
+        ``near_chance`` (bool, along ``model``) says which models are flagged.
 
     Examples
     --------
@@ -141,12 +196,27 @@ def select(
     ['b', 'c']
     >>> select(ds, by="ablation_auc", higher_is_better=False)["model"].values.tolist()
     ['a', 'c', 'b']
+    >>> ds["near_chance"] = ("model", [False, True, False])  # 'b' learned nothing
+    >>> select(ds, near_chance="leave-out")["model"].values.tolist()
+    ['c', 'a']
     """
+    check_choice(near_chance, "near_chance", "select", NEAR_CHANCE_CHOICES)
     values = measure_values(sweep_result, by, scope=scope)
     values = values.where(np.isfinite(values), drop=True)
+    flagged_models = set(near_chance_models(sweep_result))
+    flagged = np.array([str(m) in flagged_models for m in values["model"].values], dtype=bool)
+    values = values.assign_coords(near_chance=("model", flagged))
+    if near_chance == "leave-out":
+        values = values.isel(model=np.flatnonzero(~flagged))
+        flagged = flagged[~flagged]
     higher = HIGHER_IS_BETTER.get(by, True) if higher_is_better is None else higher_is_better
-    # a stable sort, so ties keep the sweep's order
-    order = np.argsort(-values.values if higher else values.values, kind="stable")
+    # a stable sort, so ties keep the sweep's order; flagged models after the others
+    key = -values.values if higher else values.values
+    order = np.lexsort((key, flagged)) if near_chance == "last" else np.argsort(key, kind="stable")
+    if near_chance == "last" and flagged.any():
+        _warn_near_chance(
+            [str(m) for m in values["model"].values[flagged]], "select ranks them last"
+        )
     ranked = values.isel(model=order)
     if k is not None:
         ranked = ranked.isel(model=slice(0, check_int(k, "k", "select", minimum=1)))
@@ -164,6 +234,7 @@ def selection_report(
     scope: str = "all",
     higher_is_better: Mapping[str, bool] | None = None,
     seed: int = 0,
+    near_chance: str = "leave-out",
 ) -> xr.Dataset:
     """The paper's hyperparameter-selection statistics for each measure of a sweep.
 
@@ -192,13 +263,18 @@ def selection_report(
         Selection direction per measure; default :data:`HIGHER_IS_BETTER`.
     seed : int, default 0
         Seed of the sub-selections.
+    near_chance : {"leave-out", "keep"}, default "leave-out"
+        Models flagged ``near_chance`` (clean accuracy not clearly above chance, so their
+        ablation AUC is near 1 whatever they learned) are left out of every measure's
+        statistics, with a warning naming them; ``"keep"`` scores them like the others.
 
     Returns
     -------
     xarray.Dataset
         Dim ``measure`` (and ``top``): ``spearman``, ``spearman_pvalue``, ``n_models``,
         ``subset_size``, ``top_hit_rate`` ``(measure, top)``, ``gap_mean``, ``gap_sd``
-        (sample sd over the sub-selections); attrs ``target``, ``n_subsets``, ``seed``.
+        (sample sd over the sub-selections); attrs ``target``, ``n_subsets``, ``seed``,
+        ``near_chance_left_out`` (the models left out).
 
     Examples
     --------
@@ -217,6 +293,11 @@ def selection_report(
     """  # noqa: E501
     func = "selection_report"
     dataset = _dataset(sweep_result)
+    check_choice(near_chance, "near_chance", func, ("leave-out", "keep"))
+    left_out = near_chance_models(dataset) if near_chance == "leave-out" else []
+    if left_out:
+        dataset = dataset.sel(model=~dataset["model"].isin(left_out))
+        _warn_near_chance(left_out, "selection_report leaves them out")
     goal = measure_values(dataset, target, scope=scope)
     if measures is None:  # test-set measures would select with the answer in hand
         chosen: Sequence[str] = [
@@ -284,5 +365,10 @@ def selection_report(
             "gap_sd": ("measure", [r["gap_sd"] for r in rows]),
         },
         coords={"measure": list(chosen), "top": tops},
-        attrs={"target": target, "n_subsets": n_subsets, "seed": seed},
+        attrs={
+            "target": target,
+            "n_subsets": n_subsets,
+            "seed": seed,
+            "near_chance_left_out": left_out,
+        },
     )

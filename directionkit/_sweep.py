@@ -5,8 +5,10 @@ task on ``dask.distributed``, and collects the results in **one zarr store**:
 
 ``S.zarr/`` (the root group, read by plain ``xarray.open_zarr``)
     Every variable whose size does not depend on the model's width, with a leading
-    ``model`` dim: ``done``, ``accuracy``, ``loss``, ``ablation_accuracy``
-    ``(model, scope, ordering, fraction)``, ``ablation_auc`` ``(model, scope)``,
+    ``model`` dim: ``done``, ``accuracy``, ``loss``, ``chance_accuracy``, ``near_chance``
+    (the clean accuracy is not clearly above chance: that model's AUC says little),
+    ``ablation_accuracy`` ``(model, scope, ordering, fraction)``, ``ablation_auc`` and
+    ``ablation_auc_corrected`` ``(model, scope)``,
     ``noise_accuracy`` ``(model, repeat, noise_scale)``, the per-model summaries
     ``noise_auc``, ``selectivity_mean``, ``weight_l1_mean``, ``n_units``, the task's
     ``seconds`` and its worker's ``peak_rss_mb`` (the process's peak resident memory when
@@ -49,6 +51,7 @@ import sys
 import time
 import tomllib
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,9 +61,15 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from directionkit._api import DEFAULT_NOISE_SCALES, METRICS, _identity, analyze
+from directionkit._api import _identity, analyze
+from directionkit._choices import DEFAULT_NOISE_SCALES, METRICS, TOML_FORMAT
 from directionkit._validation import check_int, parameter_error
-from directionkit.errors import DirectionKitError, InvalidParameterError, StoreError
+from directionkit.errors import (
+    DirectionKitError,
+    DirectionKitWarning,
+    InvalidParameterError,
+    StoreError,
+)
 from directionkit.store import (
     VERSION_ATTR,
     Analysis,
@@ -199,7 +208,7 @@ class _Plan:
 
 
 def _plan(kwargs: Mapping[str, Any], has_train_data: bool) -> _Plan:
-    from directionkit.experiments._ablation import _fractions
+    from directionkit.experiments._ablation import check_fractions
 
     func = "sweep"
     unknown = sorted(set(kwargs) - set(_ANALYZE_KWARGS))
@@ -226,7 +235,7 @@ def _plan(kwargs: Mapping[str, Any], has_train_data: bool) -> _Plan:
         metrics=tuple(chosen),
         scopes=tuple(str(s) for s in scopes),
         orderings=check_int(kwargs.get("orderings", 10), "orderings", func, minimum=1),
-        fractions=_fractions(kwargs.get("fractions", 21), func),
+        fractions=check_fractions(kwargs.get("fractions", 21), func),
         noise_scales=np.asarray(DEFAULT_NOISE_SCALES if scales is None else scales, float),
         noise_repeats=check_int(kwargs.get("noise_repeats", 10), "noise_repeats", func, minimum=1),
     )
@@ -278,6 +287,8 @@ def _root_dataset(
         "n_units": ("model", np.zeros(n, dtype=np.int64)),
         "accuracy": ("model", empty()),
         "loss": ("model", empty()),
+        "chance_accuracy": ("model", empty()),
+        "near_chance": ("model", np.zeros(n, dtype=bool)),
         "selectivity_mean": ("model", empty()),
         "weight_l1_mean": ("model", empty()),
         "epochs_trained": ("model", np.zeros(n, dtype=np.int64)),
@@ -289,6 +300,7 @@ def _root_dataset(
         curve = (len(plan.scopes), plan.orderings, plan.fractions.size)
         variables["ablation_accuracy"] = (("model", "scope", "ordering", "fraction"), empty(*curve))
         variables["ablation_auc"] = (("model", "scope"), empty(len(plan.scopes)))
+        variables["ablation_auc_corrected"] = (("model", "scope"), empty(len(plan.scopes)))
         coords |= {
             "scope": np.array(plan.scopes, dtype=object),
             "ordering": np.arange(plan.orderings),
@@ -492,7 +504,10 @@ def _run_one(
     with _single_threaded(single_thread):
         model, history = _load(spec, name, None if runs_dir is None else Path(runs_dir))
         loaded = time.perf_counter()
-        with _single_threaded(single_thread):  # torch may have been imported just now
+        # a worker's warnings would be lost in its log: what they say (near chance, a
+        # measure left out, an assumption) is in the model's stored attrs and variables
+        with _single_threaded(single_thread), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DirectionKitWarning)
             result = analyze(
                 model,
                 _resolve_data(data, spec),
@@ -510,7 +525,10 @@ def _run_one(
             temporary, mode="w-", zarr_format=3, consolidated=False,
             encoding=_checksummed_encoding(dataset), write_empty_chunks=True,
         )  # fmt: skip
-    group: Any = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
+    # every chunk written, even one equal to the fill value (a NaN AUC, near_chance False):
+    # zarr would otherwise delete that chunk file, and the checksummed store reads as damaged
+    opened: Any = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
+    group = _FullChunks(opened)
     scalars = {
         "accuracy": float(dataset["accuracy"]),
         "loss": float(dataset["loss"]),
@@ -518,13 +536,19 @@ def _run_one(
         **_summaries(dataset),
         **history,
     }
+    for name in ("chance_accuracy", "near_chance"):
+        if name in dataset:
+            scalars[name] = dataset[name].item()
     for key, value in scalars.items():
-        group[key][index] = value
+        if key in group:  # a store made before a variable was added lacks it
+            group[key][index] = value
     if "ablation_accuracy" in dataset and "ablation_accuracy" in group:
         group["ablation_accuracy"][index] = (
             dataset["ablation_accuracy"].transpose("scope", "ordering", "fraction").values
         )
         group["ablation_auc"][index] = dataset["ablation_auc"].values
+        if "ablation_auc_corrected" in dataset and "ablation_auc_corrected" in group:
+            group["ablation_auc_corrected"][index] = dataset["ablation_auc_corrected"].values
     if "noise_accuracy" in dataset and "noise_accuracy" in group:
         group["noise_accuracy"][index] = (
             dataset["noise_accuracy"].transpose("repeat", "noise_scale").values
@@ -541,6 +565,19 @@ def _run_one(
         "write": seconds + began - analysed,
     }
     return {"name": name, "seconds": seconds, **phases, **_span(began_at)}
+
+
+class _FullChunks:
+    """A zarr group whose arrays write every chunk, even one equal to the fill value."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._group
+
+    def __getitem__(self, key: str) -> Any:
+        return self._group[key].with_config({"write_empty_chunks": True})
 
 
 def _span(began_at: float) -> dict[str, Any]:
@@ -1134,37 +1171,6 @@ def _load_checked(source: Path, *, consolidated: bool) -> xr.Dataset:
 
 
 # --------------------------------------------------------------------------- TOML configs
-
-
-#: The sweep config format of :func:`read_sweep_config` and ``directionkit sweep``.
-TOML_FORMAT = """\
-[sweep]               # optional
-data = "train"        # "train" / "test": each run's own split (its shuffled labels for
-                      # train); or digits, fashion-mnist, PATH.npz, a folder of IDX files
-split = "test"        # the split of a named data set (default test)
-limit = 1000          # use only its first N examples
-train_data = "train"  # optional: unit sd for the noise curves; same kinds as data
-runs_dir = "runs"     # where [grid] / train models are trained (default STORE.runs)
-
-[analyze]             # optional: keyword arguments of directionkit.analyze
-orderings = 5
-fractions = 11
-metrics = ["statistics", "ablation", "noise"]
-
-[models.small]        # one table per model, with exactly one of
-onnx = "small.onnx"   #   an ONNX file
-[models.trained]
-run = "runs/a"        #   a run directory of `directionkit train`
-[models.new]
-train = { dataset = "digits", hidden = [64], epochs = 5 }   # a TrainConfig to train
-
-[grid]                # every combination of the listed TrainConfig values, over base;
-base = { dataset = "digits", hidden = [64], epochs = 5 }
-corruption = [0.0, 0.5, 1.0]
-seed = [0, 1]         # models named corruption=0.5,seed=1 ...
-
-Relative paths are relative to the TOML file.
-"""
 
 
 def read_sweep_config(

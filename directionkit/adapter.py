@@ -81,10 +81,12 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from directionkit._choices import ALL_KINDS, BINARY_KINDS
 from directionkit._validation import check_choice, check_int, parameter_error
-from directionkit.errors import InvalidParameterError, SiteNotFoundError
+from directionkit.errors import InvalidParameterError, SiteNotFoundError, UnsupportedModelError
 
 __all__ = [
+    "BINARY_KINDS",
     "CPU_MEMORY_BUDGET",
     "GPU_MEMORY_BUDGET",
     "Interventions",
@@ -92,6 +94,9 @@ __all__ = [
     "RunOutput",
     "Site",
     "LinearChain",
+    "binary_columns",
+    "binary_kind",
+    "check_output_kind",
     "SupportsDevice",
     "SupportsElementRecording",
     "SupportsFoldedWeightL1",
@@ -101,6 +106,7 @@ __all__ = [
     "SupportsWeightL1",
     "check_request",
     "check_unit_axes",
+    "check_unit_axes_named",
     "given_unit_axis",
     "guessed_unit_axis",
     "looks_like_probabilities",
@@ -131,6 +137,73 @@ OUTPUT_KIND_NOTES = {
 }
 #: The output kinds an adapter returns as their logarithm.
 LOGARITHM_TAKEN = ("probabilities", "sigmoid-probabilities")
+OUTPUT_KIND_NOTES["binary-probability"] = (
+    "one probability per example, of class 1: directionkit scores it as two classes, "
+    "[log(1 - p), log p], so accuracy thresholds p at 0.5 and the loss is the binary "
+    "cross-entropy"
+)
+OUTPUT_KIND_NOTES["binary-logit"] = (
+    "one logit per example, of class 1: directionkit scores it as two classes, [0, z] "
+    "(their softmax is [1 - sigmoid(z), sigmoid(z)]), so accuracy thresholds z at 0 and the "
+    "loss is the binary cross-entropy"
+)
+
+
+def binary_kind(scores: np.ndarray, where: str, sigmoid: bool) -> str:
+    """The kind of a single score per example: out of a sigmoid a probability; with a
+    value of the first batch outside [0, 1] a logit; otherwise ambiguous, refused.
+
+    A logit whose values happen to lie in [0, 1] (a random or an uncertain model) read
+    as a probability would be thresholded at 0.5 instead of 0: silently wrong accuracy.
+    So without evidence the adapter asks: ``output_kind="binary-probability"`` (a
+    sigmoid the graph hides, in a control-flow subgraph) or ``"binary-logit"``.
+
+    Examples
+    --------
+    >>> binary_kind(np.array([[0.2], [0.9]]), "output 'p'", sigmoid=True)
+    'binary-probability'
+    >>> binary_kind(np.array([[-1.5], [2.0]]), "output 'z'", sigmoid=False)
+    'binary-logit'
+    >>> binary_kind(np.array([[0.2], [0.9]]), "output 'p'", sigmoid=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.UnsupportedModelError: The model gives one score per example ...
+    """
+    if sigmoid:
+        return "binary-probability"
+    values = np.asarray(scores, np.float64)
+    if values.size and np.all((values >= 0) & (values <= 1)):
+        raise UnsupportedModelError(
+            f"The model gives one score per example ({where}), every value of the first "
+            "batch in [0, 1], and no sigmoid was found producing it: a probability of class "
+            "1, or a logit? directionkit will not guess; pass output_kind="
+            "'binary-probability' or 'binary-logit'."
+        )
+    return "binary-logit"
+
+
+def check_output_kind(kind: Any, func: str) -> str | None:
+    """``output_kind`` as given to an adapter: None (detect) or one of :data:`ALL_KINDS`."""
+    if kind is not None and kind not in ALL_KINDS:
+        raise parameter_error("output_kind", func, f"None or one of {list(ALL_KINDS)}", kind)
+    return kind
+
+
+def binary_columns(scores: np.ndarray, kind: str) -> np.ndarray:
+    """Single scores ``(..., 1)`` as two-class scores ``(..., 2)`` (see :data:`BINARY_KINDS`).
+
+    Examples
+    --------
+    >>> binary_columns(np.array([[0.5]]), "binary-probability").round(4).tolist()
+    [[-0.6931, -0.6931]]
+    >>> binary_columns(np.array([[2.0]]), "binary-logit").tolist()
+    [[0.0, 2.0]]
+    """
+    values = np.asarray(scores)
+    if kind == "binary-logit":
+        return np.concatenate([np.zeros_like(values), values], axis=-1)
+    p = np.clip(values.astype(np.float64), 1e-38, 1 - 1e-7)
+    return np.concatenate([np.log1p(-p), np.log(p)], axis=-1).astype(np.float32)
 
 
 def looks_like_probabilities(scores: np.ndarray, tol: float = 1e-4) -> str | None:
@@ -368,6 +441,24 @@ def given_unit_axis(
     return axis % rank
 
 
+def check_unit_axes_named(unit_axes: Mapping[str, int], sites: Mapping[str, Site]) -> None:
+    """Refuse ``unit_axes`` entries that name no site (a typo would leave a guess in place).
+
+    Examples
+    --------
+    >>> check_unit_axes_named({"fc": 0}, {"fc1": Site("fc1", 2)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidParameterError: The 'unit_axes' parameter names ['fc'], ...
+    """
+    unknown = sorted(set(unit_axes) - set(sites))
+    if unknown:
+        raise InvalidParameterError(
+            f"The 'unit_axes' parameter names {unknown}, which are not sites of the model; "
+            f"its sites are {list(sites)}."
+        )
+
+
 def guessed_unit_axis(name: str, shape: Sequence[int | None]) -> tuple[int, str]:
     """``(axis, note)``: the axis assumed for a site whose producing layer does not tell
     it (the channel of a map, else the last), and the note saying so.
@@ -376,9 +467,13 @@ def guessed_unit_axis(name: str, shape: Sequence[int | None]) -> tuple[int, str]
     --------
     >>> guessed_unit_axis("relu()", (3, 4, 4))[0], guessed_unit_axis("relu()", (9, 4))[0]
     (0, 1)
+    >>> guessed_unit_axis("relu()", (128, 1))[0]  # not one unit at 128 positions
+    0
     """
     rank = len(shape)
     axis = 0 if rank >= 3 else rank - 1
+    if shape[axis] == 1:  # one unit over positions is never the reading: another axis
+        axis = next((i for i, d in enumerate(shape) if d is None or d > 1), axis)
     note = (
         f"The unit axis of site {name!r} (per-example shape {tuple(shape)}) is not known from "
         f"the layer that produced it; axis {axis} was assumed. Pass "

@@ -143,3 +143,85 @@ def test_site_info_records_each_sites_shape_and_unit_axis(problem) -> None:  # t
         "kind": "dense", "n_units": 8, "shape": [8], "unit_axis": 0,
     }  # fmt: skip
     assert result.attrs["skipped"] == {} and result.attrs["assumptions"] == []
+
+
+def test_data_without_every_class_gives_every_measure_that_is_defined(problem) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    keep = y != 1  # no example of class 1
+    x, y = x[keep], y[keep]
+    with pytest.warns(dk.DirectionKitWarning, match=r"no example of 1 of the model's 3 classes"):
+        result = dk.analyze(net, (x, y), train_data=(x, y), orderings=2, fractions=3,
+                            noise_scales=[0.0, 1.0], noise_repeats=1, progress=False)  # fmt: skip
+    for name in ("ablation_auc", "noise_accuracy", "importance_loss", "selectivity",
+                 "mutual_info", "class_mean"):  # fmt: skip
+        assert name in result, name
+    assert result.attrs["classes_missing"] == [1] and result.attrs["classes_present"] == 2
+    assert np.isnan(result["class_mean"].sel({"class": 1})).all()
+    # selectivity over the two classes present, as the one-shot function computes it
+    acts = net.run(x, record=list(net.sites)).activations
+    stacked = np.concatenate([acts[n] for n in net.sites], axis=1)
+    np.testing.assert_allclose(
+        result["selectivity"].values,
+        dk.class_selectivity(stacked, y, n_classes=3, classes="present").values,
+    )
+    with pytest.raises(DirectionKitError, match=r"classes \[1\] have none.*classes='present'"):
+        dk.analyze(net, (x, y), metrics=["statistics"], classes="all", progress=False)
+
+
+def test_a_model_at_chance_is_flagged_where_its_numbers_are(problem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    shuffled = np.random.default_rng(5).permutation(y)  # labels the model cannot predict
+    with pytest.warns(dk.DirectionKitWarning, match="not clearly above chance"):
+        at_chance = dk.analyze(net, (x, shuffled), metrics=["ablation"], orderings=3,
+                               fractions=5, progress=False)  # fmt: skip
+    counts = np.bincount(shuffled, minlength=3)
+    assert float(at_chance["chance_accuracy"]) == pytest.approx(counts.max() / counts.sum())
+    assert bool(at_chance["near_chance"]) and "near_chance_note" in at_chance.attrs
+    # the corrected AUC, by hand: the mean curve mapped so that clean = 1 and chance = 0
+    curve = at_chance["ablation_accuracy"].sel(scope="all").values  # (ordering, fraction)
+    chance, f = float(at_chance["chance_accuracy"]), at_chance["fraction"].values
+    clean = curve[:, 0]
+    mapped = (curve - chance) / (clean[:, None] - chance)
+    want = np.mean(np.sum((mapped[:, 1:] + mapped[:, :-1]) / 2 * np.diff(f), axis=1))
+    got = float(at_chance["ablation_auc_corrected"].sel(scope="all"))
+    if np.all(clean > chance):
+        assert got == pytest.approx(want)
+    else:
+        assert np.isnan(got)
+    # stored, and read back with its flag
+    back = dk.open(at_chance.save(tmp_path / "chance.zarr"))
+    assert bool(back["near_chance"]) and "(near chance" in repr(back)
+    # the model on its own predictions is clearly above chance: no flag, no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dk.DirectionKitWarning)
+        learned = dk.analyze(net, (x, y), metrics=["ablation"], orderings=3, fractions=5,
+                             progress=False)  # fmt: skip
+    assert not bool(learned["near_chance"]) and "near chance" not in repr(learned)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "name"),
+    [
+        ("orderings", -1, "orderings"),
+        ("fractions", 1, "fractions"),
+        ("seed", -3, "seed"),
+        ("noise_repeats", 0, "noise_repeats"),
+        ("noise_scales", [-1.0], "noise_scales"),
+        ("batch_size", 0, "batch_size"),
+    ],
+)
+def test_every_option_is_checked_before_the_model_runs(problem, option, value, name) -> None:  # type: ignore[no-untyped-def]
+    net, x, y = problem
+    calls = []
+    original = net.run
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    net.run = counted  # type: ignore[method-assign]
+    with pytest.raises(dk.InvalidParameterError, match=rf"'{name}' parameter of analyze"):
+        dk.analyze(net, (x, y), train_data=(x, y), progress=False, **{option: value})
+    assert calls == []  # refused before a single pass over the data

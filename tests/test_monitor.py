@@ -22,7 +22,10 @@ def redundant_model() -> tuple[NumpyMLPAdapter, tuple[np.ndarray, np.ndarray]]:
     )
     X = np.concatenate([np.linspace(1, 2, 7), -np.linspace(1, 2, 3)])[:, None]
     y = np.array([0] * 7 + [1] * 3)
-    return net, (X, y)
+    # ten copies: on 10 examples an accuracy of 1 is not clearly above the majority
+    # class's 0.7 (a guesser gets 10 of 10 2.8% of the time); on 100 it is, and the
+    # curve is the same
+    return net, (np.tile(X, (10, 1)), np.tile(y, 10))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +113,7 @@ def test_monitor_in_a_real_torch_training_loop_leaves_training_unchanged() -> No
         model = torch.nn.Sequential(
             torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
         )
-        optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.5)  # above chance at once
         estimates = []
         for _ in range(4):
             model.train()
@@ -138,3 +141,22 @@ def test_monitor_in_a_real_torch_training_loop_leaves_training_unchanged() -> No
     assert (
         dk.estimate_auc(watched, (X[:200].numpy(), y[:200].numpy()), orderings=2) == (estimates[-1])
     )
+
+
+def test_a_model_at_chance_gets_no_auc_estimate_and_never_counts_as_a_peak() -> None:
+    net, (X, y) = redundant_model()
+    y_at_chance = np.zeros_like(y)
+    y_at_chance[::2] = 1  # half the labels 1, whatever x is: chance is 0.5
+    with pytest.warns(dk.DirectionKitWarning, match=r"not clearly above chance \(0\.5000"):
+        assert np.isnan(dk.estimate_auc(net, (X, y_at_chance)))
+    assert not np.isnan(dk.estimate_auc(net, (X, y)))  # the same model on its labels
+    monitor = dk.AUCMonitor((X, y), patience=2)
+    for epoch, value in enumerate([np.nan, np.nan, 0.7, 0.72, 0.6, np.nan], start=1):
+        monitor.record(epoch, value)
+    # the untrained epochs (NaN) are no peak; the peak is epoch 4, and both estimates
+    # after it (one lower, one at chance again) count as the fall
+    assert (monitor.fell_at, monitor.flagged_at) == (4, 6)
+    fresh = dk.AUCMonitor((X, y))
+    for epoch in (1, 2, 3):
+        fresh.record(epoch, np.nan)
+    assert fresh.fell_at is None and not fresh.should_stop

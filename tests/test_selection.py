@@ -146,10 +146,26 @@ def test_selection_on_a_real_sweep_store(tmp_path: Path) -> None:
             nets, (X, y), store=tmp_path / "s.zarr", client=client, metadata=given,
             progress=False, orderings=2, fractions=5,
         )  # fmt: skip
-    ranked = dk.select(result, k=2)
     auc = result["ablation_auc"].sel(scope="all").values
+    ranked = dk.select(result, k=2, near_chance="keep")
     assert list(ranked["model"].values) == [f"n{i}" for i in np.argsort(-auc)[:2]]
-    report = dk.selection_report(result, ["ablation_auc", "weight_l1_mean"], n_subsets=10)
+    # by default a model at chance (here: the nets whose predictions are not the labels)
+    # ranks after every model that learned them, whatever its AUC
+    flagged = result["near_chance"].values.astype(bool)
+    assert flagged.any() and not flagged[0]  # n0 made the labels
+    accuracy = result["accuracy"].values
+    from directionkit.metrics import near_chance
+
+    chance = result["chance_accuracy"].values
+    assert [near_chance(a, c, 60) for a, c in zip(accuracy, chance, strict=True)] == list(flagged)
+    with pytest.warns(dk.DirectionKitWarning, match="select ranks them last"):
+        everyone = dk.select(result)
+    want = [f"n{i}" for i in np.lexsort((-auc, flagged))]
+    assert list(everyone["model"].values) == want
+    assert list(everyone["near_chance"].values) == sorted(flagged)
+    report = dk.selection_report(
+        result, ["ablation_auc", "weight_l1_mean"], n_subsets=10, near_chance="keep"
+    )
     assert report["subset_size"].values.tolist() == [3, 3]
     want = np.corrcoef(rankdata(auc), rankdata([0.5 + i / 20 for i in range(6)]))[0, 1]
     assert float(report["spearman"].sel(measure="ablation_auc")) == pytest.approx(want)

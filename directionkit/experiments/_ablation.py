@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from directionkit._choices import ABLATE_TO
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.adapter import Interventions, LinearChain, ModelAdapter, SupportsLinearChain
 from directionkit.errors import InvalidParameterError
@@ -24,7 +25,8 @@ from directionkit.experiments._incremental import incremental_accuracy, single_u
 from directionkit.experiments._progress import ProgressCallback, Tracker
 
 
-def _fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
+def check_fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
+    """The ablation fractions ``fractions`` stands for, sorted, or an error naming ``func``."""
     if isinstance(fractions, int | np.integer) and not isinstance(fractions, bool):
         return np.linspace(0.0, 1.0, check_int(fractions, "fractions", func, minimum=2))
     values = np.asarray(fractions, dtype=np.float64) if not isinstance(fractions, bool) else None
@@ -53,7 +55,6 @@ def n_clamped(fraction: float, n_units: int) -> int:
     return int(np.floor(fraction * n_units + 0.5))
 
 
-ABLATE_TO = ("zero", "mean", "channel-mean")
 
 
 def _chain_for(
@@ -172,7 +173,7 @@ def ablation_curve(
     check_choice(method, "method", func, ("auto", "general", "incremental"))
     orderings = check_int(orderings, "orderings", func, minimum=1)
     seed = check_int(seed, "seed", func, minimum=0)
-    grid = _fractions(fractions, func)
+    grid = check_fractions(fractions, func)
     batches = Batches(data, batch_size, func)
     find_sites(adapter, batches)
     sites = adapter.sites

@@ -17,11 +17,13 @@ from directionkit.experiments._progress import Tracker, row_chunks
 
 @dataclass
 class Scores:
-    """Per intervention row: correct predictions, summed cross-entropy, example count."""
+    """Per intervention row: correct predictions, summed cross-entropy, example count;
+    and how many examples of each class the data held (``(C,)``)."""
 
     correct: np.ndarray
     loss: np.ndarray
     n: int
+    label_counts: np.ndarray | None = None
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -131,6 +133,7 @@ def evaluate(
     """
     correct: np.ndarray | None = None
     loss: np.ndarray | None = None
+    counts: np.ndarray | None = None
     n = 0
     tracking = tracker is not None and tracker.active
     for index, (x, y) in enumerate(batches):
@@ -152,9 +155,11 @@ def evaluate(
         ce = cross_entropy(logits, y).sum(axis=1)
         correct = hits if correct is None else correct + hits
         loss = ce if loss is None else loss + ce
+        batch_counts = np.bincount(y, minlength=logits.shape[-1])
+        counts = batch_counts if counts is None else counts + batch_counts
         n += y.shape[0]
     assert correct is not None and loss is not None
-    return Scores(correct, loss, n)
+    return Scores(correct, loss, n, counts)
 
 
 def find_sites(adapter: ModelAdapter, batches: Batches) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ import xarray as xr
 
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.adapter import Interventions, ModelAdapter, SupportsElementRecording
-from directionkit.errors import InvalidDataError, UnsupportedModelError
+from directionkit.errors import DirectionKitWarning, InvalidDataError, UnsupportedModelError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import (
     check_labels_fit,
@@ -22,6 +23,7 @@ from directionkit.experiments._engine import (
 from directionkit.experiments._progress import ProgressCallback, Tracker
 from directionkit.metrics import ClassConditionalSums, JointHistogram, UnitMoments, UnitRange
 from directionkit.metrics._information import bin_edges
+from directionkit.metrics._selectivity import selectivity_from_means
 
 
 def _recorded(
@@ -146,6 +148,7 @@ def activation_statistics(
     n_bins: int = 16,
     binning: Literal["equal-width", "equal-frequency"] = "equal-width",
     batch_size: int | None = None,
+    classes: Literal["present", "all"] = "present",
     progress: ProgressCallback | None = None,
 ) -> xr.Dataset:
     """Class means, selectivity, mutual information and unit mean/sd, streamed.
@@ -162,6 +165,13 @@ def activation_statistics(
         ``"equal-frequency"`` needs exact order statistics, so it holds the spatially
         reduced activity ``(examples, units)`` in memory.
     batch_size : int, optional
+    classes : {"present", "all"}
+        The classes of class means and selectivity: those the data hold examples of
+        (``"present"``, the default: a class without one gets NaN class means, is left
+        out of the selectivity index, and a warning names it), or every class of the
+        model's output (``"all"``: a class without an example is an error).  The mutual
+        information is over the classes present either way (an absent class adds
+        nothing to it).
     progress : callable, optional
         Called as ``progress(done, total)`` as the work advances (example-rows; see
         :mod:`directionkit.experiments._progress`), e.g. to drive a progress bar.
@@ -170,7 +180,9 @@ def activation_statistics(
     -------
     xarray.Dataset
         ``class_mean (unit, class)``, ``selectivity``, ``mutual_info``, ``unit_mean``,
-        ``unit_std`` (all ``(unit,)``), with unit coordinates ``site`` and ``unit_index``.
+        ``unit_std`` (all ``(unit,)``), with unit coordinates ``site`` and ``unit_index``;
+        ``attrs["n_classes"]`` (the model's), ``attrs["classes_present"]`` (how many the
+        data hold) and ``attrs["classes_missing"]`` (which are absent).
 
     Examples
     --------
@@ -185,6 +197,7 @@ def activation_statistics(
     func = "activation_statistics"
     n_bins = check_int(n_bins, "n_bins", func, minimum=2)
     check_choice(binning, "binning", func, ("equal-width", "equal-frequency"))
+    check_choice(classes, "classes", func, ("present", "all"))
     batches = Batches(data, batch_size, func)
     find_sites(adapter, batches)
     tracker = Tracker(progress)
@@ -211,17 +224,50 @@ def activation_statistics(
     for acts, y in second_pass:
         histogram.update(acts, y)
     coords = unit_coords(adapter.sites)
+    missing = np.flatnonzero(sums.counts == 0)
+    means = sums.class_mean(classes)  # "all" refuses a missing class
+    attrs: dict[str, Any] = {
+        "n_bins": n_bins, "binning": binning, "n_classes": int(sums.counts.size),
+        "classes_present": int(sums.counts.size - missing.size),
+        "classes_missing": [int(c) for c in missing],
+    }  # fmt: skip
+    if missing.size:
+        listed = ", ".join(str(int(c)) for c in missing[:20]) + (", ..." if missing.size > 20
+                                                                  else "")  # fmt: skip
+        note = (
+            f"the data hold no example of {missing.size} of the model's {sums.counts.size} "
+            f"classes ({listed}): class means are NaN for them, and selectivity is over the "
+            f"{sums.counts.size - missing.size} classes present"
+        )
+        attrs["classes_note"] = note
+        warnings.warn(f"directionkit: {note}.", DirectionKitWarning, stacklevel=3)
+    if sums.counts.size - missing.size >= 2:
+        selectivity = selectivity_from_means(means)
+    else:  # one class: the index is undefined, not 0
+        selectivity = np.full(means.shape[0], np.nan)
+        attrs["selectivity_note"] = "selectivity is undefined with fewer than 2 classes present"
     return xr.Dataset(
         {
-            "class_mean": (("unit", "class"), sums.class_mean()),
-            "selectivity": ("unit", sums.selectivity()),
+            "class_mean": (("unit", "class"), means),
+            "selectivity": ("unit", selectivity),
             "mutual_info": ("unit", histogram.mutual_information()),
             "unit_mean": ("unit", np.asarray(moments.mean)),
             "unit_std": ("unit", np.asarray(moments.std())),
         },
         coords={**coords, "class": np.arange(sums.counts.size)},
-        attrs={"n_bins": n_bins, "binning": binning},
+        attrs=attrs,
     )
+
+
+def check_scales(scales: Any, name: str, func: str) -> np.ndarray:
+    """Noise scales as a float array, or an error naming ``name`` of ``func``."""
+    try:
+        grid = np.asarray(scales, dtype=np.float64)
+    except (TypeError, ValueError):
+        grid = np.empty(0)
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+        raise parameter_error(name, func, "a non-empty 1-d sequence of floats >= 0", scales)
+    return grid
 
 
 def noise_curve(
@@ -289,9 +335,7 @@ def noise_curve(
     check_choice(noise_sd, "noise_sd", func, ("map", "spatial-mean"))
     repeats = check_int(repeats, "repeats", func, minimum=1)
     seed = check_int(seed, "seed", func, minimum=0)
-    grid = np.asarray(scales, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
-        raise parameter_error("scales", func, "a non-empty 1-d sequence of floats >= 0", scales)
+    grid = check_scales(scales, "scales", func)
     batches = Batches(data, batch_size, func)
     train_batches = Batches(train_data, batch_size, func)
     find_sites(adapter, batches)

@@ -6,6 +6,7 @@ carried through to the result.  Streaming accumulators compute the same
 numbers batch by batch without holding the raw activations.
 """
 
+from directionkit.metrics._chance import chance_accuracy, chance_margin, near_chance
 from directionkit.metrics._correlation import spearman
 from directionkit.metrics._curves import ablation_auc
 from directionkit.metrics._information import bin_edges, mutual_information
@@ -24,8 +25,11 @@ __all__ = [
     "UnitRange",
     "ablation_auc",
     "bin_edges",
+    "chance_accuracy",
+    "chance_margin",
     "class_mean",
     "class_selectivity",
     "mutual_information",
+    "near_chance",
     "spearman",
 ]

@@ -11,14 +11,22 @@ from directionkit._validation import parameter_error
 from directionkit.errors import InvalidDataError
 
 
-def ablation_auc(curve: xr.DataArray, *, baseline: Any = None) -> xr.DataArray:
+def ablation_auc(
+    curve: xr.DataArray, *, baseline: Any = None, chance: Any = None
+) -> xr.DataArray:
     """Normalised area under an accuracy-vs-fraction-ablated curve.
 
     The accuracy is divided by the unablated accuracy (``baseline``, by default the
     curve's value at fraction 0) and integrated over the fraction with the trapezoid
-    rule.  Fractions must lie in [0, 1] and span it (0 and 1 both present), so an AUC
-    of 1 means no loss at all and the AUC of a curve that drops at once to chance
-    ``c`` is about ``c / baseline``.
+    rule -- the paper's AUC.  Fractions must lie in [0, 1] and span it (0 and 1 both
+    present), so an AUC of 1 means no loss at all and the AUC of a curve that drops at
+    once to chance ``c`` is about ``c / baseline``: a model *at* chance, whose curve
+    stays at chance, scores about 1.
+
+    With ``chance``, the accuracy is first mapped so that the baseline is 1 and chance 0,
+    ``(a - chance) / (baseline - chance)``, then integrated: the chance-corrected AUC, 1
+    for no loss and 0 for a curve at chance from the first fraction on.  It is NaN where
+    the baseline is not above chance (nothing to lose).
 
     Parameters
     ----------
@@ -26,11 +34,14 @@ def ablation_auc(curve: xr.DataArray, *, baseline: Any = None) -> xr.DataArray:
         Accuracies with a ``fraction`` dim and any others (``scope``, ``ordering``, ...).
     baseline : float or xarray.DataArray, optional
         The unablated accuracy, broadcast against the curve without ``fraction``.
+    chance : float or xarray.DataArray, optional
+        The chance accuracy (:func:`directionkit.metrics.chance_accuracy`).
 
     Returns
     -------
     xarray.DataArray
-        The curve's other dims, name ``"ablation_auc"``.
+        The curve's other dims, name ``"ablation_auc"`` (``"ablation_auc_corrected"``
+        with ``chance``).
 
     Notes
     -----
@@ -43,6 +54,11 @@ def ablation_auc(curve: xr.DataArray, *, baseline: Any = None) -> xr.DataArray:
     >>> curve = xr.DataArray([0.8, 0.4, 0.1], dims="fraction", coords={"fraction": [0, .5, 1]})
     >>> round(float(ablation_auc(curve)), 6)
     0.53125
+    >>> round(float(ablation_auc(curve, chance=0.1)), 6)  # (0.8, 0.4, 0.1) -> (1, 3/7, 0)
+    0.464286
+    >>> flat = xr.DataArray([0.1, 0.1, 0.1], dims="fraction", coords={"fraction": [0, .5, 1]})
+    >>> float(ablation_auc(flat)), float(ablation_auc(flat, chance=0.1))  # a model at chance
+    (1.0, nan)
     """
     if not isinstance(curve, xr.DataArray) or "fraction" not in curve.dims:
         dims = getattr(curve, "dims", None)
@@ -99,5 +115,17 @@ def ablation_auc(curve: xr.DataArray, *, baseline: Any = None) -> xr.DataArray:
             "The baseline accuracy of ablation_auc (by default the accuracy at fraction 0) "
             f"must be finite and non-zero. Got {base_values.ravel()[:10].tolist()}."
         )
-    area = (curve / base).integrate("fraction")
-    return area.rename("ablation_auc")
+    if chance is None:
+        area = (curve / base).integrate("fraction")
+        return area.rename("ablation_auc")
+    if isinstance(chance, xr.DataArray) and "fraction" in chance.dims:
+        raise parameter_error(
+            "chance", "ablation_auc", "a number or a DataArray without a 'fraction' dim",
+            chance.dims,
+        )  # fmt: skip
+    room = base - chance
+    above = room.where(room > 0) if isinstance(room, xr.DataArray) else (
+        room if np.all(np.asarray(room) > 0) else np.nan
+    )  # fmt: skip
+    area = ((curve - chance) / above).integrate("fraction")
+    return area.rename("ablation_auc_corrected")

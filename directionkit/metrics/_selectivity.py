@@ -11,6 +11,10 @@ from directionkit._validation import check_choice
 from directionkit.errors import InvalidDataError
 
 Negative = Literal["shift", "error"]
+#: Which classes class means and selectivity are over: every class ``0..n_classes-1``
+#: (each must have an example), or the classes the data hold an example of.
+Classes = Literal["all", "present"]
+CLASS_CHOICES: tuple[str, ...] = ("all", "present")
 #: Class means closer than this fraction of a unit's largest |class mean| are equal.
 RELATIVE_NOISE = 1e-12
 
@@ -29,16 +33,28 @@ def class_sums(
     return values.astype(np.float64).T @ onehot, onehot.sum(axis=0)
 
 
-def means_from_sums(sums: np.ndarray, counts: np.ndarray, func: str) -> np.ndarray:
-    """Class means from sums and counts; a class without examples is an error."""
+def means_from_sums(
+    sums: np.ndarray, counts: np.ndarray, func: str, classes: Classes = "all"
+) -> np.ndarray:
+    """Class means from sums and counts.  A class without examples is an error with
+    ``classes="all"``, a column of NaN with ``classes="present"``."""
+    check_choice(classes, "classes", func, CLASS_CHOICES)
     empty = np.flatnonzero(counts == 0)
-    if empty.size:
+    if empty.size and classes == "all":
         raise InvalidDataError(
             f"Every class needs at least one example for {func}; classes "
-            f"{empty.tolist()} have none (n_classes={counts.size}). Pass the right n_classes "
-            "or data that covers every class."
+            f"{_listed(empty)} have none (n_classes={counts.size}). Pass the right n_classes, "
+            "data that covers every class, or classes='present' for the classes present."
         )
-    return sums / counts[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts[None, :]
+    means[:, empty] = np.nan
+    return means
+
+
+def _listed(classes: np.ndarray, most: int = 20) -> str:
+    shown = ", ".join(str(int(c)) for c in classes[:most])
+    return f"[{shown}{', ...' if classes.size > most else ''}]"
 
 
 def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> np.ndarray:
@@ -47,10 +63,16 @@ def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> n
     ``(mu_max - mu_rest) / (mu_max + mu_rest)`` with ``mu_rest`` the mean of the
     other ``C - 1`` class means; 0 where the denominator is 0 (dead units) or, for a
     shifted unit, below ``RELATIVE_NOISE`` times the unit's largest |class mean|.
+    Classes whose means are NaN (no example, with ``classes="present"``) are left out:
+    ``C`` counts the classes present.
     """
     check_choice(negative, "negative", "class_selectivity", ("shift", "error"))
+    present = ~np.all(np.isnan(means), axis=0)
+    means = means[:, present]
     if means.shape[1] < 2:
-        raise InvalidDataError(f"class_selectivity needs at least 2 classes. Got {means.shape[1]}.")
+        raise InvalidDataError(
+            f"class_selectivity needs at least 2 classes with examples. Got {means.shape[1]}."
+        )
     magnitude = np.abs(means).max(axis=1)
     lowest = means.min(axis=1)
     if np.any(lowest < 0):
@@ -75,7 +97,11 @@ def selectivity_from_means(means: np.ndarray, negative: Negative = "shift") -> n
 
 
 def class_mean(
-    activations: Any, labels: Any = None, *, n_classes: int | None = None
+    activations: Any,
+    labels: Any = None,
+    *,
+    n_classes: int | None = None,
+    classes: Classes = "all",
 ) -> xr.DataArray:
     """Class-conditional mean activity of every unit.
 
@@ -87,8 +113,10 @@ def class_mean(
     labels : array-like of int, shape (example,), optional
         Class of each example, in ``[0, n_classes)``; default: the ``label`` coordinate.
     n_classes : int, optional
-        Number of classes; default ``labels.max() + 1``.  Every class must have at
-        least one example.
+        Number of classes; default ``labels.max() + 1``.
+    classes : {"all", "present"}
+        ``"all"``: every class must have at least one example; ``"present"``: a class
+        without one gets NaN means.
 
     Returns
     -------
@@ -113,7 +141,7 @@ def class_mean(
         sums += block_sums
         counts += block_counts
     return xr.DataArray(
-        means_from_sums(sums, counts, func),
+        means_from_sums(sums, counts, func, classes),
         dims=("unit", "class"),
         coords={**blocks.coords, "class": np.arange(blocks.n_classes)},
         name="class_mean",
@@ -126,6 +154,7 @@ def class_selectivity(
     *,
     n_classes: int | None = None,
     negative: Negative = "shift",
+    classes: Classes = "all",
 ) -> xr.DataArray:
     """Class selectivity index of every unit (Morcos et al. 2018, eq. 1).
 
@@ -147,6 +176,9 @@ def class_selectivity(
         tanh or GELU), for which the index is not bounded: ``"shift"`` subtracts that
         unit's smallest class mean from its class means first, so its least active
         class sits at 0; ``"error"`` raises.
+    classes : {"all", "present"}
+        ``"all"``: the index is over ``n_classes`` classes, each of which must have an
+        example; ``"present"``: over the classes the data hold examples of (at least 2).
 
     Returns
     -------
@@ -168,7 +200,7 @@ def class_selectivity(
     """
     func = "class_selectivity"
     check_choice(negative, "negative", func, ("shift", "error"))
-    means = class_mean(activations, labels, n_classes=n_classes)
+    means = class_mean(activations, labels, n_classes=n_classes, classes=classes)
     return xr.DataArray(
         selectivity_from_means(means.values, negative),
         dims=("unit",),

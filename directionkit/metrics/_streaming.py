@@ -25,6 +25,7 @@ from directionkit._validation import check_int, check_labels
 from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.metrics._information import assign_bins, equal_width_edges, mi_from_counts
 from directionkit.metrics._selectivity import (
+    Classes,
     Negative,
     class_sums,
     means_from_sums,
@@ -89,13 +90,16 @@ class ClassConditionalSums:
         out.sums, out.counts = self.sums + other.sums, self.counts + other.counts
         return out
 
-    def class_mean(self) -> np.ndarray:
-        """Class means ``(n_units, n_classes)``; an error if a class has no example."""
-        return means_from_sums(self.sums, self.counts, "ClassConditionalSums.class_mean")
+    def class_mean(self, classes: Classes = "all") -> np.ndarray:
+        """Class means ``(n_units, n_classes)``: with ``classes="all"`` an error if a class
+        has no example, with ``"present"`` NaN for it."""
+        return means_from_sums(
+            self.sums, self.counts, "ClassConditionalSums.class_mean", classes
+        )
 
-    def selectivity(self, negative: Negative = "shift") -> np.ndarray:
+    def selectivity(self, negative: Negative = "shift", classes: Classes = "all") -> np.ndarray:
         """Selectivity index ``(n_units,)``, as :func:`directionkit.class_selectivity`."""
-        return selectivity_from_means(self.class_mean(), negative)
+        return selectivity_from_means(self.class_mean(classes), negative)
 
 
 class UnitMoments:
