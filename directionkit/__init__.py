@@ -12,29 +12,101 @@ Examples
 [0.333, 1.0]
 """
 
-from directionkit._api import analyze
-from directionkit._monitor import AUCMonitor, estimate_auc
-from directionkit._selection import select, selection_report
-from directionkit._sweep import Checkpoint, SweepResult, open_sweep, sweep
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from directionkit._version import __version__
-from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
-from directionkit.compare import Comparison, compare
-from directionkit.errors import (
-    DirectionKitError,
-    InvalidDataError,
-    InvalidParameterError,
-    SiteNotFoundError,
-    StoreError,
-    UnsupportedModelError,
-)
-from directionkit.metrics import (
-    ablation_auc,
-    class_mean,
-    class_selectivity,
-    mutual_information,
-    spearman,
-)
-from directionkit.store import Analysis, open
+
+# the public names are imported on first use (PEP 562), so that `import directionkit` and
+# the command line's `--help` stay fast: the modules behind them import xarray and scipy
+_HOME = {
+    "analyze": "directionkit._api",
+    "AUCMonitor": "directionkit._monitor",
+    "estimate_auc": "directionkit._monitor",
+    "select": "directionkit._selection",
+    "selection_report": "directionkit._selection",
+    "Checkpoint": "directionkit._sweep",
+    "SweepResult": "directionkit._sweep",
+    "open_sweep": "directionkit._sweep",
+    "sweep": "directionkit._sweep",
+    "Interventions": "directionkit.adapter",
+    "ModelAdapter": "directionkit.adapter",
+    "RunOutput": "directionkit.adapter",
+    "Site": "directionkit.adapter",
+    "Comparison": "directionkit.compare",
+    "compare": "directionkit.compare",
+    "DirectionKitError": "directionkit.errors",
+    "DirectionKitWarning": "directionkit.errors",
+    "InvalidDataError": "directionkit.errors",
+    "InvalidParameterError": "directionkit.errors",
+    "SiteNotFoundError": "directionkit.errors",
+    "StoreError": "directionkit.errors",
+    "UnsupportedModelError": "directionkit.errors",
+    "ablation_auc": "directionkit.metrics",
+    "class_mean": "directionkit.metrics",
+    "class_selectivity": "directionkit.metrics",
+    "mutual_information": "directionkit.metrics",
+    "spearman": "directionkit.metrics",
+    "Analysis": "directionkit.store",
+    "open": "directionkit.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'directionkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """The package, whose public names stay what they are when a submodule of the same
+    name is imported (Python sets ``directionkit.compare`` to the module ``compare``
+    when that is first imported; the public name is the function)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _HOME and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if TYPE_CHECKING:
+    from directionkit._api import analyze
+    from directionkit._monitor import AUCMonitor, estimate_auc
+    from directionkit._selection import select, selection_report
+    from directionkit._sweep import Checkpoint, SweepResult, open_sweep, sweep
+    from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
+    from directionkit.compare import Comparison, compare
+    from directionkit.errors import (
+        DirectionKitError,
+        DirectionKitWarning,
+        InvalidDataError,
+        InvalidParameterError,
+        SiteNotFoundError,
+        StoreError,
+        UnsupportedModelError,
+    )
+    from directionkit.metrics import (
+        ablation_auc,
+        class_mean,
+        class_selectivity,
+        mutual_information,
+        spearman,
+    )
+    from directionkit.store import Analysis, open
 
 __all__ = [
     "AUCMonitor",
@@ -42,6 +114,7 @@ __all__ = [
     "Checkpoint",
     "Comparison",
     "DirectionKitError",
+    "DirectionKitWarning",
     "Interventions",
     "InvalidDataError",
     "InvalidParameterError",

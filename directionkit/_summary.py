@@ -19,13 +19,17 @@ from directionkit.metrics import spearman
 __all__ = [
     "data_description",
     "html_table",
+    "population_table",
     "short_identity",
+    "site_text",
     "summary_html",
     "summary_rows",
     "summary_text",
 ]
 
 _IMPORTANCE = ("importance_loss", "importance_accuracy")
+#: The marker of a model whose clean accuracy is not clearly above chance.
+NEAR_CHANCE = "(near chance: the AUC says little)"
 
 
 def _number(value: float, digits: int = 4) -> str:
@@ -36,6 +40,30 @@ def _scalar(ds: xr.Dataset, name: str) -> float | None:
     if name in ds.data_vars and ds[name].ndim == 0:
         return float(ds[name].values)
     return None
+
+
+def site_text(ds: xr.Dataset, site: str) -> str:
+    """A site's label for a reader: name, layer type and width (``features.4 · ReLU ·
+    128 ch``), from ``attrs["site_info"]``; the bare name when that is not recorded.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset(attrs={"site_info": {"2": {"kind": "dense", "n_units": 64,
+    ...                                              "op": "ReLU"}}})
+    >>> site_text(ds, "2"), site_text(ds, "other")
+    ('2 · ReLU · 64 units', 'other')
+    """
+    info = ds.attrs.get("site_info")
+    entry = info.get(site) if isinstance(info, dict) else None
+    if not isinstance(entry, dict) or "n_units" not in entry:
+        return site
+    parts = [site]
+    if isinstance(entry.get("op"), str):
+        parts.append(entry["op"])
+    unit = "ch" if entry.get("kind") == "conv" else "units"
+    parts.append(f"{entry['n_units']} {unit}")
+    return " \N{MIDDLE DOT} ".join(parts)
 
 
 def _site_groups(array: xr.DataArray) -> list[tuple[str, np.ndarray]]:
@@ -101,16 +129,29 @@ def summary_rows(ds: xr.Dataset, *, per_site: bool = True) -> list[tuple[str, st
     [('accuracy', '0.5000'), ('mean selectivity [all]', '0.3000')]
     """
     rows: list[tuple[str, str]] = []
+    flagged = "near_chance" in ds.data_vars and ds["near_chance"].ndim == 0 and bool(
+        ds["near_chance"].values
+    )
     for name in ("accuracy", "loss"):
         value = _scalar(ds, name)
         if value is not None:  # top-5 (the paper's ImageNet accuracy) is named; top-1 is plain
             top5 = name == "accuracy" and ds.attrs.get("accuracy") == "top5"
-            rows.append(("accuracy (top5)" if top5 else name, _number(value)))
+            text = _number(value) + (f"  {NEAR_CHANCE}" if flagged and name == "accuracy" else "")
+            rows.append(("accuracy (top5)" if top5 else name, text))
+        chance = _scalar(ds, "chance_accuracy")
+        if name == "accuracy" and chance is not None:
+            rows.append(("chance accuracy", _number(chance)))
     if "ablation_auc" in ds.data_vars and ds["ablation_auc"].dims == ("scope",):
         auc = ds["ablation_auc"]
         scopes = auc["scope"].values if "scope" in auc.coords else range(auc.sizes["scope"])
-        for scope, value in zip(scopes, auc.values, strict=True):
-            rows.append((f"ablation AUC [{scope}]", _number(float(value))))
+        corrected = ds.get("ablation_auc_corrected")
+        for i, (scope, value) in enumerate(zip(scopes, auc.values, strict=True)):
+            mark = f"  {NEAR_CHANCE}" if flagged else ""
+            label = site_text(ds, str(scope))
+            rows.append((f"ablation AUC [{label}]", _number(float(value)) + mark))
+            if corrected is not None and corrected.dims == ("scope",):
+                rows.append((f"AUC above chance [{label}]",
+                             _number(float(corrected.values[i])) + mark))  # fmt: skip
     selectivity = ds["selectivity"] if "selectivity" in ds.data_vars else None
     if selectivity is not None and selectivity.dims == ("unit",):
         values = np.asarray(selectivity.values, dtype=np.float64)
@@ -120,7 +161,7 @@ def summary_rows(ds: xr.Dataset, *, per_site: bool = True) -> list[tuple[str, st
         for group, mask in groups:
             part = values[mask][np.isfinite(values[mask])]
             mean = float(part.mean()) if part.size else math.nan
-            rows.append((f"mean selectivity [{group}]", _number(mean)))
+            rows.append((f"mean selectivity [{site_text(ds, group)}]", _number(mean)))
         for measure in _IMPORTANCE:
             if measure not in ds.data_vars or ds[measure].dims != ("unit",):
                 continue
@@ -130,8 +171,88 @@ def summary_rows(ds: xr.Dataset, *, per_site: bool = True) -> list[tuple[str, st
                 result["p_value"].values, result["n"].values, strict=True,
             ):  # fmt: skip
                 text = f"{rho:+.3f} (p={p:.2g}, n={int(n)})" if not math.isnan(rho) else "nan"
-                rows.append((f"Spearman(selectivity, {measure}) [{scope}]", text))
+                label = site_text(ds, str(scope))
+                rows.append((f"Spearman(selectivity, {measure}) [{label}]", text))
     return rows
+
+
+#: The per-member columns of a population's table: (variable, heading).
+_POPULATION_COLUMNS = (
+    ("accuracy", "accuracy"),
+    ("train_accuracy", "train acc"),
+    ("test_accuracy", "test acc"),
+    ("chance_accuracy", "chance"),
+    ("ablation_auc", "AUC"),
+    ("ablation_auc_corrected", "AUC above chance"),
+)
+
+
+def population_table(ds: xr.Dataset, *, scope: str = "all") -> list[list[str]]:
+    """One row per member of a population (a sweep's or an experiment's models, a run's
+    epochs): its label, accuracy, chance accuracy and AUCs; a header row first.
+
+    ``(member, scope)`` variables give the ``scope`` column (the first scope when there
+    is no ``scope``); a member flagged ``near_chance`` is marked.  Empty when ``ds`` has
+    no population dim.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"accuracy": ("model", [0.9, 0.1]),
+    ...                  "near_chance": ("model", [False, True])}, coords={"model": ["a", "b"]})
+    >>> for row in population_table(ds):
+    ...     print(row)
+    ['model', 'accuracy', '']
+    ['a', '0.9000', '']
+    ['b', '0.1000', 'near chance']
+    """
+    from directionkit.store import population_dims
+
+    dims = population_dims(ds)
+    if not dims:
+        return []
+    stacked = ds.stack(member=dims) if len(dims) > 1 else ds.rename({dims[0]: "member"})
+    columns: list[tuple[str, np.ndarray]] = []
+    for name, heading in _POPULATION_COLUMNS:
+        if name not in stacked.data_vars:
+            continue
+        var = stacked[name]
+        if "scope" in var.dims and var.ndim == 2:
+            scopes = [str(s) for s in var["scope"].values] if "scope" in var.coords else []
+            var = var.isel(scope=scopes.index(scope) if scope in scopes else 0)
+            heading = f"{heading} [{scope if scope in scopes else (scopes or ['0'])[0]}]"
+        values = np.asarray(var.values, dtype=np.float64)
+        if var.dims == ("member",) and not np.all(np.isnan(values)):  # unrecorded: no column
+            columns.append((heading, values))
+    flags = (
+        np.asarray(stacked["near_chance"].values, dtype=bool)
+        if "near_chance" in stacked.data_vars and stacked["near_chance"].dims == ("member",)
+        else np.zeros(stacked.sizes["member"], dtype=bool)
+    )
+    done = (
+        np.asarray(stacked["done"].values, dtype=bool)
+        if "done" in stacked.data_vars and stacked["done"].dims == ("member",)
+        else np.ones(stacked.sizes["member"], dtype=bool)
+    )
+    members = stacked["member"].values if "member" in stacked.coords else range(flags.size)
+    rows = [[" · ".join(dims), *(h for h, _ in columns), ""]]
+    for i, member in enumerate(members):
+        label = ", ".join(f"{d}={v}" for d, v in zip(dims, member, strict=True)) if len(
+            dims
+        ) > 1 else str(member)
+        mark = "near chance" if flags[i] else ("" if done[i] else "not finished")
+        rows.append([label, *(_number(float(v[i])) for _, v in columns), mark])
+    return rows
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _identity_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
@@ -142,6 +263,8 @@ def _identity_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
     model = ds.attrs.get("model")
     if isinstance(model, str):
         rows.append(("model", short_identity(model)))
+    if isinstance(ds.attrs.get("device_note"), str):
+        rows.append(("device", ds.attrs["device_note"]))
     return rows
 
 
@@ -168,10 +291,12 @@ def summary_text(ds: xr.Dataset, *, per_site: bool = False, identity: bool = Tru
     ablation AUC [all]  0.6100
     """
     rows = (_identity_rows(ds) if identity else []) + summary_rows(ds, per_site=per_site)
-    if not rows:
+    table = population_table(ds)
+    if not rows and not table:
         return "(no summary measures in this analysis)"
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+    width = max((len(label) for label, _ in rows), default=0)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines + _aligned(table))
 
 
 def html_table(rows: list[tuple[str, str]], css_class: str) -> str:

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence, Sized
+import warnings
+from collections.abc import Iterator, Sequence, Sized
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from directionkit._api import DEFAULT_NOISE_SCALES, METRICS
-from directionkit._sweep import TOML_FORMAT
+from directionkit._choices import (
+    ABLATE_TO,
+    ALL_KINDS,
+    DEFAULT_NOISE_SCALES,
+    FORMATS,
+    LAYOUTS,
+    METRICS,
+    TOML_FORMAT,
+)
 from directionkit._version import __version__
-from directionkit.errors import DirectionKitError, StoreError
-from directionkit.experiments._ablation import ABLATE_TO
-from directionkit.preprocessing import LAYOUTS
+from directionkit.errors import DirectionKitError, InvalidParameterError, StoreError
 from directionkit.reference_models._train_cli import add_arguments as add_train_arguments
+from directionkit.reference_models._train_cli import add_progress, shows_progress
 
-# directionkit.report.FORMATS, written out: importing the report imports matplotlib
-_REPORT_FORMATS = ("png", "svg", "both")
+if TYPE_CHECKING:  # numpy, like every other library, is imported where a command needs it
+    import numpy as np
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
+        description="Train scikit-learn's MLPClassifier (one ReLU hidden layer) on the bundled "
+        "8x8 digits, measure every hidden unit's class selectivity, mutual information and "
+        "incoming-weight L1 norm on the held-out split, save them, and print a summary. Needs "
+        "no framework: a first look in seconds.",
         help="train a small MLP on the bundled digits data and measure its hidden units",
     )
     demo.add_argument("--out", required=True, help="where to write the analysis (zarr store)")
@@ -82,8 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     analyze.add_argument(
         "--output", metavar="NAME|INDEX",
-        help="the model output holding the class scores, by name or index (default: the "
-        "only candidate, or the one named logits; several others are refused with a list)",
+        help="the model output holding the class scores, by name or index (negative counts "
+        "from the end; default: the only candidate, or the one named logits; several others "
+        "are refused with a list)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--output-kind", choices=ALL_KINDS,
+        help="what the scores are, where the model does not tell it (one score per example "
+        "in [0, 1] with no sigmoid in sight: binary-probability or binary-logit)",
     )  # fmt: skip
     analyze.add_argument(
         "--input", dest="inputs", metavar="NAME=VALUE", action="append", type=_input_value,
@@ -99,8 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     analyze.add_argument(
         "--importance-units", type=_importance_units, default=1024, metavar="N|all",
-        help="measure single-unit importance on at most N units (a sample stratified by "
-        "site), or all (default: %(default)s)",
+        help="measure single-unit importance on about N units (a sample stratified by "
+        "site, at least one unit per site), or all (default: %(default)s)",
     )  # fmt: skip
     analyze.add_argument(
         "--metrics", nargs="+", choices=METRICS,
@@ -138,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--n-bins", type=int, default=16,
                          help="bins of activity for the mutual information "
                          "(default: %(default)s)")  # fmt: skip
+    analyze.add_argument(
+        "--classes", choices=("present", "all"), default="present",
+        help="class means and selectivity over the classes the data hold (a warning names "
+        "the missing ones) or over every class of the model (an error if one is missing) "
+        "(default: %(default)s)",
+    )  # fmt: skip
     analyze.add_argument("--binning", choices=("equal-width", "equal-frequency"),
                          default="equal-width",
                          help="how the MI bins are placed (default: %(default)s)")  # fmt: skip
@@ -150,8 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--std", type=float, nargs="+", help="then divide by (per channel)")
     analyze.add_argument("--layout", choices=(*LAYOUTS, "auto"), default="auto",
                          help="the model's input layout (default: the one that fits)")  # fmt: skip
-    analyze.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
-                         help="no progress bars")  # fmt: skip
+    add_progress(analyze)
 
     train = commands.add_parser(
         "train",
@@ -178,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="a Dask scheduler address (default: a LocalCluster)")
     sweep.add_argument("--overwrite", action="store_true",
                        help="replace a store that holds a different sweep")  # fmt: skip
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(sweep)
 
     report = commands.add_parser(
         "report", help="write PNG figures and report.html (one analysis, or several compared)",
@@ -196,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="directory for the figures and HTML")
     report.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     report.add_argument(
-        "--format", choices=_REPORT_FORMATS, default="png",
+        "--format", choices=FORMATS, default="png",
         help="figure files: PNG at print resolution (300 dpi), SVG, or both (default png)",
     )  # fmt: skip
     return parser
@@ -204,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _input_value(text: str) -> tuple[str, object]:
     """``--input NAME=VALUE``: ``(name, value or callable x -> value)``."""
+    import numpy as np
+
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -314,7 +338,7 @@ def _add_reproduce(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         help="where to train and analyse (default: CUDA if present)",
     )
     reproduce.add_argument("--out", required=True, help="output folder (reused when rerun)")
-    reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(reproduce)
     reproduce.set_defaults(scale="quick")  # fmt: skip
 
 
@@ -332,11 +356,59 @@ def _reproduce(args: argparse.Namespace) -> None:
 
     reproduce(
         args.experiments or None, args.out, scale=args.scale, dataset=args.dataset,
-        data_root=args.data_root, device=args.device, progress=not args.no_progress,
+        data_root=args.data_root, device=args.device, progress=shows_progress(args),
         on_result=report,
     )  # fmt: skip
     print(f"wrote {os.path.join(args.out, 'SUMMARY.md')} and "
           f"{os.path.join(args.out, 'report.html')}")  # fmt: skip
+
+
+def _show(path: str) -> None:
+    """``directionkit show PATH``: a store, an experiment's folder, or a reproduce folder."""
+    from pathlib import Path
+
+    if "xarray" not in sys.modules:
+        # a fresh process that only reads: xarray imports dask whenever it is installed
+        # (0.3-0.6 s, a third of the command's time), and nothing here computes with it
+        for name in ("dask", "dask.array"):
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+    from directionkit._summary import summary_text
+    from directionkit.store import open as open_store
+    from directionkit.store import resolve_store
+
+    folder = Path(path)
+    if folder.is_dir() and (folder / "SUMMARY.md").is_file() and not resolve_store(folder):
+        _show_reproduce(folder)
+        return
+    result = open_store(resolve_store(folder) or folder)
+    if "experiment" in result.attrs:
+        from directionkit.experiments.paper import experiment_rows
+
+        rows = experiment_rows(result.dataset)
+        width = max(len(label) for label, _ in rows)
+        print("\n".join(f"{label:<{width}}  {text}" for label, text in rows))
+    print(summary_text(result.dataset, per_site=True))
+    print("variables: " + ", ".join(
+        f"{n} ({', '.join(map(str, v.dims))})" for n, v in result.dataset.data_vars.items()
+    ))  # fmt: skip
+
+
+def _show_reproduce(folder: object) -> None:
+    """The verdicts of a ``reproduce`` folder, one experiment a line."""
+    from pathlib import Path
+
+    from directionkit.experiments.paper import EXPERIMENTS, ExperimentResult
+
+    out = Path(str(folder))
+    found = [(n, ExperimentResult.read(out / n)) for n in EXPERIMENTS]
+    results = [(n, r) for n, r in found if r is not None]
+    if not results:
+        raise StoreError(f"{str(out)!r} holds no finished experiment of reproduce.")
+    width = max(len(n) for n, _ in results)
+    for name, result in results:
+        print(f"{name:<{width}}  {result.verdict:<14}  {result.summary}")
+    print(f"(directionkit show {out / results[0][0]} for one experiment's numbers)")
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -353,10 +425,15 @@ def _analyze(args: argparse.Namespace) -> None:
     output = args.output
     if output is not None and output.lstrip("-").isdigit():
         output = int(output)
+    given = [name for name, _ in args.inputs or ()]
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise InvalidParameterError(f"--input names {twice} more than once; give each once.")
     adapter = as_adapter(
         model, sites=args.sites, device=args.device, data=None, output=output,
         inputs=dict(args.inputs) if args.inputs else None,
         unit_axes=dict(args.unit_axes) if args.unit_axes else None,
+        output_kind=args.output_kind,
     )  # fmt: skip
     shape = getattr(adapter, "input_shape", None)
 
@@ -396,7 +473,8 @@ def _analyze(args: argparse.Namespace) -> None:
         noise_scales=args.noise_scales, noise_repeats=args.noise_repeats,
         noise_sd=args.noise_sd, accuracy=args.accuracy, n_bins=args.n_bins,
         binning=args.binning, seed=args.seed, batch_size=args.batch_size,
-        importance_units=args.importance_units, progress=not args.no_progress,
+        importance_units=args.importance_units, classes=args.classes,
+        progress=shows_progress(args),
     )  # fmt: skip
     if is_run_dir(args.model):
         from directionkit.reference_models.runs import run_summary
@@ -423,7 +501,7 @@ def _sweep(args: argparse.Namespace) -> None:
     models, kwargs = read_sweep_config(args.config)
     result = sweep(
         models, store=args.store, client=args.scheduler, overwrite=args.overwrite,
-        progress=not args.no_progress, **kwargs,
+        progress=shows_progress(args), **kwargs,
     )  # fmt: skip
     columns = [c for c in ("accuracy", "ablation_auc", "test_accuracy") if c in result.dataset]
     table = result.dataset[columns]
@@ -496,6 +574,10 @@ _ANALYZE_FUNCS = (
 # advice written for Python callers -> the same advice for each command
 _ADVICE = {
     "pass overwrite=True": {"*": "pass --overwrite"},
+    # the labels a data set's loader read: the user knows them as --data's (or --dataset's)
+    "'labels' of load_data": {"analyze": "The labels of --data", "*": "The labels of the data"},
+    "'labels' of load": {"analyze": "The labels of --data", "train": "The labels of --dataset",
+                         "*": "The labels of the data"},
     "choose another out_dir": {"train": "choose another --out"},
     "choose a new or empty out_dir": {"train": "choose a new or empty --out"},
     "or pass root= a directory holding the IDX files": {
@@ -545,9 +627,19 @@ def _cli_message(message: str, command: str) -> str:
             message,
         )
         message = re.sub(r"unit_axes=\{'(.+?)': AXIS\}", r"--unit-axis \1=AXIS", message)
-        message = message.replace("Pass output= the name", "Pass --output the name")
-        message = message.replace("pass output= to choose", "pass --output to choose")
-        message = message.replace("given by inputs=", "given by --input")
+        for python, option in (
+            ("Pass output= the name", "Pass --output the name"),
+            ("pass output= to choose", "pass --output to choose"),
+            ("given by inputs=", "given by --input"),
+            ("out of inputs=", "out of --input"),
+            ("(fixed values, or callables x -> value made for each batch x)",
+             "(a number, a .npy file, or zeros:SHAPE with B for the batch)"),
+            ("with sites=[...]", "with --sites"),
+            ("The 'unit_axes' entry of site", "The --unit-axis entry of site"),
+            ("pass output_kind='binary-probability' or 'binary-logit'",
+             "pass --output-kind binary-probability or binary-logit"),
+        ):  # fmt: skip
+            message = message.replace(python, option)
     if command == "train":  # TrainConfig's fields are the options of train (dest == field)
         message = re.sub(
             r"The '(\w+)' parameter of TrainConfig",
@@ -571,6 +663,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
+        with _warnings_printed(args.command):
+            return _run(args)
+    except BrokenPipeError:  # `directionkit show X | head`: the reader left, nothing to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # python flushes stdout at exit: into nothing
+        return 0
+
+
+@contextlib.contextmanager
+def _warnings_printed(command: str) -> Iterator[None]:
+    """directionkit's own warnings (an assumption, a measure left out, a model near chance)
+    as ``directionkit: warning: ...`` lines on stderr as they come; others as usual."""
+    from directionkit.errors import DirectionKitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DirectionKitWarning)
+        previous = warnings.showwarning
+
+        def show(
+            message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+        ) -> None:
+            if issubclass(category, DirectionKitWarning):
+                text = _cli_message(str(message).removeprefix("directionkit: "), command)
+                print(f"directionkit: warning: {text}", file=sys.stderr, flush=True)
+            else:
+                previous(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; DirectionKitErrors become one line and status 2."""
+    try:
         if args.command == "demo":
             from directionkit._demo import digits_demo, summary
 
@@ -579,14 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary(result))
             print(f"saved to {path}")
         elif args.command == "show":
-            from directionkit._summary import summary_text
-            from directionkit.store import open as open_store
-
-            result = open_store(args.path)
-            print(summary_text(result.dataset, per_site=True))
-            print("variables: " + ", ".join(
-                f"{n} ({', '.join(map(str, v.dims))})" for n, v in result.dataset.data_vars.items()
-            ))  # fmt: skip
+            _show(args.path)
         elif args.command == "analyze":
             _analyze(args)
         elif args.command == "train":

@@ -43,6 +43,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from directionkit._summary import site_text
 from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.metrics import spearman
 from directionkit.store import SCHEMA, Analysis
@@ -154,16 +155,7 @@ def site_label(ds: xr.Dataset, site: str) -> str:
     >>> site_label(ds, "features.4"), site_label(ds, "other")
     ('features.4 · ReLU · 128 ch', 'other')
     """
-    info = ds.attrs.get("site_info")
-    entry = info.get(site) if isinstance(info, dict) else None
-    if not isinstance(entry, dict) or "n_units" not in entry:
-        return _literal(site)
-    parts = [site]
-    if isinstance(entry.get("op"), str):
-        parts.append(entry["op"])
-    unit = "ch" if entry.get("kind") == "conv" else "units"
-    parts.append(f"{entry['n_units']} {unit}")
-    return _literal(" \N{MIDDLE DOT} ".join(parts))
+    return _literal(site_text(ds, site))
 
 
 def n_classes(ds: xr.Dataset) -> int | None:
@@ -190,6 +182,12 @@ def _band(ax: Axes, x: np.ndarray, samples: np.ndarray, **style: Any) -> None:
 
 
 def _chance_line(ax: Axes, ds: xr.Dataset) -> None:
+    """The stored chance accuracy (the best constant prediction's), else 1/C."""
+    if "chance_accuracy" in ds.data_vars and ds["chance_accuracy"].ndim == 0:
+        chance = float(ds["chance_accuracy"])
+        ax.axhline(chance, color="0.4", linestyle="--", linewidth=1,
+                   label=f"chance ({chance:.3g})", gid="chance")  # fmt: skip
+        return
     classes = n_classes(ds)
     if classes is not None:
         ax.axhline(1 / classes, color="0.4", linestyle="--", linewidth=1,
@@ -266,8 +264,9 @@ def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
 
     One line per scope: the mean over orderings of ``ablation_accuracy (scope,
     ordering, fraction)``, with a band of ± one sd over orderings; the legend gives
-    each scope's ``ablation_auc`` when present, and a dashed line marks chance
-    (1 / number of classes) when the number of classes is known.
+    each scope's ``ablation_auc`` when present, and a dashed line marks chance: the
+    stored ``chance_accuracy`` (the best constant prediction's), else 1 / the number of
+    classes when that is known.
 
     Parameters
     ----------
@@ -289,7 +288,7 @@ def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
     ...                     orderings=2, fractions=5, progress=False)
     >>> fig = ablation_curves(result)
     >>> [line.get_gid() for line in fig.axes[0].lines]
-    ['scope:all', 'scope:hidden1']
+    ['scope:all', 'scope:hidden1', 'chance']
     """
     ds = as_dataset(analysis, "ablation_curves")
     curves = _variable(ds, "ablation_accuracy", "ablation_curves")

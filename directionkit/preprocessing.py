@@ -17,13 +17,13 @@ from typing import Literal
 
 import numpy as np
 
+from directionkit._choices import LAYOUTS
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidDataError
 
 __all__ = ["LAYOUTS", "load_data", "prepare_inputs"]
 
 #: ``NCHW``: (batch, channels, height, width); ``NHWC``: channels last; ``flat``: (batch, features).
-LAYOUTS = ("NCHW", "NHWC", "flat")
 Layout = Literal["NCHW", "NHWC", "flat", "auto"]
 
 
@@ -213,6 +213,16 @@ def prepare_inputs(
             layout = "NCHW"
         else:
             fitting = [name for name, shape in shapes.items() if fits(shape)]
+            known = [e for e in expected if e is not None]
+            sizes = int(np.prod(known)) if len(known) == len(expected) else None
+            if not fitting and sizes is not None and sizes != int(np.prod(out.shape[1:])):
+                # no layout can help: the images are another size than the model takes
+                raise InvalidDataError(
+                    f"The model takes {expected} per example ({sizes} values) but the data "
+                    f"give {tuple(out.shape[1:])} ({int(np.prod(out.shape[1:]))} values): no "
+                    "layout fits. Give data of the model's input size (resize or crop the "
+                    "images first), or a model made for this data."
+                )
             if len(fitting) != 1:
                 raise InvalidDataError(
                     f"Cannot tell the model's input layout: it expects {expected} per example "

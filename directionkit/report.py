@@ -18,16 +18,24 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
+from directionkit._choices import FORMATS
 from directionkit._summary import (
     data_description,
     html_table,
+    population_table,
     short_identity,
     summary_rows,
     summary_text,
 )
 from directionkit._validation import check_choice
 from directionkit.plots import as_dataset, plot_analysis
-from directionkit.store import VERSION_ATTR, Analysis, atomic_directory, check_writable
+from directionkit.store import (
+    VERSION_ATTR,
+    Analysis,
+    atomic_directory,
+    check_writable,
+    population_dims,
+)
 from directionkit.store import open as open_store
 
 if TYPE_CHECKING:
@@ -39,7 +47,6 @@ __all__ = ["FORMATS", "PRINT_DPI", "summary_table", "write_comparison_report", "
 PRINT_DPI = 300
 _SCREEN_DPI = 100
 #: What ``write_report(..., format=...)`` accepts.
-FORMATS = ("png", "svg", "both")
 _CAPTIONS = {
     "ablation_curves": "Accuracy as a growing fraction of each scope's units is clamped, in "
     "random orders (mean ± sd over orderings); AUC is normalised by the unablated accuracy. "
@@ -84,9 +91,11 @@ def summary_table(analysis: Analysis | xr.Dataset, *, per_site: bool = True) -> 
     >>> result = dk.analyze(net, (X, y), metrics=["ablation"], orderings=2, fractions=5,
     ...                     progress=False)
     >>> print(summary_table(result))  # doctest: +ELLIPSIS
-    accuracy            1.0000
-    loss                0...
-    ablation AUC [all]  0...
+    accuracy                1.0000
+    chance accuracy         0.4833
+    loss                    0...
+    ablation AUC [all]      0...
+    AUC above chance [all]  -0...
     """
     ds = as_dataset(analysis, "summary_table")
     return summary_text(ds, per_site=per_site, identity=False)
@@ -118,7 +127,8 @@ h1 { font-size: 1.6em; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }
 th { background: #f4f4f4; font-weight: normal; }
-td { font-family: ui-monospace, monospace; word-break: break-all; }
+td { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+td, th { white-space: normal; } .wide { overflow-x: auto; }
 figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 """
@@ -151,17 +161,37 @@ def _page(title: str, body: str) -> str:
 """
 
 
+def _population_html(rows: list[list[str]]) -> str:
+    """A population's table (:func:`directionkit._summary.population_table`) as HTML."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    return f'<h2>Population</h2>\n<table class="population">\n<tr>{head}</tr>\n{body}\n</table>'
+
+
 def _html(ds: xr.Dataset, images: dict[str, tuple[str, bytes, float]]) -> str:
     model = ds.attrs.get("model")
-    title = "directionkit report" + (f": {short_identity(model)}" if isinstance(model, str) else "")
+    experiment = ds.attrs.get("experiment")
+    title = "directionkit report" + (
+        f": {short_identity(model)}" if isinstance(model, str)
+        else f": experiment {experiment}" if isinstance(experiment, str) else ""
+    )  # fmt: skip
     figures = "\n".join(
         _figure_html(name, mime, data, width, _CAPTIONS.get(name, ""))
         for name, (mime, data, width) in images.items()
     )
     described = data_description(ds)
     summary = ([("data", described)] if described is not None else []) + summary_rows(ds)
+    if isinstance(experiment, str):
+        from directionkit.experiments.paper import experiment_rows
+
+        summary = experiment_rows(ds) + summary
     return _page(title, f"""<h2>Summary</h2>
 {html_table(summary, "summary") if summary else "<p>No summary measures in this analysis.</p>"}
+{_population_html(population_table(ds))}
 <h2>Figures</h2>
 {figures or "<p>No figures: the analysis has none of the variables they need.</p>"}
 <h2>Provenance</h2>
@@ -234,10 +264,22 @@ def write_report(
         temporary.mkdir()
         images = {
             name: _save_figure(figure, temporary / name, format)
-            for name, figure in plot_analysis(ds).items()
+            for name, figure in _figures(ds).items()
         }
         (temporary / "report.html").write_text(_html(ds, images), encoding="utf-8")
     return Path(out_dir)
+
+
+def _figures(ds: xr.Dataset) -> dict[str, Any]:
+    """An analysis' figures; an experiment's own figures for its store; none for another
+    population (a sweep's root: its models' analyses are in its ``units`` groups)."""
+    if "experiment" in ds.attrs:
+        from directionkit.experiments.paper import experiment_figures
+
+        return experiment_figures(ds)
+    if population_dims(ds):
+        return {}
+    return plot_analysis(ds)
 
 
 def _save_figure(figure: Any, stem: Path, format: str) -> tuple[str, bytes, float]:
@@ -278,26 +320,58 @@ def _markdown_table_html(markdown: str) -> str:
     return f'<table class="comparison">\n<tr>{head}</tr>\n{rows}\n</table>'
 
 
+#: Training-config fields that only one kind of reference model uses (TrainConfig's docs).
+_MODEL_FIELDS = {
+    "mlp": ("hidden", "dropout", "standardize"),
+    "convnet": ("batch_norm", "width"),
+    "resnet": ("width", "blocks"),
+}
+
+
+def _relevant(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the fields of the other kinds of model (an MLP has no ``width``)."""
+    kind = config.get("model")
+    if kind not in _MODEL_FIELDS:
+        return config
+    others = {f for k, fields in _MODEL_FIELDS.items() if k != kind for f in fields}
+    return {k: v for k, v in config.items() if k not in others or k in _MODEL_FIELDS[kind]}
+
+
 def _config_table(comparison: Comparison) -> str:
-    """Each model's training config (``attrs["run_config"]``), one row per model."""
+    """The models' training configs (``attrs["run_config"]``): the settings they share as
+    one line, then a table of the settings that differ, one row per setting, one column
+    per model (so that the page stays as wide as the number of models, not of fields)."""
     configs = {
-        label: ds.attrs.get("run_config") for label, ds in comparison.analyses.items()
+        label: _relevant(ds.attrs["run_config"])
+        for label, ds in comparison.analyses.items()
+        if isinstance(ds.attrs.get("run_config"), dict)
     }
-    keys = list(dict.fromkeys(
-        k for c in configs.values() if isinstance(c, dict) for k in c
-    ))  # fmt: skip
-    if not keys:
+    if not configs:
         return "<p>No training configs recorded (analyses of run directories record them).</p>"
-    head = "<th>model</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    rows = []
-    for label, config in configs.items():
-        values = config if isinstance(config, dict) else {}
-        cells = "".join(
-            f"<td>{html.escape(json.dumps(values[k], default=str)) if k in values else ''}</td>"
-            for k in keys
+
+    def text(config: dict[str, Any], key: str) -> str:
+        return json.dumps(config[key], default=str) if key in config else "—"
+
+    keys = list(dict.fromkeys(k for c in configs.values() for k in c))
+    differ = [k for k in keys if len({text(c, k) for c in configs.values()}) > 1]
+    shared = ", ".join(
+        f"{k} = {text(next(iter(configs.values())), k)}" for k in keys if k not in differ
+    )
+    parts = []
+    if shared:
+        parts.append(f'<p class="shared">Shared by every model: {html.escape(shared)}.</p>')
+    if differ:
+        head = "<th>setting</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in configs)
+        rows = "\n".join(
+            f"<tr><th>{html.escape(k)}</th>"
+            + "".join(f"<td>{html.escape(text(c, k))}</td>" for c in configs.values())
+            + "</tr>"
+            for k in differ
         )
-        rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
-    return f'<table class="configs">\n<tr>{head}</tr>\n' + "\n".join(rows) + "\n</table>"
+        parts.append(
+            f'<div class="wide"><table class="configs">\n<tr>{head}</tr>\n{rows}\n</table></div>'
+        )
+    return "\n".join(parts)
 
 
 def write_comparison_report(

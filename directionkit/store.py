@@ -34,14 +34,17 @@ from directionkit._version import __version__
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 
 __all__ = [
+    "POPULATION_DIMS",
     "SCHEMA",
     "ActivationWriter",
     "Analysis",
     "fingerprint",
     "open",
     "open_activations",
+    "population_dims",
     "recover",
     "replaceable",
+    "resolve_store",
     "write_zarr",
 ]
 
@@ -49,9 +52,12 @@ __all__ = [
 SCHEMA: dict[str, tuple[str, ...]] = {
     "accuracy": (),
     "loss": (),
+    "chance_accuracy": (),
+    "near_chance": (),
     "ablation_accuracy": ("scope", "ordering", "fraction"),
     "ablation_order": ("scope", "ordering", "rank"),
     "ablation_auc": ("scope",),
+    "ablation_auc_corrected": ("scope",),
     "noise_accuracy": ("repeat", "noise_scale"),
     "class_mean": ("unit", "class"),
     "selectivity": ("unit",),
@@ -62,6 +68,9 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "unit_mean": ("unit",),
     "unit_std": ("unit",),
 }
+#: Dims a population of analyses adds in front of a variable's :data:`SCHEMA` dims: models
+#: of a sweep or an experiment (``model``), checkpoints over training (``epoch``).
+POPULATION_DIMS = ("model", "epoch")
 VERSION_ATTR = "directionkit_version"
 #: Root attribute of a store :func:`write_zarr` wrote: the SHA-256 of its metadata as
 #: xarray reads it back (:func:`_metadata_digest`), which :func:`open` checks.
@@ -113,6 +122,30 @@ def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
         ) from err
 
 
+def _schema_dims(dims: tuple[str, ...], expected: tuple[str, ...]) -> bool:
+    """Whether ``dims`` are ``expected`` after distinct :data:`POPULATION_DIMS`."""
+    if len(dims) < len(expected):
+        return False
+    lead = dims[: len(dims) - len(expected)]
+    return (
+        dims[len(lead) :] == expected
+        and all(d in POPULATION_DIMS for d in lead)
+        and len(set(lead)) == len(lead)
+    )
+
+
+def population_dims(dataset: xr.Dataset) -> tuple[str, ...]:
+    """The :data:`POPULATION_DIMS` that ``dataset`` has, in that order.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> population_dims(xr.Dataset({"ablation_auc": (("epoch", "scope"), [[0.5]])}))
+    ('epoch',)
+    """
+    return tuple(d for d in POPULATION_DIMS if d in dataset.dims)
+
+
 def _strings_as_objects(dataset: xr.Dataset) -> xr.Dataset:
     """Text as object arrays: zarr 3 stores them with its specified variable-length type."""
     text = [
@@ -133,9 +166,15 @@ class Analysis:
     Parameters
     ----------
     dataset : xarray.Dataset
-        Variables named as in :data:`SCHEMA` must have the dims given there; other
-        variables are allowed.  Unit coordinates are ``site`` and ``unit_index`` along
-        ``unit``.  Attrs must be JSON-serialisable; ``directionkit_version`` is added.
+        Variables named as in :data:`SCHEMA` must have the dims given there, after any
+        :data:`POPULATION_DIMS` (a sweep's or an experiment's ``model``, checkpoints'
+        ``epoch``): ``ablation_auc`` is ``(scope,)`` for one model and ``(model, scope)``
+        for a population (:attr:`population`).  The store of one experiment of the
+        paper (attrs ``experiment``) has that experiment's own layout instead (e.g.
+        ``ablation_auc`` ``(model,)`` for the one scope it ablates; see
+        :mod:`directionkit.experiments.paper`).  Other variables are allowed.  Unit
+        coordinates are ``site`` and ``unit_index`` along ``unit``.  Attrs must be
+        JSON-serialisable; ``directionkit_version`` is added.
 
     Examples
     --------
@@ -155,12 +194,15 @@ class Analysis:
             raise InvalidDataError(
                 f"Analysis needs an xarray.Dataset. Got {type(dataset).__name__} instead."
             )
-        for name, var in dataset.data_vars.items():
+        # an experiment's store follows its experiment's own layout (one scope, its
+        # conditions: see directionkit.experiments.paper), judged by its own rule
+        checked = {} if dataset.attrs.get("experiment") else dataset.data_vars
+        for name, var in checked.items():
             expected = SCHEMA.get(str(name))
-            if expected is not None and tuple(var.dims) != expected:
+            if expected is not None and not _schema_dims(tuple(map(str, var.dims)), expected):
                 raise InvalidDataError(
-                    f"Variable {name!r} of an Analysis must have dims {expected}. "
-                    f"Got {tuple(var.dims)} instead."
+                    f"Variable {name!r} of an Analysis must have dims {expected}, after any "
+                    f"of the population dims {POPULATION_DIMS}. Got {tuple(var.dims)} instead."
                 )
         attrs = _json_attrs(dict(dataset.attrs))
         attrs.setdefault(VERSION_ATTR, __version__)
@@ -177,6 +219,19 @@ class Analysis:
     def attrs(self) -> dict[str, Any]:
         """Parameters, model and data identity, and the library version."""
         return self._dataset.attrs
+
+    @property
+    def population(self) -> tuple[str, ...]:
+        """The population dims (``model``, ``epoch``) of this result; ``()`` for one model.
+
+        Examples
+        --------
+        >>> import xarray as xr
+        >>> ds = xr.Dataset({"accuracy": ("model", [0.9, 0.8])}, coords={"model": ["a", "b"]})
+        >>> Analysis(ds).population, Analysis(xr.Dataset({"accuracy": 0.9})).population
+        (('model',), ())
+        """
+        return population_dims(self._dataset)
 
     def __getitem__(self, name: str) -> xr.DataArray:
         return self._dataset[name]
@@ -772,11 +827,15 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     Parameters
     ----------
     path : str or path-like
+        A store; or the folder of one experiment of ``reproduce`` (``DIR/NAME``, whose
+        store is ``DIR/NAME/NAME.zarr``); or a training run (its ``history.zarr``).
 
     Returns
     -------
     Analysis
-        Identical to the saved one (values, coordinates, attrs).
+        Identical to the saved one (values, coordinates, attrs).  A population (a sweep's
+        root, an experiment's models or checkpoints) has the population dims in front
+        (:attr:`Analysis.population`).
 
     Raises
     ------
@@ -791,16 +850,27 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     ...     float(dk.open(f"{tmp}/a.zarr")["accuracy"])
     0.9
     """
-    source = Path(path)
+    source = resolve_store(path) or Path(path)
     recover(source)
+    if source.is_file():
+        hint = (
+            ": to audit an ONNX model, run directionkit analyze MODEL.onnx --data ... (or "
+            "dk.analyze), then open the store it writes"
+            if source.suffix.lower() == ".onnx"
+            else ""
+        )
+        raise StoreError(
+            f"{str(source)!r} is a file, not a directionkit store (the folder that analyze, "
+            f"sweep or reproduce write){hint}."
+        )
     if not source.is_dir():
         raise StoreError(f"No directionkit store at {str(source)!r}: no such folder.")
     _verify(source, read=True)
     try:
         try:
-            dataset = xr.open_zarr(source, consolidated=True)
+            dataset = xr.open_zarr(source, consolidated=True, chunks=None)
         except ValueError:  # written elsewhere without consolidated metadata
-            dataset = xr.open_zarr(source, consolidated=False)
+            dataset = xr.open_zarr(source, consolidated=False, chunks=None)
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
     _loaded(source, dataset)
@@ -811,6 +881,27 @@ def open(path: str | os.PathLike[str]) -> Analysis:
             f"{VERSION_ATTR!r} attribute)."
         )
     return Analysis(dataset)
+
+
+def resolve_store(path: str | os.PathLike[str]) -> Path | None:
+    """The store ``path`` stands for: itself when it is a zarr folder, else the
+    experiment's store in an experiment's folder (``DIR/NAME/NAME.zarr``), or a training
+    run's history (``RUN/history.zarr``); None if none of these.
+
+    Examples
+    --------
+    >>> resolve_store("/nonexistent") is None
+    True
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    if (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file():
+        return folder
+    for inner in (folder / f"{folder.name}.zarr", folder / "history.zarr"):
+        if inner.is_dir():
+            return inner
+    return None
 
 
 def _damaged(source: Path, name: str, what: str) -> StoreError:

@@ -9,6 +9,7 @@ one place.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 __all__ = ["add_arguments", "run"]
@@ -113,9 +114,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start again even if --out holds an unfinished run of this config",
     )
     out.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
-    out.add_argument(
-        "--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar"
-    )
+    add_progress(out)
+
+
+def add_progress(parser: Any) -> None:
+    """``--progress`` / ``--no-progress`` (alias ``--quiet``): default, bars only when
+    standard error is a terminal (a log file gets none)."""
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="progress bars (default: only when standard error is a terminal)",
+    )  # fmt: skip
+    parser.add_argument("--quiet", dest="progress", action="store_false", help=argparse.SUPPRESS)
+
+
+def shows_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars: as asked, else only on a terminal.
+
+    Examples
+    --------
+    >>> shows_progress(argparse.Namespace(progress=False))
+    False
+    """
+    if args.progress is not None:
+        return bool(args.progress)
+    return sys.stderr.isatty()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         config,
         args.out,
-        progress=not args.no_progress,
+        progress=shows_progress(args),
         resume=not args.no_resume,
         overwrite=args.overwrite,
         onnx=not args.no_onnx,

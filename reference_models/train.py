@@ -732,6 +732,17 @@ def _prepare_data(config: TrainConfig, device: torch.device) -> _Data:
     )
 
 
+def resolve_device(name: str) -> str:
+    """The device ``name`` stands for: ``"auto"`` is ``"cuda"`` when torch sees a GPU.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    return _resolve_device(name).type
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

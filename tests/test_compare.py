@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,15 @@ def test_train_analyze_and_report_several_runs_from_the_command_line(
     page = (out / "report.html").read_text()
     assert "p0 (corruption = 0.0)" not in page  # the table holds the value in its own column
     assert "<td>p1</td><td>1.0</td>" in page.replace("\n", "")
+    # the configs: what the runs share on one line (an MLP's fields only), what differs as
+    # a row per setting, a column per model
+    flat = page.replace("\n", "")
+    assert "<tr><th>corruption</th><td>0.0</td><td>1.0</td></tr>" in flat
+    shared = re.search(r'<p class="shared">Shared by every model: (.*?)\.</p>', page)
+    assert shared is not None and "hidden = [16]" in shared[1] and "epochs = 2" in shared[1]
+    for convnet_only in ("width", "blocks", "batch_norm"):
+        assert f"{convnet_only} =" not in shared[1] and f"<th>{convnet_only}</th>" not in flat
+    assert "word-break: break-all" not in page  # values are not broken inside ("0. 01")
     assert sorted(p.name for p in out.glob("*.png")) == [
         "ablation_curves.png", "mutual_info.png", "selectivity.png"
     ]

@@ -26,8 +26,12 @@ def test_auto_layout_picks_the_one_that_fits_or_says_why_not() -> None:
     assert prepare_inputs(X, input_shape=(None, 1, 8, 8)[1:]).shape == (2, 1, 8, 8)
     assert prepare_inputs(X, input_shape=(8, 8, 1)).shape == (2, 8, 8, 1)
     assert prepare_inputs(X, input_shape=(64,)).shape == (2, 64)
-    with pytest.raises(InvalidDataError, match="none fits"):
-        prepare_inputs(X, input_shape=(3, 32, 32))
+    # images of another size: no layout can help, and the message does not offer one
+    with pytest.raises(InvalidDataError, match=r"\(1, 8, 8\) \(64 values\): no layout fits") as err:
+        prepare_inputs(X, input_shape=(1, 28, 28))
+    assert "--layout" not in str(err.value)
+    with pytest.raises(InvalidDataError, match="none fits"):  # the same size, laid out otherwise
+        prepare_inputs(X, input_shape=(4, 4, 4))
     with pytest.raises(InvalidDataError, match="all fit"):
         prepare_inputs(X, input_shape=(None, None, None))
     with pytest.raises(InvalidDataError, match="expects"):

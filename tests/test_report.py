@@ -58,11 +58,11 @@ def test_summary_table_lists_the_paper_measures(result: dk.Analysis) -> None:
     auc = float(result["ablation_auc"].sel(scope="last:1"))
     assert "ablation AUC [last:1]" in table and f"{auc:.4f}" in table
     rho = dk.spearman(result["selectivity"], result["importance_loss"])["rho"]
-    row = next(line for line in lines if "importance_loss) [hidden1]" in line)
+    row = next(line for line in lines if "importance_loss) [hidden1 · " in line)
     assert row.split()[-3] == f"{float(rho[2]):+.3f}"
-    assert "mean selectivity [hidden0]" in table
+    assert "mean selectivity [hidden0 · " in table
     overall = summary_table(result, per_site=False)
-    assert "mean selectivity [all]" in overall and "mean selectivity [hidden0]" not in overall
+    assert "mean selectivity [all]" in overall and "mean selectivity [hidden0" not in overall
     assert "importance_loss) [hidden0]" not in overall
     assert summary_table(xr.Dataset()) == "(no summary measures in this analysis)"
 

@@ -97,9 +97,32 @@ def test_schema_dims_are_enforced_and_extra_variables_allowed() -> None:
     assert SCHEMA["ablation_accuracy"] == ("scope", "ordering", "fraction")
 
 
+def test_a_population_puts_model_or_epoch_in_front_of_the_schema_dims(tmp_path: Path) -> None:
+    auc = np.array([[0.6], [0.7]])
+    sweep_like = xr.Dataset(
+        {"ablation_auc": (("model", "scope"), auc), "near_chance": ("model", [False, True])},
+        coords={"model": ["a", "b"], "scope": ["all"]},
+    )
+    result = dk.Analysis(sweep_like)
+    assert result.population == ("model",)
+    back = dk.open(result.save(tmp_path / "p.zarr"))
+    assert back.population == ("model",)
+    np.testing.assert_array_equal(back["ablation_auc"].values, auc)
+    over_training = xr.Dataset({"ablation_auc": (("model", "epoch", "scope"), auc[None])})
+    assert dk.Analysis(over_training).population == ("model", "epoch")
+    for dims in [("scope", "model"), ("model", "model2", "scope"), ("epoch", "epoch", "scope")]:
+        shape = (1,) * len(dims)
+        with pytest.raises(DirectionKitError, match="after any of the population dims"):
+            dk.Analysis(xr.Dataset({"ablation_auc": (dims, np.zeros(shape))}))
+    assert dk.Analysis(xr.Dataset({"accuracy": 0.5})).population == ()
+
+
 def test_opening_what_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no such folder"):
         dk.open(tmp_path / "missing.zarr")
+    (tmp_path / "model.onnx").write_bytes(b"not a store")
+    with pytest.raises(StoreError, match=r"is a file, not a directionkit store.*analyze MODEL"):
+        dk.open(tmp_path / "model.onnx")
     xr.Dataset({"x": ("a", [1.0])}).to_zarr(
         tmp_path / "other.zarr", zarr_format=3, consolidated=False
     )

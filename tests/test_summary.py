@@ -29,13 +29,14 @@ def _check_headline(text: str, result: dk.Analysis) -> None:
     ds = result.dataset
     assert float(_value(text, "accuracy")) == pytest.approx(float(ds["accuracy"]), abs=5e-5)
     for scope in ds["scope"].values:
+        label = {"hidden0": "hidden0 · 16 units"}.get(scope, scope)  # sites are described
         # the AUC, recomputed by hand: trapezoid over [0, 1] of the mean curve / accuracy
         curve = ds["ablation_accuracy"].sel(scope=scope).values  # (ordering, fraction)
         f = ds["fraction"].values
         per_ordering = [
             np.sum((c[1:] + c[:-1]) / 2 * np.diff(f)) / float(ds["accuracy"]) for c in curve
         ]
-        printed = float(_value(text, f"ablation AUC [{scope}]"))
+        printed = float(_value(text, f"ablation AUC [{label}]"))
         assert printed == pytest.approx(np.mean(per_ordering), abs=5e-5), scope
     selectivity = ds["selectivity"].values
     printed = float(_value(text, "mean selectivity [all]"))
@@ -57,7 +58,7 @@ def test_repr_html_is_a_table_of_the_headline_numbers(result: dk.Analysis) -> No
     page = result._repr_html_()
     accuracy = float(result["accuracy"])
     assert f"<tr><th>accuracy</th><td>{accuracy:.4f}</td></tr>" in page
-    assert "<th>ablation AUC [hidden0]</th>" in page
+    assert "<th>ablation AUC [hidden0 · 16 units]</th>" in page
     assert "<th>Spearman(selectivity, importance_loss) [all]</th>" in page
     assert "<script" not in page
 
@@ -65,7 +66,8 @@ def test_repr_html_is_a_table_of_the_headline_numbers(result: dk.Analysis) -> No
 def test_summary_text_of_a_saved_store_matches(result: dk.Analysis, tmp_path) -> None:  # type: ignore[no-untyped-def]
     back = dk.open(result.save(tmp_path / "run.zarr"))
     _check_headline(summary_text(back.dataset, per_site=True), back)
-    per_site = _value(summary_text(back.dataset, per_site=True), "mean selectivity [hidden1]")
+    text = summary_text(back.dataset, per_site=True)
+    per_site = _value(text, "mean selectivity [hidden1 · 12 units]")
     hidden1 = back["selectivity"].values[back["site"].values == "hidden1"]
     assert float(per_site) == pytest.approx(hidden1.mean(), abs=5e-5)
 

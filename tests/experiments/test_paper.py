@@ -315,3 +315,67 @@ def test_conv_train_limit_caps_the_convnets_training_images(tmp_path: Path) -> N
     assert configs and all(c["model"] == "convnet" for c in configs)
     assert {c["train_limit"] for c in configs} == {120}
     assert "120 training images" in result.population
+
+
+# ------------------------------------------------------------- every store opens and shows
+@pytest.mark.parametrize("name", NAMES)
+def test_every_experiment_store_opens_shows_its_verdict_and_reports(
+    toy: tuple[Path, list[ExperimentResult]],
+    name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import directionkit as dk
+
+    out, _ = toy
+    result = ExperimentResult.read(out / name)
+    assert result is not None
+    opened = dk.open(out / name)  # the experiment's folder stands for its store
+    xr.testing.assert_identical(opened.dataset, dk.open(out / name / f"{name}.zarr").dataset)
+    assert opened.population == tuple(d for d in ("model", "epoch") if d in opened.dataset.dims)
+    assert main(["show", str(out / name)]) == 0
+    shown = capsys.readouterr().out
+    lines = dict(
+        (line.split("  ", 1)[0], line.split("  ", 1)[1].strip())
+        for line in shown.splitlines()
+        if "  " in line
+    )
+    assert lines["verdict"] == result.verdict  # the rule applied to the stored numbers
+    assert lines["ours"] == result.summary and lines["rule"] == result.rule
+    if opened.population:  # one row per model or checkpoint
+        members = opened.dataset[opened.population[0]].values
+        assert all(any(line.startswith(str(m)) for line in shown.splitlines()) for m in members)
+    assert main(["report", str(out / name / f"{name}.zarr"), "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"<tr><th>verdict</th><td>{result.verdict}</td></tr>" in page
+    assert page.count("data:image/png;base64,") == len(result.figures)
+
+
+def test_show_of_the_reproduce_folder_lists_every_verdict(
+    toy: tuple[Path, list[ExperimentResult]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, results = toy
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    for r in results:
+        (line,) = [s for s in shown if s.split()[0] == r.name]
+        assert line.split(None, 1)[1].startswith(f"{r.verdict}  ")
+
+
+def test_every_store_reproduce_writes_opens_and_shows(
+    toy: tuple[Path, list[ExperimentResult]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import directionkit as dk
+
+    out, _ = toy
+    stores = sorted(out.rglob("*.zarr"))
+    kinds = {p.relative_to(out).parts[0] for p in stores}
+    assert {"analyses", "runs"} <= kinds and len(stores) > len(NAMES)
+    for store in stores:
+        dk.open(store)
+        assert main(["show", str(store)]) == 0, store
+    runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
+    assert main(["show", str(runs[0])]) == 0  # a run folder stands for its history
+    history = xr.open_zarr(runs[0] / "history.zarr")
+    shown = capsys.readouterr().out
+    assert f"{float(history['train_accuracy'][-1]):.4f}" in shown

@@ -70,6 +70,8 @@ __all__ = [
     "dropout",
     "early_stopping",
     "ensemble",
+    "experiment_rows",
+    "experiment_figures",
     "hyperparameters",
     "l1",
     "noise",
@@ -290,6 +292,59 @@ def check_verdict(result: ExperimentResult) -> bool:
     """
     rule = EXPERIMENTS[result.name].rule
     return rule.text == result.rule and rule(result.statistics) == result.verdict
+
+
+def _experiment_of(dataset: xr.Dataset) -> tuple[Experiment, dict[str, Any]] | None:
+    """The experiment whose store ``dataset`` is, and its statistics read from it."""
+    name = dataset.attrs.get("experiment")
+    if name not in EXPERIMENTS:
+        return None
+    experiment = EXPERIMENTS[name]
+    return experiment, _json_ready(experiment.statistics(dataset))
+
+
+def experiment_rows(dataset: xr.Dataset) -> list[tuple[str, str]]:
+    """What an experiment's store says, as ``(label, text)`` rows: the experiment, the
+    paper's claim and statistic, ours (recomputed from the store), the rule and the
+    verdict it gives.  Empty for a store that is not an experiment's.
+
+    The verdict is the rule stored with the store applied to statistics of the stored
+    numbers; when today's rule differs from the stored one, a row says so.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> experiment_rows(xr.Dataset())
+    []
+    """
+    found = _experiment_of(dataset)
+    if found is None:
+        return []
+    experiment, statistics = found
+    rows = [
+        ("experiment", f"{experiment.name}: {experiment.title}"),
+        ("claim", experiment.claim),
+        ("paper", experiment.paper),
+        ("ours", experiment.summarize(statistics)),
+        ("rule", experiment.rule.text),
+        ("verdict", experiment.rule(statistics)),
+    ]
+    stored_rule = dataset.attrs.get("rule")
+    if stored_rule is not None and stored_rule != experiment.rule.text:
+        rows.append(("note", f"this store was judged by another rule: {stored_rule}"))
+    if dataset.attrs.get("population"):
+        rows.insert(1, ("population", str(dataset.attrs["population"])))
+    return rows
+
+
+def experiment_figures(dataset: xr.Dataset) -> dict[str, Any]:
+    """The experiment's figures drawn from its store (matplotlib Figures by name); empty
+    for a store that is not an experiment's."""
+    found = _experiment_of(dataset)
+    if found is None:
+        return {}
+    experiment, statistics = found
+    return dict(experiment.figures(dataset, statistics))
 
 
 def _experiment_function(name: str) -> Callable[..., ExperimentResult]:

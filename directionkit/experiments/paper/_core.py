@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from directionkit._validation import check_choice, parameter_error
-from directionkit.errors import StoreError
+from directionkit.errors import DirectionKitWarning, StoreError
 from directionkit.store import Analysis
 from directionkit.store import open as open_store
 
@@ -372,6 +373,18 @@ class Workspace:
             "data_root": self.data_root,
         }
 
+    @property
+    def device_used(self) -> str:
+        """The device networks are trained and analysed on: ``device``, with ``"auto"``
+        resolved (``"cuda"`` when torch sees a GPU, else ``"cpu"``)."""
+        if self.device != "auto":
+            return self.device
+        try:  # the torch extra: its training module resolves "auto"
+            from directionkit.reference_models.train import resolve_device
+        except ImportError:
+            return "cpu"
+        return resolve_device(self.device)
+
     def folder(self, experiment: str) -> Path:
         """The experiment's output folder (created)."""
         path = self.out / experiment
@@ -490,15 +503,17 @@ class Workspace:
         data = split_data(config, split)
         train = data if split == "train" else split_data(config, "train")
         needs_train = "noise" in metrics or parameters.get("ablate_to", "zero") != "zero"
-        result = analyze(
-            model,
-            (data.X, data.y),
-            train_data=(train.X, train.y) if needs_train else None,
-            metrics=list(metrics),
-            device=None if self.device == "auto" else self.device,
-            progress=self.progress,
-            **{"importance_units": "all", **parameters},  # the paper measures every unit
-        )
+        with warnings.catch_warnings():  # near chance, say: stored, and judged by the rules
+            warnings.simplefilter("ignore", DirectionKitWarning)
+            result = analyze(
+                model,
+                (data.X, data.y),
+                train_data=(train.X, train.y) if needs_train else None,
+                metrics=list(metrics),
+                device=None if self.device == "auto" else self.device,
+                progress=self.progress,
+                **{"importance_units": "all", **parameters},  # the paper measures every unit
+            )
         dataset = result.dataset.copy()
         run_config = dict(config)
         if epoch in history["epoch"].values:

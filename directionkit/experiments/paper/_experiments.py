@@ -77,6 +77,34 @@ def _f(value: float, digits: int = 3) -> str:
     )
 
 
+def _span(low: float, high: float, digits: int = 2) -> str:
+    """``low-high`` at ``digits`` decimals, or one number when they print the same.
+
+    Examples
+    --------
+    >>> _span(0.991, 0.994), _span(0.1, 0.25), _span(-0.02, 0.027, 3)
+    ('0.99', '0.10-0.25', '-0.020 to 0.027')
+    """
+    a, b = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    if a == b:
+        return a
+    return f"{a} to {b}" if low < 0 or high < 0 else f"{a}-{b}"
+
+
+def _every(n: int, what: str) -> str:
+    """``"every epoch"``, ``"every 2nd epoch"``, ``"every 3rd epoch"``, ``"every 11th ..."``.
+
+    Examples
+    --------
+    >>> _every(1, "epoch"), _every(2, "epoch"), _every(13, "epoch"), _every(22, "epoch")
+    ('every epoch', 'every 2nd epoch', 'every 13th epoch', 'every 22nd epoch')
+    """
+    if n == 1:
+        return f"every {what}"
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"every {n}{suffix} {what}"
+
+
 def _rho_text(rho: float, p: float) -> str:
     return f"rho = {_f(rho)} (p = {_f(p, 3) if p >= 1e-3 else f'{p:.1e}'})"
 
@@ -386,7 +414,7 @@ def _ensemble_stats(stored: xr.Dataset) -> Stats:
 def _ensemble_summary(s: Stats) -> str:
     return (
         f"generalisation error vs AUC {_rho_text(s['rho'], s['p_value'])} over "
-        f"{s['n_models']} networks (error {s['gap_range'][0]:.3f}-{s['gap_range'][1]:.3f});"
+        f"{s['n_models']} networks (error {_span(s['gap_range'][0], s['gap_range'][1], 3)});"
         f" best-{s['k']} AUC {s['best_auc']:.3f} vs worst-{s['k']} {s['worst_auc']:.3f}; "
         f"true labels only {_rho_text(s['rho_true_labels'], s['p_true_labels'])}"
     )
@@ -440,8 +468,8 @@ def _early_build(ws: Workspace) -> tuple[xr.Dataset, str]:
     population = (
         f"one MLP {list(s.early_hidden)} on {ws.dataset} with {s.early_corruption:g} of its "
         f"training labels corrupted (so that train and test loss diverge within "
-        f"{s.early_epochs} epochs), ablation AUC on the training data at every "
-        f"{s.early_every}th epoch."
+        f"{s.early_epochs} epochs), ablation AUC on the training data at "
+        f"{_every(s.early_every, 'epoch')}."
     )
     return stored, population
 
@@ -562,8 +590,9 @@ def _hp_stats(stored: xr.Dataset) -> Stats:
 def _hp_summary(s: Stats) -> str:
     return (
         f"AUC vs test accuracy over {s['n_models']} networks "
-        f"{_rho_text(s['rho'], s['p_value'])} (test accuracy {s['test_accuracy_range'][0]:.3f}"
-        f"-{s['test_accuracy_range'][1]:.3f}); AUC picks a top-1/5/10 setting in "
+        f"{_rho_text(s['rho'], s['p_value'])} (test accuracy "
+        f"{_span(s['test_accuracy_range'][0], s['test_accuracy_range'][1], 3)}); AUC picks a "
+        f"top-1/5/10 setting in "
         f"{s['top1']:.0%}/{s['top5']:.0%}/{s['top10']:.0%} of random {s['subset_size']}-of-"
         f"{s['n_settings']} subsets, test-accuracy gap to the best "
         f"{100 * s['gap_mean']:.1f} ± {100 * s['gap_sd']:.1f}%"
@@ -657,9 +686,9 @@ def _dropout_summary(s: Stats) -> str:
     ]
     return (
         f"normalised AUC past the dropout fraction, {'; '.join(parts)}; accuracy kept at "
-        f"the dropout fraction {min(s['kept_at_dropout']):.2f}-{max(s['kept_at_dropout']):.2f}"
-        f" of unablated; training accuracy {min(s['train_accuracy']):.2f}-"
-        f"{max(s['train_accuracy']):.2f}"
+        f"the dropout fraction {_span(min(s['kept_at_dropout']), max(s['kept_at_dropout']))}"
+        f" of unablated; training accuracy "
+        f"{_span(min(s['train_accuracy']), max(s['train_accuracy']))}"
     )
 
 

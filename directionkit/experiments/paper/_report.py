@@ -31,7 +31,7 @@ def summary_markdown(results: Sequence[ExperimentResult], ws: Workspace) -> str:
     lines = [
         "# directionkit reproduce: summary",
         "",
-        f"Scale `{ws.scale.name}` on `{ws.dataset}`, device `{ws.device}`, directionkit "
+        f"Scale `{ws.scale.name}` on `{ws.dataset}`, device `{ws.device_used}`, directionkit "
         f"{__version__}. Verdicts are computed by each experiment's stated rule from the "
         "numbers stored in its folder.",
         "",
