@@ -19,6 +19,7 @@ from directionkit.metrics import spearman
 __all__ = [
     "data_description",
     "html_table",
+    "population_html",
     "population_table",
     "short_identity",
     "site_text",
@@ -245,6 +246,19 @@ def population_table(ds: xr.Dataset, *, scope: str = "all") -> list[list[str]]:
     return rows
 
 
+def population_html(ds: xr.Dataset) -> str:
+    """A population's table (:func:`population_table`) as an HTML fragment; empty for
+    one model."""
+    rows = population_table(ds)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    return f'<h2>Population</h2>\n<table class="population">\n<tr>{head}</tr>\n{body}\n</table>'
+
+
 def _aligned(rows: list[list[str]]) -> list[str]:
     if not rows:
         return []
@@ -323,6 +337,7 @@ def summary_html(ds: xr.Dataset) -> str:
     rows = _identity_rows(ds) + summary_rows(ds, per_site=False)
     names = ", ".join(str(n) for n in ds.data_vars)
     table = html_table(rows, "summary") if rows else "<p>(no summary measures)</p>"
+    table += population_html(ds)
     return (
         f'<div class="directionkit-analysis"><strong>directionkit.Analysis</strong>\n{table}\n'
         f"<p>variables: {html.escape(names)}</p></div>"

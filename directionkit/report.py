@@ -22,7 +22,7 @@ from directionkit._choices import FORMATS
 from directionkit._summary import (
     data_description,
     html_table,
-    population_table,
+    population_html,
     short_identity,
     summary_rows,
     summary_text,
@@ -161,17 +161,6 @@ def _page(title: str, body: str) -> str:
 """
 
 
-def _population_html(rows: list[list[str]]) -> str:
-    """A population's table (:func:`directionkit._summary.population_table`) as HTML."""
-    if not rows:
-        return ""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-    )
-    return f'<h2>Population</h2>\n<table class="population">\n<tr>{head}</tr>\n{body}\n</table>'
-
-
 def _html(ds: xr.Dataset, images: dict[str, tuple[str, bytes, float]]) -> str:
     model = ds.attrs.get("model")
     experiment = ds.attrs.get("experiment")
@@ -191,7 +180,7 @@ def _html(ds: xr.Dataset, images: dict[str, tuple[str, bytes, float]]) -> str:
         summary = experiment_rows(ds) + summary
     return _page(title, f"""<h2>Summary</h2>
 {html_table(summary, "summary") if summary else "<p>No summary measures in this analysis.</p>"}
-{_population_html(population_table(ds))}
+{population_html(ds)}
 <h2>Figures</h2>
 {figures or "<p>No figures: the analysis has none of the variables they need.</p>"}
 <h2>Provenance</h2>

@@ -322,6 +322,8 @@ def test_show_and_report_open_a_sweep_store_with_a_row_per_model(
                  orderings=2, fractions=5)  # fmt: skip
     opened = dk.open(tmp_path / "s.zarr")
     assert opened.population == ("model",)
+    assert '<table class="population">' in opened._repr_html_()  # notebooks too
+    assert all(f"\n  {m} " in repr(opened) for m in ("n0", "n1", "n2"))
     assert main(["show", str(tmp_path / "s.zarr")]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
     for i, name in enumerate(opened["model"].values):

@@ -169,3 +169,36 @@ def test_selection_on_a_real_sweep_store(tmp_path: Path) -> None:
     assert report["subset_size"].values.tolist() == [3, 3]
     want = np.corrcoef(rankdata(auc), rankdata([0.5 + i / 20 for i in range(6)]))[0, 1]
     assert float(report["spearman"].sel(measure="ablation_auc")) == pytest.approx(want)
+
+
+def test_models_at_chance_are_left_out_of_the_selection_statistics_and_named() -> None:
+    rng = np.random.default_rng(3)
+    n = 30
+    test_accuracy = rng.uniform(0.5, 0.9, n)
+    auc = test_accuracy + rng.normal(0, 0.05, n)
+    flagged = np.zeros(n, dtype=bool)
+    flagged[[2, 7, 11]] = True
+    auc[flagged] = 1.2  # at chance: the highest AUC of all, which says nothing
+    ds = xr.Dataset(
+        {
+            "test_accuracy": ("model", test_accuracy),
+            "ablation_auc": (("model", "scope"), auc[:, None]),
+            "near_chance": ("model", flagged),
+        },
+        coords={"model": [f"m{i}" for i in range(n)], "scope": ["all"]},
+    )
+    with pytest.warns(dk.DirectionKitWarning, match=r"3 model\(s\) .*'m2', 'm7', 'm11'"):
+        report = dk.selection_report(ds, ["ablation_auc"], n_subsets=50)
+    assert report.attrs["near_chance_left_out"] == ["m2", "m7", "m11"]
+    assert int(report["n_models"].sel(measure="ablation_auc")) == n - 3
+    # the same numbers as a store that never held them
+    kept = ds.isel(model=np.flatnonzero(~flagged)).drop_vars("near_chance")
+    alone = dk.selection_report(kept, ["ablation_auc"], n_subsets=50)
+    xr.testing.assert_allclose(report.drop_attrs(), alone.drop_attrs())
+    everyone = dk.selection_report(ds, ["ablation_auc"], n_subsets=50, near_chance="keep")
+    assert int(everyone["n_models"].sel(measure="ablation_auc")) == n
+    assert float(everyone["top_hit_rate"].sel(measure="ablation_auc", top=1)) < float(
+        report["top_hit_rate"].sel(measure="ablation_auc", top=1)
+    )  # with them in, the AUC picks a model that learned nothing
+    with pytest.raises(dk.InvalidParameterError, match="'near_chance' parameter"):
+        dk.selection_report(ds, ["ablation_auc"], near_chance="last")
