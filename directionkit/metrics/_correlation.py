@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,65 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function, by the modified Lentz method
+    (Numerical Recipes, 3rd ed., section 6.4); converges fast for x < (a + 1) / (a + b + 2)."""
+    tiny = 1e-300
+
+    def guarded(value: float) -> float:
+        return tiny if abs(value) < tiny else value
+
+    c, d = 1.0, 1.0 / guarded(1.0 - (a + b) * x / (a + 1.0))
+    h = d
+    for m in range(1, 100_000):
+        even = m * (b - m) * x / ((a - 1.0 + 2 * m) * (a + 2 * m))
+        d = 1.0 / guarded(1.0 + even * d)
+        c = guarded(1.0 + even / c)
+        h *= d * c
+        odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 1.0 + 2 * m))
+        d = 1.0 / guarded(1.0 + odd * d)
+        c = guarded(1.0 + odd / c)
+        h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b).
+
+    Here rather than :func:`scipy.special.betainc`: importing ``scipy.special`` takes
+    0.2-0.4 s, a fifth of ``directionkit show``; checked against it in the tests.
+
+    Examples
+    --------
+    >>> round(regularized_beta(2.0, 3.0, 0.4), 10)  # 1 - (1 - x)^3 (1 + 3x) at a=2, b=3
+    0.5248
+    """
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def t_two_sided(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom:
+    ``I_{df / (df + t^2)}(df / 2, 1 / 2)``.
+
+    Examples
+    --------
+    >>> round(t_two_sided(2.0, 10), 6), t_two_sided(0.0, 5)
+    (0.073388, 1.0)
+    """
+    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
 def _rho_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
     keep = ~(np.isnan(a) | np.isnan(b))  # as scipy's nan_policy='omit'; Inf ranks last
     a, b = a[keep], b[keep]
@@ -46,10 +106,8 @@ def _rho_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
     rho = float(np.clip((ra * rb).sum() / denominator, -1.0, 1.0))
     if abs(rho) == 1.0:
         return rho, 0.0, n
-    from scipy.special import stdtr  # the t distribution's CDF, as scipy.stats.t uses
-
     t = rho * np.sqrt((n - 2) / (1 - rho**2))
-    return rho, float(2 * stdtr(n - 2, -abs(t))), n
+    return rho, t_two_sided(float(t), n - 2), n
 
 
 def spearman(a: Any, b: Any, *, by: str | None = "site") -> xr.Dataset:

@@ -91,3 +91,45 @@ def test_infinite_values_are_ranked_like_scipy() -> None:
     result = spearman(a, b, by=None)
     assert float(result["rho"][0]) == pytest.approx(ref.statistic)
     assert float(result["p_value"][0]) == pytest.approx(ref.pvalue)
+
+
+def test_the_t_tail_and_the_incomplete_beta_agree_with_scipy() -> None:
+    from scipy.special import betainc, stdtr
+
+    from directionkit.metrics._correlation import regularized_beta, t_two_sided
+
+    for df in (1, 2, 3, 5, 10, 30, 100, 1000, 10_000, 100_000):
+        for t in (0.0, 1e-3, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 50.0, 200.0):
+            want = float(2 * stdtr(df, -t))
+            assert t_two_sided(t, df) == pytest.approx(want, rel=1e-8, abs=1e-300), (df, t)
+            assert t_two_sided(-t, df) == t_two_sided(t, df)
+    for a, b in ((0.5, 0.5), (2.0, 3.0), (50.0, 0.5), (0.5, 50.0), (1e4, 0.5)):
+        for x in (0.0, 1e-6, 0.01, 0.3, 0.5, 0.7, 0.99, 1.0):
+            assert regularized_beta(a, b, x) == pytest.approx(
+                float(betainc(a, b, x)), rel=1e-9, abs=1e-15
+            ), (a, b, x)
+
+
+def test_show_of_an_analysis_imports_no_scipy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    import directionkit as dk
+    from directionkit.testing import NumpyMLPAdapter
+
+    net = NumpyMLPAdapter.random(n_in=6, hidden=(16, 12), n_classes=4, seed=0)
+    x = np.random.default_rng(0).normal(size=(200, 6))
+    y = net.predict(x)
+    y[:4] = [0, 1, 2, 3]  # every class present
+    result = dk.analyze(net, (x, y), metrics=["statistics", "importance"], progress=False)
+    path = result.save(tmp_path / "a.zarr")
+    code = (
+        "import sys\nfrom directionkit.cli import main\n"
+        f"assert main(['show', {str(path)!r}]) == 0\n"
+        "print(sorted(m for m, module in sys.modules.items()\n"
+        "             if module is not None and m.split('.')[0] in ('scipy', 'dask')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Spearman(selectivity, importance_loss) [all]" in done.stdout  # p-values shown
+    assert done.stdout.strip().splitlines()[-1] == "[]"
