@@ -182,6 +182,7 @@ _POPULATION_COLUMNS = (
     ("accuracy", "accuracy"),
     ("train_accuracy", "train acc"),
     ("test_accuracy", "test acc"),
+    ("test_loss", "test loss"),
     ("chance_accuracy", "chance"),
     ("ablation_auc", "AUC"),
     ("ablation_auc_corrected", "AUC above chance"),
@@ -214,9 +215,12 @@ def population_table(ds: xr.Dataset, *, scope: str = "all") -> list[list[str]]:
         return []
     stacked = ds.stack(member=dims) if len(dims) > 1 else ds.rename({dims[0]: "member"})
     columns: list[tuple[str, np.ndarray]] = []
+    split = ds.attrs.get("split")
     for name, heading in _POPULATION_COLUMNS:
-        if name not in stacked.data_vars:
+        if name not in stacked.variables:  # a variable, or a coordinate along the members
             continue
+        if name == "accuracy" and isinstance(split, str):
+            heading = f"accuracy ({split} split)"
         var = stacked[name]
         if "scope" in var.dims and var.ndim == 2:
             scopes = [str(s) for s in var["scope"].values] if "scope" in var.coords else []
@@ -225,6 +229,12 @@ def population_table(ds: xr.Dataset, *, scope: str = "all") -> list[list[str]]:
         values = np.asarray(var.values, dtype=np.float64)
         if var.dims == ("member",) and not np.all(np.isnan(values)):  # unrecorded: no column
             columns.append((heading, values))
+    if columns and columns[0][0].startswith("accuracy"):  # a training run's own record of
+        analysed = columns[0][1]  # the same accuracy is not shown twice
+        columns = columns[:1] + [
+            (h, v) for h, v in columns[1:]
+            if not (h.endswith(" acc") and np.allclose(v, analysed, equal_nan=True))
+        ]  # fmt: skip
     flags = (
         np.asarray(stacked["near_chance"].values, dtype=bool)
         if "near_chance" in stacked.data_vars and stacked["near_chance"].dims == ("member",)

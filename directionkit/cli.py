@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train scikit-learn's MLPClassifier (one ReLU hidden layer) on the bundled "
         "8x8 digits, measure every hidden unit's class selectivity, mutual information and "
         "incoming-weight L1 norm on the held-out split, save them, and print a summary. Needs "
-        "no framework: a first look in seconds.",
+        "no framework: a first look in about 20 seconds.",
         help="train a small MLP on the bundled digits data and measure its hidden units",
     )
     demo.add_argument("--out", required=True, help="where to write the analysis (zarr store)")
@@ -413,6 +413,14 @@ def _show_reproduce(folder: object) -> None:
 
 def _analyze(args: argparse.Namespace) -> None:
     """``directionkit analyze``: load, prepare, check, measure, save, summarise."""
+    for name, least in (("orderings", 1), ("fractions", 2), ("noise_repeats", 1),
+                        ("n_bins", 2), ("limit", 1), ("seed", 0), ("batch_size", 1)):  # fmt: skip
+        value = getattr(args, name)
+        if value is not None and value < least:  # before any import or load: at once
+            raise InvalidParameterError(
+                f"The '{name}' parameter of analyze must be an int >= {least}. Got {value!r} "
+                "instead."
+            )
     from directionkit._api import analyze, as_adapter
     from directionkit._summary import summary_text
     from directionkit.preprocessing import load_data, prepare_inputs
@@ -699,7 +707,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             from directionkit._demo import digits_demo, summary
+            from directionkit.store import check_writable
 
+            check_writable(args.out, overwrite=args.overwrite)  # before training, not after
             result = digits_demo(hidden=args.hidden, seed=args.seed)
             path = result.save(args.out, overwrite=args.overwrite)
             print(summary(result))

@@ -57,6 +57,7 @@ __all__ = [
     "compare_distributions",
     "compare_noise_curves",
     "noise_curve",
+    "population_ablation_curves",
     "plot_analysis",
     "selectivity_by_depth",
     "selectivity_histograms",
@@ -311,6 +312,78 @@ def ablation_curves(analysis: Analysis | xr.Dataset) -> Figure:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Cumulative ablation (mean ± sd over orderings)")
     ax.legend(fontsize=8, title="scope", title_fontsize=8)
+    return fig
+
+
+def population_ablation_curves(analysis: Analysis | xr.Dataset, scope: str = "all") -> Figure:
+    """One cumulative ablation curve per model of a population (a sweep's root).
+
+    The mean over orderings of ``ablation_accuracy (model, scope, ordering, fraction)`` at
+    ``scope`` (the first scope when there is no such one), one line per model; a model
+    flagged ``near_chance`` is drawn dashed and grey, its label saying so.  Up to 12
+    models get a legend beside the axes (never over the curves); more are coloured by
+    their AUC, with a colour bar.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset(
+    ...     {"ablation_accuracy": (("model", "scope", "ordering", "fraction"),
+    ...                            np.array([[[[0.9, 0.5, 0.1]]], [[[0.2, 0.2, 0.2]]]])),
+    ...      "near_chance": ("model", [False, True])},
+    ...     coords={"model": ["a", "b"], "scope": ["all"], "fraction": [0.0, 0.5, 1.0]})
+    >>> [line.get_gid() for line in population_ablation_curves(ds).axes[0].lines]
+    ['model:a', 'model:b']
+    """
+    ds = as_dataset(analysis, "population_ablation_curves")
+    curves = ds["ablation_accuracy"]
+    if curves.dims != ("model", "scope", "ordering", "fraction"):
+        raise InvalidDataError(
+            "population_ablation_curves needs ablation_accuracy with dims (model, scope, "
+            f"ordering, fraction). Got {curves.dims}."
+        )
+    scopes = [str(s) for s in _coordinate(curves, "scope")]
+    chosen = scopes.index(scope) if scope in scopes else 0
+    mean = np.asarray(curves.isel(scope=chosen).mean("ordering").values, dtype=np.float64)
+    fractions = _coordinate(curves, "fraction").astype(np.float64)
+    models = [str(m) for m in _coordinate(curves, "model")]
+    flagged = (
+        np.asarray(ds["near_chance"].values, dtype=bool)
+        if "near_chance" in ds.data_vars and ds["near_chance"].dims == ("model",)
+        else np.zeros(len(models), dtype=bool)
+    )
+    auc = mean.mean(axis=1)  # only to colour many models; not the stored AUC
+    if "ablation_auc" in ds.data_vars and ds["ablation_auc"].dims == ("model", "scope"):
+        auc = np.asarray(ds["ablation_auc"].isel(scope=chosen).values, dtype=np.float64)
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    many = len(models) > 12
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    finite = auc[np.isfinite(auc)]
+    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
+    for i, model in enumerate(models):
+        style: dict[str, Any] = {"gid": f"model:{model}", "marker": "o", "markersize": 3}
+        if flagged[i]:
+            style |= {"linestyle": "--", "color": "0.6"}
+        elif many and np.isfinite(auc[i]):
+            style["color"] = colormaps["viridis"](norm(auc[i]))
+        label = _literal(model) + (" (near chance)" if flagged[i] else "")
+        ax.plot(fractions, mean[i], label=label, **style)
+    ax.set_xlabel("fraction of units ablated")
+    ax.set_ylabel("accuracy (the data each model was analysed on)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Cumulative ablation per model, scope {_literal(scopes[chosen])} "
+                 "(mean over orderings)")  # fmt: skip
+    if many:
+        from matplotlib.cm import ScalarMappable
+
+        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="ablation AUC")
+    else:
+        ax.legend(fontsize=8, title="model", title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # fmt: skip
     return fig
 
 

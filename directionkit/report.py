@@ -48,6 +48,9 @@ PRINT_DPI = 300
 _SCREEN_DPI = 100
 #: What ``write_report(..., format=...)`` accepts.
 _CAPTIONS = {
+    "ablation_curves_per_model": "Each model's cumulative ablation curve (mean over "
+    "orderings); a model not clearly above chance is dashed grey: its flat curve is no sign "
+    "of robustness.",
     "ablation_curves": "Accuracy as a growing fraction of each scope's units is clamped, in "
     "random orders (mean ± sd over orderings); AUC is normalised by the unablated accuracy. "
     "A network that relies less on single directions keeps its accuracy longer.",
@@ -267,6 +270,12 @@ def _figures(ds: xr.Dataset) -> dict[str, Any]:
 
         return experiment_figures(ds)
     if population_dims(ds):
+        if "ablation_accuracy" in ds.data_vars and ds["ablation_accuracy"].dims == (
+            "model", "scope", "ordering", "fraction"
+        ):
+            from directionkit.plots import population_ablation_curves
+
+            return {"ablation_curves_per_model": population_ablation_curves(ds)}
         return {}
     return plot_analysis(ds)
 

@@ -336,6 +336,17 @@ def test_show_and_report_open_a_sweep_store_with_a_row_per_model(
     assert '<table class="population">' in page
     for name in ("n0", "n1", "n2"):
         assert f"<tr><td>{name}</td>" in page
+    assert [p.name for p in (tmp_path / "r").glob("*.png")] == ["ablation_curves_per_model.png"]
+    from directionkit.plots import population_ablation_curves
+
+    lines = population_ablation_curves(opened).axes[0].lines
+    assert [line.get_gid() for line in lines] == ["model:n0", "model:n1", "model:n2"]
+    for line, flag in zip(lines, opened["near_chance"].values, strict=True):
+        assert (line.get_linestyle() == "--") == bool(flag)  # flagged models dashed
+    np.testing.assert_allclose(
+        lines[0].get_ydata(),
+        opened["ablation_accuracy"].sel(model="n0", scope="all").mean("ordering").values,
+    )
 
 
 def test_label_errors_name_the_data_option_not_a_loader(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -367,3 +378,23 @@ def test_a_cuda_device_onnxruntime_cannot_give_is_said_and_recorded(tmp_path: Pa
     assert main(["show", str(out)]) == 0
     assert re.search(r"^device\s+device='cuda' was asked for, but the model ran on cpu$",
                      capsys.readouterr().out, re.M)  # fmt: skip
+
+
+def test_demo_and_analyze_refuse_before_any_work(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import directionkit._demo
+
+    def trained(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the demo trained before refusing")
+
+    monkeypatch.setattr(directionkit._demo, "digits_demo", trained)
+    (tmp_path / "demo.zarr").mkdir()
+    assert main(["demo", "--out", str(tmp_path / "demo.zarr")]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    # a bad number is refused before the model is even looked for
+    argv = ["analyze", str(tmp_path / "missing.onnx"), "--data", "digits",
+            "--out", str(tmp_path / "x.zarr"), "--fractions", "1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--fractions must be an int >= 2. Got 1 instead." in err and "missing" not in err

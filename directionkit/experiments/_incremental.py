@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import ThreadpoolController
 
 from directionkit.adapter import LinearChain
@@ -199,6 +198,8 @@ def incremental_accuracy(
     ]  # fmt: skip
     consumer_t = np.ascontiguousarray(weights[first + 1].T)  # (n_out, n_units)
     n_rows = ablated.shape[0]
+    from scipy.linalg.blas import get_blas_funcs  # 0.3 s to import: where it is used
+
     gemm = get_blas_funcs("gemm", dtype=dtype)
     plans = [
         _plan_ordering(start, points_per_ordering, consumer_t, masks[first_site],
@@ -337,6 +338,8 @@ def single_unit_scores(
             z += biases[later]
             inplace = True  # z is ours from here on
         return z
+
+    from scipy.linalg.blas import get_blas_funcs
 
     ger = get_blas_funcs("ger", dtype=dtype)
 

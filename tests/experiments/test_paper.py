@@ -345,6 +345,11 @@ def test_every_experiment_store_opens_shows_its_verdict_and_reports(
     if opened.population:  # one row per model or checkpoint
         members = opened.dataset[opened.population[0]].values
         assert all(any(line.startswith(str(m)) for line in shown.splitlines()) for m in members)
+    if "accuracy" in opened and opened.population == ("model",):  # chance beside accuracy
+        assert "near_chance" in opened and "chance_accuracy" in opened
+        rows = {line.split()[0]: line for line in shown.splitlines() if line.strip()}
+        for model, flag in zip(members, opened["near_chance"].values, strict=True):
+            assert rows[str(model)].endswith("near chance") == bool(flag), rows[str(model)]
     assert main(["report", str(out / name / f"{name}.zarr"), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "report.html").read_text()
     assert f"<tr><th>verdict</th><td>{result.verdict}</td></tr>" in page

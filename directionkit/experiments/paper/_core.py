@@ -558,11 +558,19 @@ def stack_models(
     """
     names = list(datasets)
     chosen = list(variables)
+    if "accuracy" in chosen:  # chance beside it, so that a model at chance is flagged
+        chosen += [
+            v for v in ("chance_accuracy", "near_chance")
+            if v not in chosen and all(v in datasets[n] for n in names)
+        ]  # fmt: skip
     parts = [datasets[n][chosen].drop_attrs().reset_coords(drop=True) for n in names]
     stacked = xr.concat(parts, dim="model", join="outer", coords="minimal", compat="override")
     coords: dict[str, Any] = {"model": names}
     for key in by:
         coords[key] = ("model", [datasets[n].attrs["run_config"].get(key) for n in names])
+    splits = {datasets[n].attrs.get("split") for n in names}
+    if len(splits) == 1 and None not in splits:  # which labels `accuracy` was measured on
+        stacked.attrs["split"] = splits.pop()
     return stacked.assign_coords(coords)
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 
 from directionkit.experiments.paper._core import Workspace, stack_models, stack_units
 from directionkit.experiments.paper._rules import (
@@ -41,6 +40,16 @@ Stats = dict[str, Any]
 L1_VARIABLE = "weight_l1"
 #: Scopes of every ablation curve (the paper's conv protocol adds ``last:3``).
 SCOPES = ("all",)
+
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not to read a store
+    from matplotlib.figure import Figure
+
+
+def _new_figure(**options: Any) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ def _curve_figure(
     log: bool = False,
 ) -> Figure:
     """Mean ± sd (over models and orderings/repeats) of the curves of each group."""
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    fig = _new_figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     xs = np.asarray(stored[x].values, dtype=np.float64)
     for i, (label, mask) in enumerate(groups.items()):
@@ -190,7 +199,7 @@ def _scatter(
     colors: np.ndarray | None = None,
     clabel: str = "",
 ) -> Figure:
-    fig = Figure(figsize=(5.2, 4.2), layout="constrained")
+    fig = _new_figure(figsize=(5.2, 4.2), layout="constrained")
     ax = fig.add_subplot()
     points = ax.scatter(x, y, c=colors, s=22, cmap="viridis", edgecolors="none")
     if colors is not None:
@@ -495,7 +504,7 @@ def _early_summary(s: Stats) -> str:
 
 
 def _early_figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = _new_figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     epochs = stored["epoch"].values
     ax.plot(epochs, stored["train_loss"].values, color="C0", label="train loss")
@@ -790,7 +799,7 @@ def _batchnorm_summary(s: Stats) -> str:
 
 
 def _histograms(stored: xr.Dataset, names: Sequence[str], title: str) -> Figure:
-    fig = Figure(figsize=(5 * len(names), 3.8), layout="constrained")
+    fig = _new_figure(figsize=(5 * len(names), 3.8), layout="constrained")
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names, strict=True):
         values = np.asarray(stored[name].values, dtype=np.float64)
@@ -885,7 +894,7 @@ def _selectivity_summary(s: Stats) -> str:
 
 
 def _selectivity_figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
-    fig = Figure(figsize=(10, 8), layout="constrained")
+    fig = _new_figure(figsize=(10, 8), layout="constrained")
     axes = fig.subplots(2, 2)
     for row, measure in enumerate(("selectivity", "mutual_info")):
         for column, (family, prefix) in enumerate((("MLP", "mlp"), ("ConvNet", "conv-"))):
@@ -1002,7 +1011,7 @@ def _depth_summary(s: Stats) -> str:
 
 
 def _depth_figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = _new_figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     depth = np.asarray(stored["depth"].values)
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, depth.size)
@@ -1038,7 +1047,7 @@ def _l1_summary(s: Stats) -> str:
 
 
 def _l1_figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = _new_figure(figsize=(10, 4), layout="constrained")
     for i, (label, prefix) in enumerate((("with BN", "bn-"), ("without BN", "nobn-"))):
         ax = fig.add_subplot(1, 2, i + 1)
         mask = _unit_mask(stored, prefix)
