@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from runs import Runs, machine
 from torch import nn
+from workload import curve_masks
 
 from directionkit.adapter import CPU_MEMORY_BUDGET
 from directionkit.adapters.torch import TorchAdapter
-from directionkit.experiments import ablation_curve, n_clamped
+from directionkit.experiments import ablation_curve
 from directionkit.reference_models.models import ResNet
 
 BATCH = 500
@@ -83,24 +84,6 @@ def naive(model: nn.Module, x: torch.Tensor, y: torch.Tensor, keep: list[dict[st
             h.remove()
         out[point] = correct / len(y)
     return out
-
-
-def curve_masks(adapter: TorchAdapter, curve: object, names: list[str]) -> list[dict]:
-    """The keep-masks (1 = unit kept) of every curve point, from the curve's own orderings."""
-    order = curve["ablation_order"].values[0]  # type: ignore[index]
-    grid = curve["fraction"].values  # type: ignore[index]
-    offsets, total = {}, 0
-    for name, site in adapter.sites.items():
-        offsets[name] = total
-        total += site.n_units
-    points = []
-    for o in range(order.shape[0]):
-        for fraction in grid:
-            keep = np.ones(total, np.float32)
-            keep[order[o, : n_clamped(fraction, order.shape[1])]] = 0
-            points.append({n: keep[offsets[n] : offsets[n] + adapter.sites[n].n_units]
-                           for n in names})  # fmt: skip
-    return points
 
 
 def timed_curve(adapter: TorchAdapter, data: tuple, orderings: int, fractions: int) -> tuple:

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from runs import Runs, machine
 from torch import nn
+from workload import curve_masks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from directionkit.adapters.torch import TorchAdapter
-from directionkit.experiments import ablation_curve, n_clamped
+from directionkit.experiments import ablation_curve
 from directionkit.experiments._engine import scope_sites
 from tests import zoo
 
@@ -98,23 +99,6 @@ def naive(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adapter: TorchAdap
             handle.remove()
         out[point] = correct / len(y)
     return out
-
-
-def curve_masks(adapter: TorchAdapter, curve: Any, names: list[str]) -> list[dict]:
-    """The keep-masks (1 = unit kept) of every curve point, from the curve's orderings."""
-    order = curve["ablation_order"].values[0]
-    offsets, total = {}, 0
-    for name, site in adapter.sites.items():
-        offsets[name] = total
-        total += site.n_units
-    points = []
-    for o in range(order.shape[0]):
-        for fraction in curve["fraction"].values:
-            keep = np.ones(total, np.float32)
-            keep[order[o, : n_clamped(fraction, order.shape[1])]] = 0
-            points.append({n: keep[offsets[n] : offsets[n] + adapter.sites[n].n_units]
-                           for n in names})  # fmt: skip
-    return points
 
 
 def one_run(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, scope: str,
