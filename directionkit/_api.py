@@ -36,7 +36,7 @@ from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import evaluate, find_sites, top_k, unit_coords
 from directionkit.experiments._progress import ProgressCallback, Tracker
 from directionkit.experiments._statistics import check_scales
-from directionkit.metrics import ablation_auc, chance_accuracy, chance_margin, near_chance
+from directionkit.metrics import ablation_auc, chance_note
 from directionkit.store import Analysis, fingerprint
 
 #: Examples of the first batch a torch model is first run on, to find its sites and
@@ -490,21 +490,17 @@ def analyze(
                 clean = evaluate(adapter, batches, None, k, tracker)
             n_examples = clean.n
             assert clean.label_counts is not None
-            chance = chance_accuracy(clean.label_counts, k)
-            flagged = near_chance(float(clean.accuracy[0]), chance, clean.n)
+            chance, note = chance_note(float(clean.accuracy[0]), clean.label_counts, k)
             parts.append(
                 xr.Dataset({
                     "accuracy": float(clean.accuracy[0]), "loss": float(clean.mean_loss[0]),
-                    "chance_accuracy": chance, "near_chance": flagged,
+                    "chance_accuracy": chance, "near_chance": note is not None,
                 })
             )  # fmt: skip
-            if flagged:
+            if note is not None:
                 notes["near_chance_note"] = (
-                    f"the clean accuracy {float(clean.accuracy[0]):.4f} is not clearly above "
-                    f"chance ({chance:.4f}, the best constant prediction's, + "
-                    f"{chance_margin(chance, clean.n):.4f}): a model at chance stays at "
-                    "chance when ablated, so its ablation AUC says little (near 1); "
-                    "ablation_auc_corrected is NaN or near 0"
+                    f"{note}: a model at chance stays at chance when ablated, so its ablation "
+                    "AUC says little (near 1); ablation_auc_corrected is NaN or near 0"
                 )
                 warnings.warn(f"directionkit: {notes['near_chance_note']}.", DirectionKitWarning,
                               stacklevel=2)  # fmt: skip

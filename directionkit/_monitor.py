@@ -22,7 +22,7 @@ from directionkit._validation import check_int, parameter_error
 from directionkit.errors import DirectionKitWarning
 from directionkit.experiments import ablation_curve
 from directionkit.experiments._data import Batches
-from directionkit.metrics import ablation_auc, chance_accuracy, chance_margin, near_chance
+from directionkit.metrics import ablation_auc, chance_note
 
 __all__ = ["AUCMonitor", "estimate_auc"]
 
@@ -116,13 +116,11 @@ def estimate_auc(
     curve = ablation_curve(adapter, batches, scope, orderings, grid, "zero", seed)
     clean = float(curve["ablation_accuracy"].sel(fraction=0.0).mean())
     counts = np.bincount(np.concatenate([np.asarray(y).ravel() for _, y in batches]))
-    chance = chance_accuracy(counts)
-    if near_chance(clean, chance, int(counts.sum())):
+    _, note = chance_note(clean, counts)
+    if note is not None:
         warnings.warn(
-            f"directionkit: the clean accuracy {clean:.4f} is not clearly above chance "
-            f"({chance:.4f} + {chance_margin(chance, int(counts.sum())):.4f}): a model at "
-            "chance stays at chance when ablated, so estimate_auc gives NaN, not an AUC "
-            "near 1.",
+            f"directionkit: {note}: a model at chance stays at chance when ablated, so "
+            "estimate_auc gives NaN, not an AUC near 1.",
             DirectionKitWarning,
             stacklevel=2,
         )

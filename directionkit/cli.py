@@ -27,6 +27,8 @@ from directionkit.reference_models._train_cli import add_arguments as add_train_
 from directionkit.reference_models._train_cli import add_progress, shows_progress
 
 if TYPE_CHECKING:  # numpy, like every other library, is imported where a command needs it
+    from pathlib import Path
+
     import numpy as np
 
 
@@ -394,13 +396,10 @@ def _show(path: str) -> None:
     ))  # fmt: skip
 
 
-def _show_reproduce(folder: object) -> None:
+def _show_reproduce(out: Path) -> None:
     """The verdicts of a ``reproduce`` folder, one experiment a line."""
-    from pathlib import Path
-
     from directionkit.experiments.paper import EXPERIMENTS, ExperimentResult
 
-    out = Path(str(folder))
     found = [(n, ExperimentResult.read(out / n)) for n in EXPERIMENTS]
     results = [(n, r) for n, r in found if r is not None]
     if not results:

@@ -6,7 +6,12 @@ carried through to the result.  Streaming accumulators compute the same
 numbers batch by batch without holding the raw activations.
 """
 
-from directionkit.metrics._chance import chance_accuracy, chance_margin, near_chance
+from directionkit.metrics._chance import (
+    chance_accuracy,
+    chance_margin,
+    chance_note,
+    near_chance,
+)
 from directionkit.metrics._correlation import spearman
 from directionkit.metrics._curves import ablation_auc
 from directionkit.metrics._information import bin_edges, mutual_information
@@ -27,6 +32,7 @@ __all__ = [
     "bin_edges",
     "chance_accuracy",
     "chance_margin",
+    "chance_note",
     "class_mean",
     "class_selectivity",
     "mutual_information",

@@ -17,7 +17,7 @@ import numpy as np
 from directionkit._validation import check_int
 from directionkit.errors import InvalidDataError
 
-__all__ = ["CHANCE_MARGIN", "chance_accuracy", "chance_margin", "near_chance"]
+__all__ = ["CHANCE_MARGIN", "chance_accuracy", "chance_margin", "chance_note", "near_chance"]
 
 #: The least margin above chance a clean accuracy needs (see :func:`chance_margin`).
 CHANCE_MARGIN = 0.05
@@ -109,3 +109,26 @@ def near_chance(accuracy: float, chance: float, n: int) -> bool:
     """
     # a hair of tolerance: an accuracy of exactly the needed count of n passes
     return bool(accuracy < chance + chance_margin(chance, n) - 1e-9)
+
+
+def chance_note(accuracy: float, label_counts: Any, k: int = 1) -> tuple[float, str | None]:
+    """Chance accuracy for ``label_counts`` and, when ``accuracy`` is not clearly above it,
+    the sentence that says so (None otherwise); callers add what follows for them.
+
+    Examples
+    --------
+    >>> chance_note(0.95, [50, 50])
+    (0.5, None)
+    >>> print(chance_note(0.52, [50, 50])[1])
+    the clean accuracy 0.5200 is not clearly above chance (0.5000, the best constant prediction's, + 0.1600)
+    """  # noqa: E501
+    counts = np.asarray(label_counts)
+    chance = chance_accuracy(counts, k)
+    n = int(counts.sum())
+    if not near_chance(accuracy, chance, n):
+        return chance, None
+    return chance, (
+        f"the clean accuracy {accuracy:.4f} is not clearly above chance ({chance:.4f}, the "
+        f"best constant prediction's, + {chance_margin(chance, n):.4f})"
+    )
+
