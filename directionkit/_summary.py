@@ -258,7 +258,17 @@ def population_table(ds: xr.Dataset, *, scope: str = "all") -> list[list[str]]:
 
 def population_html(ds: xr.Dataset) -> str:
     """A population's table (:func:`population_table`) as an HTML fragment; empty for
-    one model."""
+    one model.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"accuracy": ("model", [0.9])}, coords={"model": ["a"]})
+    >>> "<tr><td>a</td><td>0.9000</td><td></td></tr>" in population_html(ds)
+    True
+    >>> population_html(xr.Dataset({"accuracy": 0.9}))
+    ''
+    """
     rows = population_table(ds)
     if not rows:
         return ""
