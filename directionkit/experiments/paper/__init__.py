@@ -10,19 +10,27 @@ experiment                 paper             statistic
 ========================== ================= ===============================================
 ``corrupted-labels``       Fig. 1            Spearman(corruption, ablation AUC)
 ``noise``                  Fig. 2            Spearman(corruption, noise robustness)
-``ensemble``               Fig. 3            Spearman(generalisation error, AUC); best/worst 5
-``early-stopping``         Fig. 4a-b         Spearman(AUC, test loss) over checkpoints
-``hyperparameters``        Fig. 4c           Spearman(AUC, test accuracy); AUC selection
-``dropout``                Fig. 5a           AUC past the dropout fraction, true vs shuffled
-``batchnorm``              Fig. 5b, 6        AUC, selectivity and MI with and without BN
-``selectivity-importance`` Fig. 7, A4        Spearman(selectivity or MI, importance)
-``ablation-method``        Fig. A1           AUC of zero vs mean ablation
+``ensemble``               Fig. 3            Spearman(generalisation error, AUC) over seeds;
+                                             best 5 minus worst 5 AUC
+``early-stopping``         Fig. 4a-b         Spearman(AUC, test loss) per seed; AUC-peak lag
+``hyperparameters``        Fig. 4c           Spearman(AUC, test accuracy); selection gap
+``dropout``                Fig. 5a           loss by the dropout fraction; slope change past
+                                             it; AUC past it, true minus shuffled
+``batchnorm``              Fig. 5b, 6        AUC, live-unit selectivity and MI, BN minus none
+``selectivity-importance`` Fig. 7, A4        within-layer Spearman(selectivity/MI, importance)
+``ablation-method``        Fig. A1           AUC of zero minus mean ablation, paired
 ``depth``                  Fig. A2           Spearman(layer depth, mean selectivity)
-``l1``                     Fig. A3           Spearman(selectivity, filter L1 norm)
+``l1``                     Fig. A3           within-layer Spearman(selectivity, filter L1)
 ========================== ================= ===============================================
 
+Every statistic carries a 95% interval (bootstrap; what it resamples is stored beside it)
+and every rule decides on the interval (:mod:`._rules`): *reproduced*, *partly*, *not
+reproduced* or *inconclusive* when the interval is too wide or the population too small.
+Where our protocol differs from the paper's (data, model, width, epochs, population,
+scope), the difference is stated with the result, generated from the scale.
+
 Scales (:data:`SCALES`): ``"quick"`` runs everything on the bundled digits data on a CPU;
-``"cpu"`` on 5,000 Fashion-MNIST training images on a CPU in under 30 minutes; ``"full"``
+``"cpu"`` on 5,000 Fashion-MNIST training images on a CPU in about an hour; ``"full"``
 uses the paper's sizes (for a GPU); ``"toy"`` is for tests.  A rerun in the same folder
 reuses finished training runs, analyses and experiments (see :class:`Workspace`).
 Training needs the torch extra; it is imported only when a network is trained or loaded.
@@ -47,7 +55,7 @@ from directionkit.experiments.paper._core import (
     Workspace,
     save_figure,
 )
-from directionkit.experiments.paper._experiments import EXPERIMENTS, Experiment
+from directionkit.experiments.paper._experiments import EXPERIMENTS, Experiment, claims_text
 from directionkit.experiments.paper._report import write_summary
 from directionkit.experiments.paper._rules import VERDICTS, Rule
 from directionkit.store import _strings_as_objects, write_zarr
@@ -133,6 +141,7 @@ def _run(experiment: Experiment, ws: Workspace) -> ExperimentResult:
             "experiment": experiment.name,
             "rule": experiment.rule.text,
             "population": population,
+            "deviations": experiment.deviations(ws.scale, ws.dataset),
             "key": key,
         }
     )
@@ -140,8 +149,9 @@ def _run(experiment: Experiment, ws: Workspace) -> ExperimentResult:
     stored = xr.open_zarr(store).load()
     statistics = _json_ready(experiment.statistics(stored))
     verdict = experiment.rule(statistics)
+    plt_figures = experiment.figures(stored, statistics)
     figures = []
-    for name, figure in experiment.figures(stored, statistics).items():
+    for name, figure in plt_figures.items():
         save_figure(figure, folder / f"{name}.png")
         figures.append(f"{name}.png")
     result = ExperimentResult(
@@ -157,6 +167,8 @@ def _run(experiment: Experiment, ws: Workspace) -> ExperimentResult:
         population=population,
         seconds=time.perf_counter() - began,
         key=key,
+        deviations=experiment.deviations(ws.scale, ws.dataset),
+        claims=claims_text(experiment.rule, statistics),
     )
     result.write(folder)
     return result
@@ -326,8 +338,11 @@ def experiment_rows(dataset: xr.Dataset) -> list[tuple[str, str]]:
         ("claim", experiment.claim),
         ("paper", experiment.paper),
         ("ours", experiment.summarize(statistics)),
+        *[("statistic", line) for line in claims_text(experiment.rule, statistics)],
+        ("interval", str(statistics.get("interval", "n/a"))),
         ("rule", experiment.rule.text),
         ("verdict", experiment.rule(statistics)),
+        *[("deviation", str(d)) for d in dataset.attrs.get("deviations", [])],
     ]
     stored_rule = dataset.attrs.get("rule")
     if stored_rule is not None and stored_rule != experiment.rule.text:

@@ -18,6 +18,7 @@ img { max-width: 100%; }
 .reproduced { color: #11692f; font-weight: bold; }
 .partly { color: #a15c00; font-weight: bold; }
 .not-reproduced { color: #a31515; font-weight: bold; }
+.inconclusive { color: #555; font-weight: bold; font-style: italic; }
 section { border-top: 1px solid #ddd; margin-top: 2em; }
 """
 
@@ -33,7 +34,10 @@ def summary_markdown(results: Sequence[ExperimentResult], ws: Workspace) -> str:
         "",
         f"Scale `{ws.scale.name}` on `{ws.dataset}`, device `{ws.device_used}`, directionkit "
         f"{__version__}. Verdicts are computed by each experiment's stated rule from the "
-        "numbers stored in its folder.",
+        "numbers stored in its folder; every statistic has a 95% bootstrap interval and a "
+        "rule decides on the whole interval (*inconclusive* when it is too wide or the "
+        "population too small). Deviations from the paper's protocol are listed per "
+        "experiment, generated from the scale.",
         "",
         "| experiment | paper | ours | verdict | wall time (s) |",
         "|---|---|---|---|---|",
@@ -52,9 +56,14 @@ def summary_markdown(results: Sequence[ExperimentResult], ws: Workspace) -> str:
             f"- **Claim:** {r.claim}",
             f"- **Paper:** {r.paper}",
             f"- **Ours:** {r.summary}",
+            *[f"- **Statistic:** {line}" for line in r.claims],
+            f"- **Interval:** {r.statistics.get('interval', 'n/a')}",
             f"- **Rule (stated before the run):** {r.rule}",
             f"- **Verdict:** {r.verdict}",
             f"- **Population:** {r.population}",
+            "- **Deviations from the paper's protocol:**"
+            + ("" if r.deviations else " none stated"),
+            *[f"  - {d}" for d in r.deviations],
             "",
             *[f"![{name}]({r.name}/{name})" for name in r.figures],
         ]
@@ -83,11 +92,16 @@ def report_html(results: Sequence[ExperimentResult], ws: Workspace) -> str:
             f"{html.escape(r.title)}</h2>"
             f"<p><b>Claim:</b> {html.escape(r.claim)}</p>"
             f"<p><b>Paper:</b> {html.escape(r.paper)}<br><b>Ours:</b> "
-            f"{html.escape(r.summary)}</p>"
+            f"{html.escape(r.summary)}</p><p>"
+            + "".join(f"<b>Statistic:</b> {html.escape(line)}<br>" for line in r.claims)
+            + f"<b>Interval:</b> {html.escape(str(r.statistics.get('interval', 'n/a')))}</p>"
             f"<p><b>Rule (stated before the run):</b> {html.escape(r.rule)}<br>"
             f"<b>Verdict:</b> <span class='{r.verdict.replace(' ', '-')}'>"
             f"{html.escape(r.verdict)}</span></p>"
             f"<p><b>Population:</b> {html.escape(r.population)}</p>"
+            "<p><b>Deviations from the paper's protocol:</b></p><ul>"
+            + "".join(f"<li>{html.escape(d)}</li>" for d in r.deviations)
+            + "</ul>"
             + "\n".join(images)
             + "</section>"
         )

@@ -4,34 +4,52 @@ A :class:`Rule` pairs the sentence a reader sees with the function that decides.
 experiment of :mod:`directionkit.experiments.paper` names its rule next to its code; the
 rule text is stored with the result, and the verdict is computed from the statistics as
 read back from the stored result (never from values held in memory during the run).
+
+Rules decide on **intervals**, not point estimates: each :class:`Claim` reads a
+statistic, its 95% interval (``<key>_ci``), its population size (``<key>_n``) and, where
+it has one, its p-value (``<key>_p``), and gives one of four verdicts:
+
+- *reproduced*: the whole interval lies on the paper's side;
+- *not reproduced*: the whole interval lies beyond a stated margin on the other side (the
+  effect is absent, or opposite);
+- *inconclusive*: the interval is too wide to tell (it reaches both sides of the margin)
+  or the population is smaller than the rule's minimum;
+- *partly* (correlations the paper gave a number for): the whole interval is on the
+  paper's side but below half the paper's size.
+
+:func:`all_of` combines sub-claims: every one must hold for *reproduced*; *partly* needs
+at least two that hold and more that hold than fail, so that no single sub-claim and no
+pair split one-one makes a claim "partly" reproduced.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "INCONCLUSIVE",
+    "NEGLIGIBLE_RHO",
     "NOT_REPRODUCED",
     "PARTLY",
     "REPRODUCED",
     "VERDICTS",
+    "Claim",
     "Rule",
-    "at_most_rule",
-    "correlation_rule",
-    "count_rule",
-    "ordering_rule",
-    "sign_rule",
+    "all_of",
 ]
 
 REPRODUCED = "reproduced"
 PARTLY = "partly"
 NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
 #: Every verdict a rule can give.
-VERDICTS: tuple[str, ...] = (REPRODUCED, PARTLY, NOT_REPRODUCED)
+VERDICTS: tuple[str, ...] = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE)
 _ALPHA = 0.05
+#: A rank correlation smaller than this in size is no relation worth the name.
+NEGLIGIBLE_RHO = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,8 @@ class Rule:
     decide : callable
         ``decide(statistics) -> verdict``, one of :data:`VERDICTS`; ``statistics`` is the
         mapping of numbers the experiment stored.
+    claims : tuple of Claim
+        The sub-claims the rule combines (empty for a hand-written rule).
 
     Examples
     --------
@@ -56,6 +76,7 @@ class Rule:
 
     text: str
     decide: Callable[[Mapping[str, Any]], str]
+    claims: tuple[Claim, ...] = ()
 
     def __call__(self, statistics: Mapping[str, Any]) -> str:
         verdict = self.decide(statistics)
@@ -74,140 +95,158 @@ def _number(stats: Mapping[str, Any], key: str) -> float:
     return float(value) if _finite(value) else math.nan
 
 
-def correlation_rule(rho_key: str, p_key: str, paper_rho: float, what: str) -> Rule:
-    """Sign, significance and size of a Spearman correlation against the paper's value.
+def _interval(stats: Mapping[str, Any], key: str) -> tuple[float, float]:
+    value = stats.get(f"{key}_ci")
+    if isinstance(value, Sequence) and len(value) == 2 and all(_finite(v) for v in value):
+        return float(value[0]), float(value[1])
+    return math.nan, math.nan
 
-    Reproduced: the same sign as the paper, p < 0.05, and at least half the paper's
-    magnitude; partly: the same sign; not reproduced: the opposite sign, zero or NaN.
+
+@dataclass(frozen=True)
+class Claim:
+    """One sub-claim, decided on the 95% interval of one statistic.
+
+    The statistic is ``stats[key]``, its interval ``stats[key + "_ci"]`` (two numbers), its
+    population size ``stats[key + "_n"]`` and, when ``needs_p``, its p-value
+    ``stats[key + "_p"]``.
+
+    Parameters
+    ----------
+    key : str
+        Name of the statistic.
+    what : str
+        What the statistic is, for the rule's text.
+    direction : {+1, -1}
+        The sign of the paper's effect (``kind="effect"``).
+    kind : {"effect", "below"}
+        ``"effect"``: the paper's claim is an effect of sign ``direction``; reproduced
+        when the whole interval has that sign (and p < 0.05 where there is a p), not
+        reproduced when the interval excludes any effect of size ``margin`` in that
+        direction, inconclusive otherwise.  ``"below"``: the claim is that the statistic
+        is below ``margin`` (no sizeable relation, a small gap); reproduced when the whole
+        interval is below it, not reproduced when the whole interval is above it,
+        inconclusive otherwise.
+    margin : float
+        The size that separates an effect from none (``"effect"``) or the bound
+        (``"below"``), in the statistic's units.
+    min_n : int
+        Smallest population the claim is decided on (inconclusive below it).
+    paper : float, optional
+        The paper's value (``"effect"``): an interval wholly on the paper's side but
+        wholly below half its size is *partly*.
+    needs_p : bool
+        Require ``p < 0.05`` for *reproduced* (a p-value is stored).
 
     Examples
     --------
-    >>> rule = correlation_rule("rho", "p", -0.728, "AUC vs test loss")
-    >>> rule({"rho": -0.6, "p": 0.001}), rule({"rho": -0.2, "p": 0.3})
-    ('reproduced', 'partly')
-    >>> rule({"rho": 0.4, "p": 0.01}), rule({"rho": float("nan"), "p": 0.01})
-    ('not reproduced', 'not reproduced')
-    """
-    sign = math.copysign(1.0, paper_rho)
-    text = (
-        f"Spearman rho of {what}: reproduced if it has the paper's sign "
-        f"({'negative' if sign < 0 else 'positive'}), p < {_ALPHA} and |rho| >= "
-        f"{abs(paper_rho) / 2:.3f} (half the paper's {paper_rho:+.3f}); partly if only the "
-        "sign matches; not reproduced otherwise (opposite sign, zero or undefined)."
-    )
-
-    def decide(stats: Mapping[str, Any]) -> str:
-        rho, p = _number(stats, rho_key), _number(stats, p_key)
-        if not rho * sign > 0:  # NaN fails too
-            return NOT_REPRODUCED
-        if p < _ALPHA and abs(rho) >= abs(paper_rho) / 2:
-            return REPRODUCED
-        return PARTLY
-
-    return Rule(text, decide)
-
-
-def ordering_rule(rho_key: str, p_key: str, pairs_key: str, what: str) -> Rule:
-    """A measure falls with a factor: a significant negative rho and every pair ordered.
-
-    Reproduced: rho < 0, p < 0.05 and ``pairs_key`` (the fraction of paired comparisons
-    that go the paper's way) is 1; partly: rho < 0; not reproduced otherwise.
-
-    Examples
-    --------
-    >>> rule = ordering_rule("rho", "p", "ordered", "corruption vs AUC")
-    >>> rule({"rho": -0.9, "p": 0.0, "ordered": 1.0}), rule({"rho": -0.9, "p": 0.0, "ordered": 0.5})
-    ('reproduced', 'partly')
-    >>> rule({"rho": 0.1, "p": 0.7, "ordered": 1.0})
+    >>> claim = Claim("rho", "AUC vs test loss", direction=-1, min_n=5)
+    >>> claim({"rho": -0.8, "rho_ci": [-0.95, -0.5], "rho_n": 10, "rho_p": 0.001})
+    'reproduced'
+    >>> claim({"rho": -0.3, "rho_ci": [-0.8, 0.3], "rho_n": 10, "rho_p": 0.4})
+    'inconclusive'
+    >>> claim({"rho": 0.3, "rho_ci": [0.1, 0.5], "rho_n": 10, "rho_p": 0.2})
     'not reproduced'
+    >>> claim({"rho": -0.8, "rho_ci": [-0.95, -0.5], "rho_n": 3, "rho_p": 0.3})
+    'inconclusive'
     """
-    text = (
-        f"Spearman rho of {what}: reproduced if rho < 0 with p < {_ALPHA} and every seed "
-        "orders its true-label network above its fully corrupted one; partly if rho < 0; "
-        "not reproduced otherwise."
-    )
 
-    def decide(stats: Mapping[str, Any]) -> str:
-        rho, p, ordered = _number(stats, rho_key), _number(stats, p_key), stats.get(pairs_key)
-        if not rho < 0:
+    key: str
+    what: str
+    direction: int = +1
+    kind: str = "effect"
+    margin: float = NEGLIGIBLE_RHO
+    min_n: int = 3
+    paper: float | None = None
+    needs_p: bool = True
+
+    def text(self) -> str:
+        """The claim's rule in words."""
+        if self.kind == "below":
+            return (
+                f"{self.what} ({self.key}): reproduced if its whole 95% interval is below "
+                f"{self.margin:g}; not reproduced if the whole interval is above it; "
+                f"inconclusive if the interval contains {self.margin:g} or n < {self.min_n}."
+            )
+        side = "positive" if self.direction > 0 else "negative"
+        text = (
+            f"{self.what} ({self.key}): reproduced if its whole 95% interval is {side}"
+            + (f" and p < {_ALPHA}" if self.needs_p else "")
+            + f"; not reproduced if the interval excludes every {side} value of size "
+            f">= {self.margin:g}; inconclusive otherwise (the interval is wider than that "
+            f"allows, or n < {self.min_n})"
+        )
+        if self.paper is not None:
+            text += (
+                f"; partly if the interval is {side} but wholly below half the paper's "
+                f"size ({abs(self.paper) / 2:.3f})"
+            )
+        return text + "."
+
+    def __call__(self, stats: Mapping[str, Any]) -> str:
+        n = _number(stats, f"{self.key}_n")
+        low, high = _interval(stats, self.key)
+        if not (n >= self.min_n) or math.isnan(low):
+            return INCONCLUSIVE
+        if self.kind == "below":
+            if high < self.margin:
+                return REPRODUCED
+            return NOT_REPRODUCED if low > self.margin else INCONCLUSIVE
+        s = 1.0 if self.direction > 0 else -1.0
+        near, far = sorted((s * low, s * high))
+        if near > 0:
+            p = _number(stats, f"{self.key}_p")
+            if self.needs_p and not p < _ALPHA:
+                return INCONCLUSIVE
+            if self.paper is not None and far < abs(self.paper) / 2:
+                return PARTLY
+            return REPRODUCED
+        if far < self.margin:
             return NOT_REPRODUCED
-        if p < _ALPHA and ordered == 1.0:
-            return REPRODUCED
-        return PARTLY
-
-    return Rule(text, decide)
+        return INCONCLUSIVE
 
 
-def count_rule(keys: tuple[str, ...], text: str, partly_at: int = 1) -> Rule:
-    """Several sub-claims, each stored as 1 (holds) or 0: all hold, some, or none.
+def all_of(claims: Sequence[Claim], lead: str = "") -> Rule:
+    """A rule over sub-claims (one claim: that claim's verdict).
 
-    Reproduced when every key is 1; partly when at least ``partly_at`` are; else not.
-
-    Examples
-    --------
-    >>> rule = count_rule(("a", "b"), "both")
-    >>> rule({"a": 1, "b": 1}), rule({"a": 1, "b": 0}), rule({"a": 0, "b": 0})
-    ('reproduced', 'partly', 'not reproduced')
-    """
-
-    def decide(stats: Mapping[str, Any]) -> str:
-        held = sum(1 for key in keys if stats.get(key) == 1)
-        if held == len(keys):
-            return REPRODUCED
-        return PARTLY if held >= partly_at else NOT_REPRODUCED
-
-    return Rule(text, decide)
-
-
-def at_most_rule(keys: tuple[str, ...], limit: float, what: str) -> Rule:
-    """A "no useful positive relation" claim: every correlation at most ``limit``.
-
-    Reproduced when every ``keys`` value is finite and <= ``limit``; partly when at least
-    one is; not reproduced when none is.
+    Reproduced when every claim is reproduced; inconclusive when none fails but some are
+    inconclusive; partly when at least two hold (reproduced or partly) and more hold than
+    fail; not reproduced otherwise.  A claim that is *partly* counts as holding, but makes
+    the whole at most *partly*.
 
     Examples
     --------
-    >>> rule = at_most_rule(("mlp", "conv"), 0.3, "selectivity vs importance")
-    >>> rule({"mlp": 0.1, "conv": -0.4}), rule({"mlp": 0.5, "conv": -0.4})
-    ('reproduced', 'partly')
-    >>> rule({"mlp": 0.5, "conv": float("nan")})
-    'not reproduced'
+    >>> a = Claim("a", "first", min_n=1, needs_p=False)
+    >>> b = Claim("b", "second", min_n=1, needs_p=False)
+    >>> rule = all_of([a, b])
+    >>> yes = {"a_ci": [0.3, 0.5], "a_n": 5, "b_ci": [0.3, 0.5], "b_n": 5}
+    >>> rule(yes), rule({**yes, "b_ci": [-0.5, 0.1]}), rule({**yes, "b_ci": [-0.5, 0.5]})
+    ('reproduced', 'not reproduced', 'inconclusive')
     """
-    text = (
-        f"{what}: reproduced if every Spearman rho listed is <= {limit} (no sizeable "
-        "positive relation, the paper's reading); partly if some are; not reproduced if none."
-    )
+    claims = tuple(claims)
+    parts = [f"({i + 1}) {c.text()}" for i, c in enumerate(claims)]
+    if len(claims) == 1:
+        text = (lead + " " if lead else "") + claims[0].text()
+    else:
+        text = (
+            (lead + " " if lead else "")
+            + " ".join(parts)
+            + " Overall: reproduced if every sub-claim is; inconclusive if none is not "
+            "reproduced but some are inconclusive; partly if at least two hold and more "
+            "hold than fail; not reproduced otherwise."
+        )
 
     def decide(stats: Mapping[str, Any]) -> str:
-        held = sum(1 for key in keys if _finite(stats.get(key)) and stats[key] <= limit)
-        if held == len(keys):
+        verdicts = [c(stats) for c in claims]
+        if all(v == REPRODUCED for v in verdicts):
             return REPRODUCED
-        return PARTLY if held else NOT_REPRODUCED
+        held = sum(v in (REPRODUCED, PARTLY) for v in verdicts)
+        failed = sum(v == NOT_REPRODUCED for v in verdicts)
+        if failed == 0 and INCONCLUSIVE in verdicts:
+            return INCONCLUSIVE
+        if failed == 0:  # every claim holds, some only partly
+            return PARTLY
+        if held >= 2 and held > failed:
+            return PARTLY
+        return NOT_REPRODUCED
 
-    return Rule(text, decide)
-
-
-def sign_rule(rho_key: str, p_key: str, sign: float, what: str) -> Rule:
-    """The sign of a correlation the paper shows without a number.
-
-    Reproduced: rho has the sign ``sign`` and p < 0.05; partly: only the sign; not
-    reproduced otherwise.
-
-    Examples
-    --------
-    >>> rule = sign_rule("rho", "p", +1, "depth vs selectivity")
-    >>> rule({"rho": 0.8, "p": 0.01}), rule({"rho": 0.2, "p": 0.5}), rule({"rho": -0.2, "p": 0.5})
-    ('reproduced', 'partly', 'not reproduced')
-    """
-    text = (
-        f"Spearman rho of {what}: reproduced if rho is {'positive' if sign > 0 else 'negative'}"
-        f" with p < {_ALPHA}; partly if only the sign matches; not reproduced otherwise."
-    )
-
-    def decide(stats: Mapping[str, Any]) -> str:
-        rho, p = _number(stats, rho_key), _number(stats, p_key)
-        if not rho * sign > 0:
-            return NOT_REPRODUCED
-        return REPRODUCED if p < _ALPHA else PARTLY
-
-    return Rule(text, decide)
+    return Rule(text, decide, claims)
