@@ -424,6 +424,7 @@ def _ensemble_stats(stored: xr.Dataset) -> Stats:
         "gap_range": [float(gap.min()), float(gap.max())],
         "gap_sd": float(gap.std(ddof=1)) if gap.size > 1 else math.nan,
         "measurement_sd": float(np.sqrt(np.mean(test * (1 - test)) / n_test)),
+        "test_images": n_test,
         "interval": "bootstrap over networks (rho) and over the networks of each group "
         "(best minus worst); p by permutation",
     }
@@ -433,7 +434,9 @@ def _ensemble_summary(s: Stats) -> str:
     return (
         f"generalisation error vs AUC rho = {estimate_text(s, 'rho')} (error "
         f"{_span(s['gap_range'][0], s['gap_range'][1], 3)}, sd {_f(s['gap_sd'])} between "
-        f"networks vs {_f(s['measurement_sd'])} from the test sample alone); best-{s['k']} "
+        f"networks; one network's test accuracy has a sampling sd of "
+        f"{_f(s['measurement_sd'])} on its {s['test_images']} test images, shared by all); "
+        f"best-{s['k']} "
         f"minus worst-{s['k']} AUC = {estimate_text(s, 'best_minus_worst')} "
         f"({s['best_auc']:.3f} vs {s['worst_auc']:.3f})"
     )
@@ -753,6 +756,7 @@ def _hp_stats(stored: xr.Dataset) -> Stats:
 
 
 def _hp_summary(s: Stats) -> str:
+    low, high = s["test_accuracy_range"]
     left = (
         f"{len(s['left_out'])} network(s) at chance left out ({', '.join(s['left_out'])})"
         if s["left_out"]
@@ -760,7 +764,7 @@ def _hp_summary(s: Stats) -> str:
     )
     return (
         f"AUC vs test accuracy over {s['n_models']} networks rho = {estimate_text(s, 'rho')}"
-        f" (test accuracy {_span(s['test_accuracy_range'][0], s['test_accuracy_range'][1], 3)}; {left}); in random "
+        f" (test accuracy {_span(low, high, 3)}; {left}); in random "
         f"{s['subset_size']}-of-{s['n_settings']} sub-selections AUC's pick is among the "
         f"global top-1/5/10 settings in {_f(100 * s['top1'], 0)}/{_f(100 * s['top5'], 0)}/"
         f"{_f(100 * s['top10'], 0)}% and its test-accuracy gap to the best is "
@@ -1119,7 +1123,7 @@ def _batchnorm_figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
         "ablation_curves": fig.curves(
             stored, groups, "Batch norm: cumulative ablation of the last three layers"
         ),
-        "ablation_curves_per_network": fig.per_network(stored, "batch_norm"),
+        "ablation_curves_per_network": fig.per_network(stored, "batch_norm", scope=CONV_SCOPE),
         "selectivity_mi": fig.histograms(
             stored,
             ["selectivity", "mutual_info"],

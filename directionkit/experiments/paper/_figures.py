@@ -124,8 +124,9 @@ def scatter(
     return fig
 
 
-def per_network(stored: xr.Dataset, by: str, noise: bool = False) -> Figure:
-    """Every network's own curve, drawn by :func:`directionkit.compare` (labelled by ``by``)."""
+def per_network(stored: xr.Dataset, by: str, noise: bool = False, scope: str = "all") -> Figure:
+    """Every network's own curve, drawn by :func:`directionkit.compare` (labelled by ``by``);
+    ``scope`` names the units ablated (``"last:3"`` for the ConvNets)."""
     from directionkit.compare import compare
     from directionkit.plots import compare_ablation_curves, compare_noise_curves
 
@@ -135,7 +136,7 @@ def per_network(stored: xr.Dataset, by: str, noise: bool = False) -> Figure:
         one = stored.sel(model=model)[[n for n in names if n in stored.data_vars]]
         one = one.reset_coords(drop=True).drop_attrs()
         if not noise:
-            one = one.expand_dims(scope=["all"])
+            one = one.expand_dims(scope=[scope])
         value = stored[by].sel(model=model).item()
         one.attrs["run_config"] = {by: value.item() if hasattr(value, "item") else value}
         analyses[str(model)] = one
