@@ -8,6 +8,7 @@ computations (scipy, numpy loops) on the stored numbers.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -95,6 +96,11 @@ def test_summary_and_report_cover_every_experiment(
         assert f"| {r.name} (" in summary and f"**{r.verdict}**" in summary
         assert r.rule in summary
         assert f"id='{r.name}'" in page
+        # every sub-claim with its interval, and every deviation from the paper's protocol
+        assert r.claims and all(line in summary and "95% CI" in line for line in r.claims)
+        assert r.deviations and all(f"  - {d}" in summary for d in r.deviations)
+        assert all(html.escape(d) in page for d in r.deviations)
+        assert r.deviations == EXPERIMENTS[r.name].deviations(SCALES["toy"], "digits")
     assert page.count("data:image/png;base64,") == sum(len(r.figures) for r in results)
     assert "src='http" not in page and 'src="http' not in page  # self-contained
 
@@ -277,6 +283,11 @@ def test_every_experiment_store_opens_shows_its_verdict_and_reports(
         if "  " in line
     )
     assert lines["verdict"] == result.verdict  # the rule applied to the stored numbers
+    statistic_rows = [line for line in shown.splitlines() if line.startswith("statistic ")]
+    assert [row.split(None, 1)[1] for row in statistic_rows] == result.claims
+    assert sum(line.startswith("deviation ") for line in shown.splitlines()) == len(
+        result.deviations
+    )
     assert lines["ours"] == result.summary and lines["rule"] == result.rule
     if opened.population:  # one row per model or checkpoint
         members = opened.dataset[opened.population[0]].values

@@ -373,3 +373,19 @@ def test_every_rule_states_its_claims_and_gives_inconclusive_on_nothing(name: st
     rule = EXPERIMENTS[name].rule
     assert rule.claims and all(c.what in rule.text for c in rule.claims)
     assert rule({}) == INCONCLUSIVE
+
+
+def test_a_network_with_a_dead_layer_keeps_the_other_layers_in_place() -> None:
+    from directionkit.experiments.paper._statistics import depth_trend, within_layer
+
+    rng = np.random.default_rng(7)
+    net = np.repeat([0, 1, 2], 30)
+    layer = np.tile(np.repeat([0, 1, 2], 10), 3)
+    x = layer + rng.normal(size=90) * 0.1
+    y = np.where(layer == 2, -x, x)  # +1 in layers 0 and 1, -1 in layer 2
+    x[(net == 0) & (layer == 0)] = np.nan  # network 0's first layer: all dead
+    s = within_layer("r", x, y, net, layer, resamples=50)
+    assert s["r_layers"] == 8 and len(s["r_by_layer"]) == 3
+    assert s["r_by_layer"] == pytest.approx([1.0, 1.0, -1.0])
+    d = depth_trend("d", x, net, layer, resamples=50)
+    assert len(d["d_means"]) == 3 and d["d"] == pytest.approx(1.0)

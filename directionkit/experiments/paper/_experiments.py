@@ -923,6 +923,7 @@ def _dropout_stats(stored: xr.Dataset) -> Stats:
         "lost_at_dropout": numbers["lost"].tolist(),
         "train_accuracy": train.tolist(),
         "left_out": [m for m, k in zip(models, kept, strict=True) if not k],
+        "models": models,
         "target": target,
         "interval": "bootstrap over the networks kept (of each dropout level and label "
         "kind for the difference)",
@@ -936,9 +937,15 @@ def _dropout_summary(s: Stats) -> str:
             s["dropouts"], s["true_auc_beyond"], s["shuffled_auc_beyond"], strict=True
         )
     ]
+    kept = (
+        [a for m, a in zip(s["models"], s["train_accuracy"], strict=True) if m in s["left_out"]]
+        if "models" in s
+        else []
+    )
+    reached = f"; they reached {_span(min(kept), max(kept))}" if kept else ""
     left = (
         f"{len(s['left_out'])} network(s) below training accuracy {s['target']:g} left out "
-        f"({', '.join(s['left_out'])})"
+        f"({', '.join(s['left_out'])}{reached})"
         if s["left_out"]
         else f"every network reached training accuracy {s['target']:g}"
     )

@@ -141,7 +141,11 @@ def per_network(stored: xr.Dataset, by: str, noise: bool = False, scope: str = "
         one.attrs["run_config"] = {by: value.item() if hasattr(value, "item") else value}
         analyses[str(model)] = one
     comparison = compare(analyses, by=by)
-    figure = compare_noise_curves(comparison) if noise else compare_ablation_curves(comparison)
+    figure = (
+        compare_noise_curves(comparison)
+        if noise
+        else compare_ablation_curves(comparison, scope=scope)
+    )
     for ax in figure.axes:
         if ax.get_ylabel() == "accuracy":
             ax.set_ylabel("training accuracy")

@@ -108,19 +108,30 @@ def mean(key: str, values: Any, *, seed: int = 0) -> Stats:
     return _pack(key, float(v.mean()), bootstrap_interval(np.mean, v, seed=seed), int(v.size))
 
 
+def _percentiles(draws: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap draws; NaN when over half are undefined."""
+    ok = draws[np.isfinite(draws)]
+    if ok.size * 2 < draws.size:
+        return math.nan, math.nan
+    return float(np.quantile(ok, 0.025)), float(np.quantile(ok, 0.975))
+
+
 def _groups(
     network: np.ndarray, layer: np.ndarray, keep: np.ndarray
-) -> dict[Any, list[np.ndarray]]:
-    """Indices of the kept units of each layer of each network, by network."""
-    out: dict[Any, list[np.ndarray]] = {}
+) -> tuple[dict[Any, list[tuple[int, np.ndarray]]], int]:
+    """``(position of the layer among all layers, indices of its kept units)`` for each
+    layer of each network that has kept units, by network; and how many layers there are.
+    A layer with no kept unit (all dead) is absent, and the others keep their position."""
+    positions = {value: i for i, value in enumerate(sorted(set(layer.tolist())))}
+    out: dict[Any, list[tuple[int, np.ndarray]]] = {}
     for net in dict.fromkeys(network.tolist()):
         layers = []
         for lay in sorted(set(layer[network == net].tolist())):
             index = np.flatnonzero((network == net) & (layer == lay) & keep)
             if index.size:
-                layers.append(index)
+                layers.append((positions[lay], index))
         out[net] = layers
-    return out
+    return out, len(positions)
 
 
 def within_layer(
@@ -152,14 +163,14 @@ def within_layer(
     """
     a, b = _floats(x), _floats(y)
     net, lay = np.asarray(network), np.asarray(layer)
-    groups = _groups(net, lay, np.isfinite(a) & np.isfinite(b))
+    groups, depth = _groups(net, lay, np.isfinite(a) & np.isfinite(b))
 
     def rho_of(index: np.ndarray) -> float:
         return rank_correlation(a[index], b[index]) if index.size >= 3 else math.nan
 
     point: dict[tuple[Any, int], float] = {}
     for n_key, layers in groups.items():
-        for i, index in enumerate(layers):
+        for i, index in layers:
             point[(n_key, i)] = rho_of(index)
     finite = [v for v in point.values() if math.isfinite(v)]
     estimate = float(np.mean(finite)) if finite else math.nan
@@ -169,20 +180,14 @@ def within_layer(
     for r in range(resamples):
         values = []
         for pick in rng.integers(0, len(names), len(names)):
-            for index in groups[names[pick]]:
+            for _, index in groups[names[pick]]:
                 drawn = index[rng.integers(0, index.size, index.size)]
                 values.append(rho_of(drawn))
         values_a = np.asarray(values)
         values_a = values_a[np.isfinite(values_a)]
         draws[r] = values_a.mean() if values_a.size else math.nan
-    ok = draws[np.isfinite(draws)]
-    interval = (
-        (float(np.quantile(ok, 0.025)), float(np.quantile(ok, 0.975)))
-        if ok.size * 2 >= resamples
-        else (math.nan, math.nan)
-    )
+    interval = _percentiles(draws)
     out = _pack(key, estimate, interval, len(names))
-    depth = max((len(layers) for layers in groups.values()), default=0)
     by_layer = []
     for i in range(depth):
         vals = [point[(n, i)] for n in names if (n, i) in point and math.isfinite(point[(n, i)])]
@@ -218,14 +223,13 @@ def depth_trend(
     """
     v = _floats(values)
     net, lay = np.asarray(network), np.asarray(layer)
-    groups = _groups(net, lay, np.isfinite(v))
+    groups, depth = _groups(net, lay, np.isfinite(v))
     names = list(groups)
-    depth = max((len(layers) for layers in groups.values()), default=0)
 
-    def trend(per_network: list[list[np.ndarray]]) -> tuple[float, list[float]]:
+    def trend(per_network: list[list[tuple[int, np.ndarray]]]) -> tuple[float, list[float]]:
         sums, counts = np.zeros(depth), np.zeros(depth)
         for layers in per_network:
-            for i, index in enumerate(layers):
+            for i, index in layers:
                 sums[i] += v[index].mean()
                 counts[i] += 1
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -237,16 +241,11 @@ def depth_trend(
     draws = np.empty(resamples)
     for r in range(resamples):
         drawn = [
-            [index[rng.integers(0, index.size, index.size)] for index in groups[names[pick]]]
+            [(i, idx[rng.integers(0, idx.size, idx.size)]) for i, idx in groups[names[pick]]]
             for pick in rng.integers(0, len(names), len(names))
         ]
         draws[r] = trend(drawn)[0]
-    ok = draws[np.isfinite(draws)]
-    interval = (
-        (float(np.quantile(ok, 0.025)), float(np.quantile(ok, 0.975)))
-        if ok.size * 2 >= resamples
-        else (math.nan, math.nan)
-    )
+    interval = _percentiles(draws)
     out = _pack(key, estimate, interval, len(names))
     out[f"{key}_p"] = permutation_p_value(np.arange(depth), means, seed=seed)
     out[f"{key}_means"] = [float(m) for m in means]
