@@ -325,7 +325,7 @@ def _add_reproduce(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         dest="scale",
         choices=_SCALE_NAMES,
         help="a named scale: toy (tests, seconds), quick (= --quick), cpu (every experiment "
-        "on 5,000 Fashion-MNIST images, about an hour on a 2-core CPU), full (= --full)",
+        "on 5,000 Fashion-MNIST images, about 25 minutes on a 2-core CPU), full (= --full)",
     )
     reproduce.add_argument(
         "--dataset",

@@ -30,7 +30,7 @@ Where our protocol differs from the paper's (data, model, width, epochs, populat
 scope), the difference is stated with the result, generated from the scale.
 
 Scales (:data:`SCALES`): ``"quick"`` runs everything on the bundled digits data on a CPU;
-``"cpu"`` on 5,000 Fashion-MNIST training images on a CPU in about an hour; ``"full"``
+``"cpu"`` on 5,000 Fashion-MNIST training images on a CPU in about 25 minutes; ``"full"``
 uses the paper's sizes (for a GPU); ``"toy"`` is for tests.  A rerun in the same folder
 reuses finished training runs, analyses and experiments (see :class:`Workspace`).
 Training needs the torch extra; it is imported only when a network is trained or loaded.

@@ -58,7 +58,7 @@ class Scale:
 
     The presets are :data:`SCALES` (``"toy"`` for tests, ``"quick"`` for a 2-core CPU
     in under 15 minutes on digits, ``"cpu"`` for every experiment on real Fashion-MNIST
-    in about an hour on a 2-core CPU, ``"full"`` for the paper's sizes on a GPU).
+    in about 25 minutes on a 2-core CPU, ``"full"`` for the paper's sizes on a GPU).
     ``conv_train_limit`` caps the training images of the ConvNets alone (``None``: the
     same as ``train_limit``): their ablation curves on the training data cost far more
     per image than an MLP's.
@@ -164,7 +164,7 @@ SCALES: dict[str, Scale] = {
         selectivity_seeds=(0,),
     ),
     "quick": Scale(name="quick"),
-    # Every experiment on real Fashion-MNIST on a 2-core CPU in about an hour: 5,000
+    # Every experiment on real Fashion-MNIST on a 2-core CPU in about 25 minutes: 5,000
     # training and 1,000 test images (2,000 training images for the ConvNets; 1,000 and
     # 5,000 for the ensemble), three seeds or instances per population (three corruption
     # levels), MLPs capped at 100 epochs (shuffled labels are memorised with standardised
