@@ -63,6 +63,8 @@ from tqdm.auto import tqdm
 
 from directionkit._api import _identity, analyze
 from directionkit._choices import DEFAULT_NOISE_SCALES, METRICS, TOML_FORMAT
+from directionkit._integrity import per_model_files, read_record, row_files
+from directionkit._ownership import writer_lock
 from directionkit._validation import check_int, parameter_error
 from directionkit.errors import (
     DirectionKitError,
@@ -74,10 +76,10 @@ from directionkit.store import (
     VERSION_ATTR,
     Analysis,
     _checksummed_encoding,
-    _loaded,
     _no_consolidation_warning,
-    _verify,
+    _seal,
     atomic_directory,
+    open_dataset,
 )
 
 __all__ = [
@@ -339,10 +341,28 @@ def _create_store(path: Path, root: xr.Dataset, attrs: dict[str, Any], overwrite
     with atomic_directory(path, overwrite=overwrite) as temporary:
         with _no_consolidation_warning():
             root.to_zarr(
-                temporary, mode="w-", zarr_format=3, consolidated=True, encoding=encoding,
+                temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
                 write_empty_chunks=True,
             )  # fmt: skip
         zarr.open_group(temporary / UNITS_GROUP, mode="w-", zarr_format=3)
+        per_model = {"group": UNITS_GROUP, "variables": sorted(_ROW_VARIABLES)}
+        _seal(temporary, per_model_files(per_model), {"per_model": per_model})
+
+
+#: Root variables a sweep's tasks fill in, one chunk per model: outside the root's
+#: integrity record, each model's chunks are recorded with its ``units/NAME`` group.
+_ROW_VARIABLES = frozenset({
+    "done", "finished_at", "seconds", "n_units", "accuracy", "loss", "chance_accuracy",
+    "near_chance", "selectivity_mean", "weight_l1_mean", "epochs_trained", "peak_rss_mb",
+    "ablation_accuracy", "ablation_auc", "ablation_auc_corrected", "noise_accuracy",
+    "noise_auc", *HISTORY_METADATA,
+})  # fmt: skip
+
+
+def _row_files(path: Path, index: int) -> dict[str, str]:
+    """Relative path -> SHA-256 of model ``index``'s chunks of the row variables (but
+    ``done``, written last)."""
+    return row_files(path, index, _ROW_VARIABLES - {"done"})
 
 
 def _version() -> str:
@@ -398,7 +418,7 @@ def _load(spec: Any, name: str, runs_dir: Path | None) -> tuple[Any, dict[str, f
         return result.load_model(), _history_metadata(result.history)
     if _is_run_dir(spec):
         run = Path(spec)
-        history = xr.open_zarr(run / "history.zarr", consolidated=False, chunks=None).load()
+        history = open_dataset(run / "history.zarr")
         if (run / "model.onnx").is_file():
             return str(run / "model.onnx"), _history_metadata(history)
         from directionkit.reference_models.train import load_model
@@ -520,11 +540,6 @@ def _run_one(
     dataset.attrs["sweep_model"] = name
     if finished():  # another attempt of this task finished first: keep what it wrote
         return {"name": name, "seconds": 0.0, "skipped": True, **_span(began_at)}
-    with atomic_directory(path / UNITS_GROUP / name, overwrite=True) as temporary:
-        dataset.to_zarr(
-            temporary, mode="w-", zarr_format=3, consolidated=False,
-            encoding=_checksummed_encoding(dataset), write_empty_chunks=True,
-        )  # fmt: skip
     # every chunk written, even one equal to the fill value (a NaN AUC, near_chance False):
     # zarr would otherwise delete that chunk file, and the checksummed store reads as damaged
     opened: Any = zarr.open_group(path, mode="r+", zarr_format=3, use_consolidated=False)
@@ -536,9 +551,9 @@ def _run_one(
         **_summaries(dataset),
         **history,
     }
-    for name in ("chance_accuracy", "near_chance"):
-        if name in dataset:
-            scalars[name] = dataset[name].item()
+    for key in ("chance_accuracy", "near_chance"):
+        if key in dataset:
+            scalars[key] = dataset[key].item()
     for key, value in scalars.items():
         if key in group:  # a store made before a variable was added lacks it
             group[key][index] = value
@@ -557,6 +572,14 @@ def _run_one(
     group["seconds"][index] = seconds
     group["peak_rss_mb"][index] = _peak_rss_mb()
     group["finished_at"][index] = time.time()
+    # the model's group records the digests of its row's chunks: open_sweep checks them
+    row = {"sweep_row": _row_files(path, index), "sweep_index": index}
+    with atomic_directory(path / UNITS_GROUP / name, overwrite=True) as temporary:
+        dataset.to_zarr(
+            temporary, mode="w-", zarr_format=3, consolidated=False,
+            encoding=_checksummed_encoding(dataset), write_empty_chunks=True,
+        )  # fmt: skip
+        _seal(temporary, extra=row)
     group["done"][index] = True  # last: the model counts as finished only now
     # where the task's time went (the benchmark's timeline): load / train, analyze, write
     phases = {
@@ -921,7 +944,10 @@ def sweep(
             default=lambda v: v.tolist() if isinstance(v, np.ndarray | np.generic) else str(v),
         )
     )
+    if not path.parent.is_dir():
+        raise StoreError(f"The folder of {str(path)!r} does not exist.")
     with contextlib.ExitStack() as stack:
+        stack.enter_context(writer_lock(path, "a sweep"))
         started = None
         if client is None and (overwrite or not path.exists()):
             # every model is pending: start the cluster while the store is created
@@ -1107,7 +1133,7 @@ class SweepResult:
         group = self.path / UNITS_GROUP / name
         if name not in self.done or not group.is_dir():
             raise StoreError(f"Model {name!r} of the sweep at {str(self.path)!r} is not done.")
-        return Analysis(_load_checked(group, consolidated=False))
+        return Analysis(open_dataset(group))
 
     def unit_variable(self, variable: str) -> xr.DataArray:
         """A per-unit variable of every finished model, padded with NaN: dims ``(model, unit)``.
@@ -1133,8 +1159,14 @@ class SweepResult:
         return xr.DataArray(padded, dims=dims, coords={"model": done}, name=variable)
 
 
-def open_sweep(path: str | os.PathLike[str]) -> SweepResult:
+def open_sweep(path: str | os.PathLike[str], *, verify: bool = True) -> SweepResult:
     """Read a sweep store written by :func:`sweep` (finished or not).
+
+    Checked as :func:`directionkit.open` checks an analysis: the root's metadata and
+    fixed variables against the integrity record written with the store, and each
+    finished model's chunks against the digests its task recorded with its
+    ``units/NAME`` group (itself checked when :meth:`SweepResult.units` reads it).
+    ``verify=False`` reads a store without checking (with a warning).
 
     Raises
     ------
@@ -1155,19 +1187,26 @@ def open_sweep(path: str | os.PathLike[str]) -> SweepResult:
     if SWEEP_KIND not in _read_attrs(source):
         raise StoreError(f"{str(source)!r} is a zarr store but not a directionkit sweep.")
     # the chunks change under a running sweep; the metadata never does
-    return SweepResult(source, _load_checked(source, consolidated=True))
+    dataset = open_dataset(source, verify=verify)
+    if verify:
+        _check_rows(source, dataset)
+    return SweepResult(source, dataset)
 
 
-def _load_checked(source: Path, *, consolidated: bool) -> xr.Dataset:
-    """A group of a sweep store, loaded, every checksummed chunk present and intact.
-
-    A missing or damaged chunk is a :class:`~directionkit.errors.StoreError` naming the
-    variable; stores written before the sweep wrote checksums are read unchecked.  Read
-    without dask (``chunks=None``): it must not depend on which dask scheduler is the
-    default.
-    """
-    _verify(source, read=True)
-    return _loaded(source, xr.open_zarr(source, consolidated=consolidated, chunks=None))
+def _check_rows(source: Path, dataset: xr.Dataset) -> None:
+    """Check that each finished model's group recorded its row of the root (the row's
+    digests themselves are checked with the store, see :mod:`directionkit._integrity`)."""
+    names = [str(m) for m in dataset["model"].values]
+    for index, (name, done) in enumerate(zip(names, dataset["done"].values, strict=True)):
+        if not done:
+            continue
+        record = read_record(source / UNITS_GROUP / name)
+        if record is None or record.get("sweep_index") != index:
+            raise StoreError(
+                f"The store {str(source)!r} is damaged: model {name!r} is marked done but its "
+                f"group {UNITS_GROUP}/{name} has no integrity record of its row. Restore it "
+                "from a copy, or rerun the sweep into a new store."
+            )
 
 
 # --------------------------------------------------------------------------- TOML configs

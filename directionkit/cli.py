@@ -420,14 +420,21 @@ def _analyze(args: argparse.Namespace) -> None:
                 f"The '{name}' parameter of analyze must be an int >= {least}. Got {value!r} "
                 "instead."
             )
+    from directionkit._ownership import writer_lock
+    from directionkit.store import check_writable
+
+    check_writable(args.out, overwrite=args.overwrite)  # fail before any work
+    with writer_lock(args.out, "analyze"):  # one writer of --out throughout
+        _analyze_locked(args)
+
+
+def _analyze_locked(args: argparse.Namespace) -> None:
     from directionkit._api import analyze, as_adapter
     from directionkit._summary import summary_text
     from directionkit.preprocessing import load_data, prepare_inputs
     from directionkit.reference_models.datasets import SplitNotFoundError
     from directionkit.reference_models.runs import is_run_dir
-    from directionkit.store import check_writable
 
-    check_writable(args.out, overwrite=args.overwrite)  # fail before any work
     model = _model_file(args.model)
     output = args.output
     if output is not None and output.lstrip("-").isdigit():
@@ -529,11 +536,10 @@ def _model_file(model: str) -> str:
         replaced = os.path.join(model, REPLACED_RUN)
         if os.path.isdir(replaced):
             raise StoreError(
-                f"The training run {model!r} is being replaced by `directionkit train "
-                "--overwrite`, or that was interrupted before the new run saved an epoch: "
-                f"the old run waits in {replaced!r}. Rerun the "
-                "same `directionkit train` command: it puts the old run back first, then "
-                "trains the new one."
+                f"The training run {model!r} holds {REPLACED_RUN}, left by an overwrite that "
+                "an older directionkit did not finish: it may hold the run that was being "
+                "replaced. Move what you want to keep out of it and delete it, then rerun "
+                "the `directionkit train` command."
             )
         failure = export_error(model)
         if failure is not None:

@@ -243,8 +243,8 @@ def write_report(
     >>> result = dk.analyze(net, (X, y), metrics=["statistics"], progress=False)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     out = write_report(result, f"{tmp}/report")
-    ...     sorted(p.name for p in out.iterdir())
-    ['report.html', 'selectivity_by_depth.png', 'selectivity_histograms.png']
+    ...     sorted(p.name for p in out.iterdir())  # and .directionkit, its owner's mark
+    ['.directionkit', 'report.html', 'selectivity_by_depth.png', 'selectivity_histograms.png']
     """
     check_choice(format, "format", "write_report", FORMATS)
     check_writable(out_dir, overwrite=overwrite)  # fail before reading or drawing anything
@@ -252,8 +252,7 @@ def write_report(
         ds = open_store(analysis_or_path).dataset
     else:
         ds = as_dataset(analysis_or_path, "write_report")
-    with atomic_directory(out_dir, overwrite=overwrite) as temporary:
-        temporary.mkdir()
+    with atomic_directory(out_dir, overwrite=overwrite, kind="report") as temporary:
         images = {
             name: _save_figure(figure, temporary / name, format)
             for name, figure in _figures(ds).items()
@@ -415,16 +414,15 @@ def write_comparison_report(
     ...                                 progress=False) for s in (0, 1)}
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     page = write_comparison_report(runs, f"{tmp}/report")
-    ...     sorted(p.name for p in page.parent.iterdir())
-    ['ablation_curves.png', 'mutual_info.png', 'report.html', 'selectivity.png']
+    ...     sorted(p.name for p in page.parent.iterdir())  # .directionkit: directionkit's
+    ['.directionkit', 'ablation_curves.png', 'mutual_info.png', 'report.html', 'selectivity.png']
     """
     from directionkit.compare import compare
 
     check_choice(format, "format", "write_comparison_report", FORMATS)
     check_writable(out_dir, overwrite=overwrite)
     comparison = compare(analyses, by=by)
-    with atomic_directory(out_dir, overwrite=overwrite) as temporary:
-        temporary.mkdir()
+    with atomic_directory(out_dir, overwrite=overwrite, kind="report") as temporary:
         figures = []
         for name, figure in comparison.figures().items():
             mime, embedded, width = _save_figure(figure, temporary / name, format)

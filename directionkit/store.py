@@ -8,7 +8,6 @@ and plain ``xarray.open_zarr`` reads it too.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import ctypes
 import errno
@@ -30,6 +29,15 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from directionkit._integrity import (
+    INTEGRITY_ATTR,
+    check_integrity,
+    file_digest,
+    read_record,
+    seal,
+    unverified,
+)
+from directionkit._ownership import mark, not_replaceable, writer_lock
 from directionkit._version import __version__
 from directionkit.errors import InvalidDataError, InvalidParameterError, StoreError
 
@@ -41,6 +49,7 @@ __all__ = [
     "fingerprint",
     "open",
     "open_activations",
+    "open_dataset",
     "population_dims",
     "recover",
     "replaceable",
@@ -72,9 +81,9 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 #: of a sweep or an experiment (``model``), checkpoints over training (``epoch``).
 POPULATION_DIMS = ("model", "epoch")
 VERSION_ATTR = "directionkit_version"
-#: Root attribute of a store :func:`write_zarr` wrote: the SHA-256 of its metadata as
-#: xarray reads it back (:func:`_metadata_digest`), which :func:`open` checks.
-DIGEST_ATTR = "directionkit_metadata_sha256"
+#: Root attribute of a store :func:`write_zarr` wrote: its random id and the SHA-256 of
+#: every metadata and chunk file (:mod:`directionkit._integrity`), which :func:`open` checks.
+DIGEST_ATTR = INTEGRITY_ATTR
 
 
 def fingerprint(*arrays: Any) -> str:
@@ -310,13 +319,13 @@ def write_zarr(
     """Write ``dataset`` as a consolidated zarr (format 3) store at ``path``, atomically.
 
     What :meth:`Analysis.save` does, for any dataset (e.g. a training history): every
-    chunk is written, each with a CRC-32C checksum (zarr's ``crc32c`` codec), so that
-    :func:`open` can tell a damaged or missing chunk, and a digest of the metadata as
-    read back (:data:`DIGEST_ATTR`), so that it can tell damaged metadata that is still
-    valid JSON; ``directionkit_version`` is added
-    to the attrs when missing, which makes the store recognisable to a later
-    ``overwrite=True``.  See :func:`atomic_directory` for what happens on a failure,
-    a concurrent writer or a kill.
+    chunk is written, each with a CRC-32C checksum (zarr's ``crc32c`` codec), and the
+    root records a random id and the SHA-256 of every metadata and chunk file
+    (:data:`DIGEST_ATTR`), so that :func:`open` can tell any change to a byte that
+    decides a value; the id is the ownership marker a later ``overwrite=True`` looks
+    for.  ``directionkit_version`` is added to the attrs when missing.  See
+    :func:`atomic_directory` for what happens on a failure, a concurrent writer or a
+    kill.
 
     Raises
     ------
@@ -338,58 +347,24 @@ def write_zarr(
     dataset = dataset.copy()
     dataset.attrs = attrs
     encoding = _checksummed_encoding(dataset)
-    with atomic_directory(path, overwrite=overwrite) as temporary, _no_consolidation_warning():
-        dataset.to_zarr(
-            temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
-            write_empty_chunks=True,
-        )  # fmt: skip
+    with atomic_directory(path, overwrite=overwrite) as temporary:
+        with _no_consolidation_warning():
+            dataset.to_zarr(
+                temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
+                write_empty_chunks=True,
+            )  # fmt: skip
         _seal(temporary)
     return Path(path)
 
 
-def _metadata_digest(dataset: xr.Dataset) -> str:
-    """SHA-256 of what a store's metadata tells xarray: every variable's name, dims, dtype,
-    shape and attrs, and the root attrs but :data:`DIGEST_ATTR`.
-
-    Computed on the dataset as read back, so that it is the same whenever the same
-    metadata is read (no value changes type on the way).
-    """
-    described = {
-        "attrs": {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR},
-        "variables": {
-            str(name): [list(map(str, v.dims)), str(v.dtype), list(v.shape), v.attrs]
-            for name, v in dataset.variables.items()
-        },
-    }
-    text = json.dumps(described, sort_keys=True, default=repr, allow_nan=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _seal(store: Path) -> None:
-    """Add :data:`DIGEST_ATTR` to the freshly written ``store``, then consolidate it."""
+def _seal(store: Path, skip: Any = None, extra: Mapping[str, Any] | None = None) -> None:
+    """Consolidate the freshly written ``store``, then record its digests and random id
+    (:func:`directionkit._integrity.seal`): the last write to it."""
     import zarr
 
-    written = xr.open_zarr(store, consolidated=False)
-    group: Any = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
-    group.attrs[DIGEST_ATTR] = _metadata_digest(written)
-    zarr.consolidate_metadata(store, zarr_format=3)
-
-
-def _check_digest(source: Path, dataset: xr.Dataset) -> xr.Dataset:
-    """``dataset`` read from ``source`` without :data:`DIGEST_ATTR`, after checking it
-    against the metadata read (a :class:`StoreError` when they differ); stores without
-    one (written before directionkit added it, or elsewhere) are not checked."""
-    digest = dataset.attrs.get(DIGEST_ATTR)
-    if digest is None:
-        return dataset
-    if digest != _metadata_digest(dataset):
-        raise StoreError(
-            f"The store {str(source)!r} is damaged: its metadata (names, dims, dtypes, "
-            "shapes or attributes) no longer matches the checksum written with it. Restore "
-            "it from a copy or compute it again."
-        )
-    dataset.attrs = {k: v for k, v in dataset.attrs.items() if k != DIGEST_ATTR}
-    return dataset
+    with _no_consolidation_warning():
+        zarr.consolidate_metadata(store, zarr_format=3)
+    seal(store, skip, extra)
 
 
 def _write_failed(path: str | os.PathLike[str], err: OSError, *, overwrite: bool) -> StoreError:
@@ -465,25 +440,25 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
 def replaceable(path: str | os.PathLike[str]) -> str | None:
     """Why ``overwrite=True`` may not replace ``path``, or None when it may.
 
-    Only what directionkit itself writes is replaced: an empty folder, a zarr store
-    whose root attrs carry ``directionkit_version`` (an analysis, an activation store,
-    a training history), or a report folder (a ``report.html`` that names directionkit,
-    beside only figures and page files).  Anything else (a file, a link, a project
-    folder) is refused.
+    Only what directionkit itself wrote is replaced: an empty folder, or a path carrying
+    directionkit's ownership marker (a store's integrity record, with the random id made
+    when it was written; the ``.directionkit`` file of a run, report or reproduce
+    folder).  Anything else (a file, a link, a folder that merely looks like one of
+    ours) is refused.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = (pathlib.Path(tmp) / "notes.txt").write_text("mine")
-    ...     replaceable(tmp)
-    'it is not a directionkit store (no zarr.json with a directionkit_version attribute)'
+    ...     replaceable(tmp)  # doctest: +ELLIPSIS
+    'it carries no directionkit ownership marker (...), so directionkit did not write it'
     """
     target = Path(path)
     for _ in range(3):  # judged again if another writer swapped it while we looked
         try:
             before = os.lstat(target)
-            reason = _not_replaceable(target)
+            reason = not_replaceable(target)
             after = os.lstat(target)
         except FileNotFoundError:  # gone (moved aside by another writer): nothing to replace
             return None
@@ -492,46 +467,17 @@ def replaceable(path: str | os.PathLike[str]) -> str | None:
     return reason
 
 
-def _not_replaceable(target: Path) -> str | None:
-    if target.is_symlink():
-        return "it is a symbolic link"
-    if not target.is_dir():
-        return "it is a file, not a directionkit store"
-    entries = list(target.iterdir())
-    if not entries:
-        return None
-    if _is_directionkit_zarr(target):
-        return None
-    report = target / "report.html"
-    if report.is_file() and all(p.is_file() and p.suffix in _REPORT_FILES for p in entries):
-        with builtins.open(report, "rb") as handle:
-            if b"directionkit" in handle.read(1 << 20):
-                return None
-    return "it is not a directionkit store (no zarr.json with a directionkit_version attribute)"
-
-
-#: What a report folder holds (see directionkit.report): the page and its figures.
-_REPORT_FILES = frozenset({".html", ".png", ".svg", ".pdf", ".jpg", ".css", ".json", ".csv"})
-
-
 def _is_directionkit_zarr(path: Path) -> bool:
-    meta = path / "zarr.json"
-    if not meta.is_file() or meta.stat().st_size > 64 << 20:
-        return False
-    try:
-        attrs = json.loads(meta.read_bytes()).get("attributes") or {}
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(attrs, dict) and VERSION_ATTR in attrs
+    return read_record(path) is not None
 
 
 def _check_replaceable(target: Path) -> None:
     reason = replaceable(target)
     if reason is not None:
         raise StoreError(
-            f"Refusing to replace {str(target)!r}: {reason}. Only a store written by "
-            "directionkit or an empty folder is replaced; remove it yourself or choose "
-            "another path."
+            f"Refusing to replace {str(target)!r}: {reason}. Only what directionkit wrote "
+            "(it carries directionkit's ownership marker) or an empty folder is replaced; "
+            "remove it yourself or choose another path."
         )
 
 
@@ -554,10 +500,12 @@ _SCRATCH = re.compile(
 )
 #: Scratch folders this process is writing right now (threads share a process id).
 _ACTIVE: set[Path] = set()
-#: Test hooks, by stage ("commit": the temporary store is complete; "swapped": an
+#: Test hooks, by stage ("commit": the temporary store is complete; "exchanged": an
+#: overwrite has swapped the new store in and the old one out; "swapped": an
 #: overwrite has moved the old store aside, the new one is not yet in place).
 _HOOKS: dict[str, Callable[[], None]] = {}
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
@@ -712,7 +660,9 @@ def _mtime(path: Path) -> float:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike[str], *, overwrite: bool, kind: str | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success move it to ``path``.
 
     - ``path`` never holds a half-written store: on any exception the temporary folder
@@ -722,9 +672,16 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterat
       made by hand), it is left untouched and a :class:`StoreError` says nothing was
       saved.  Of concurrent writers, exactly one succeeds.
     - With ``overwrite``, ``path`` (when it exists, at the start and again at the end)
-      must be replaceable (:func:`replaceable`); it is moved aside, the new store moved
-      in, then the old one deleted.  A process killed between the two moves leaves the
-      old store under a scratch name; the next save or :func:`open` puts it back.
+      must be replaceable (:func:`replaceable`); the new folder and the old one swap
+      names in one atomic rename (``renameat2`` with ``RENAME_EXCHANGE``), so ``path``
+      never stops existing, then the old one is deleted.  Where the kernel cannot
+      exchange, the old one is moved aside first; a process killed between the two
+      moves leaves it under a scratch name, and the next save or :func:`open` puts it
+      back.
+    - One writer at a time: the write holds :func:`directionkit._ownership.writer_lock`
+      on ``path`` throughout; a second writer fails at once, naming the first.
+    - ``kind`` (a folder that is not a zarr store: a report) writes directionkit's
+      ownership marker into the folder; a zarr store carries its own (:func:`write_zarr`).
     - Leftovers of killed writers are cleaned by the next save (:func:`recover`).
 
     Raises
@@ -734,25 +691,36 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool) -> Iterat
         disk, say) becomes a StoreError saying that nothing was saved.
     """
     target = check_writable(path, overwrite=overwrite)
-    temporary = _scratch(target, "tmp")
-    _ACTIVE.add(temporary)
-    try:
+    with writer_lock(target, "a save"):
+        target = check_writable(path, overwrite=overwrite)  # as it is now that we hold it
+        temporary = _scratch(target, "tmp")
+        _ACTIVE.add(temporary)
         try:
-            yield temporary
-        except StoreError:
-            raise
-        except OSError as err:
-            raise _write_failed(target, err, overwrite=overwrite) from err
-        _commit(temporary, target, overwrite=overwrite)
-    finally:
-        _ACTIVE.discard(temporary)
-        if os.path.lexists(temporary) and not _remove(temporary, settle=True):
-            warnings.warn(
-                f"directionkit: could not remove the temporary {str(temporary)!r} of a failed "
-                "write (files kept appearing in it); the next save to the same path removes it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            try:
+                if kind is not None:
+                    os.mkdir(temporary)
+                    mark(temporary, kind)
+                yield temporary
+            except StoreError:
+                raise
+            except OSError as err:
+                raise _write_failed(target, err, overwrite=overwrite) from err
+            _commit(temporary, target, overwrite=overwrite)
+        finally:
+            _cleanup(temporary)
+
+
+def _cleanup(temporary: Path) -> None:
+    """Remove the temporary folder of a write (the new one of a failed write, or the old
+    one an overwrite exchanged out)."""
+    _ACTIVE.discard(temporary)
+    if os.path.lexists(temporary) and not _remove(temporary, settle=True):
+        warnings.warn(
+            f"directionkit: could not remove the temporary {str(temporary)!r} of a failed "
+            "write (files kept appearing in it); the next save to the same path removes it.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _swap_in(temporary: Path, target: Path, backup: Path) -> None:
@@ -780,11 +748,33 @@ def _swap_in(temporary: Path, target: Path, backup: Path) -> None:
     _remove(deleting)
 
 
+def _rename_exchange(source: Path, target: Path) -> bool:
+    """Swap the names of two existing paths atomically; False where the kernel or file
+    system cannot (then nothing was done)."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                  _RENAME_EXCHANGE) == 0:  # fmt: skip
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.ENOENT):
+        return False  # unsupported here, or the target went: the plain path decides
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
 def _commit(temporary: Path, target: Path, *, overwrite: bool) -> None:
+    """Put the complete folder ``temporary`` at ``target``; with ``overwrite`` the old
+    one (which must be replaceable) ends at ``temporary``, for the caller to delete."""
     if "commit" in _HOOKS:
         _HOOKS["commit"]()
     if not os.path.isdir(temporary):
         raise StoreError(f"Nothing was written for {str(target)!r}.")
+    if overwrite and os.path.lexists(target):
+        _check_replaceable(target)
+        if _rename_exchange(temporary, target):
+            if "exchanged" in _HOOKS:
+                _HOOKS["exchanged"]()
+            return
     backup = _scratch(target, "old")
     _ACTIVE.add(backup)  # (another thread's recover() must not take it for a leftover)
     try:
@@ -814,21 +804,26 @@ def _commit(temporary: Path, target: Path, *, overwrite: bool) -> None:
         ) from err
 
 
-def open(path: str | os.PathLike[str]) -> Analysis:
+def open(path: str | os.PathLike[str], *, verify: bool = True) -> Analysis:
     """Read an analysis written by :meth:`Analysis.save`, fully into memory.
 
-    Every chunk is checked: a chunk file that is missing, or whose CRC-32C checksum
-    does not match its bytes, is a :class:`StoreError` naming the variable.  So is the
-    metadata: its digest (the root attribute :data:`DIGEST_ATTR`, which is dropped from
-    the result) must match the names, dims, dtypes, shapes and attributes read.  Stores
-    written before directionkit wrote checksums open as before, unchecked.  An
-    overwrite of ``path`` that was killed half-way is first undone (:func:`recover`).
+    Every byte that decides a value is checked before one is read: each metadata file
+    (codecs and encodings such as ``scale_factor`` included) and each chunk, by content
+    and position, must match the SHA-256 recorded when the store was written (the root
+    attribute :data:`DIGEST_ATTR`, dropped from the result).  A missing, extra, changed
+    or swapped file is a :class:`StoreError` naming it and its variable; so is a store
+    without the record (one from an older directionkit or elsewhere), unless
+    ``verify=False``.  An overwrite of ``path`` that was killed half-way is first undone
+    (:func:`recover`).
 
     Parameters
     ----------
     path : str or path-like
         A store; or the folder of one experiment of ``reproduce`` (``DIR/NAME``, whose
         store is ``DIR/NAME/NAME.zarr``); or a training run (its ``history.zarr``).
+    verify : bool, default True
+        False reads a store without checking it (with a warning saying so): for stores
+        without an integrity record.
 
     Returns
     -------
@@ -865,7 +860,38 @@ def open(path: str | os.PathLike[str]) -> Analysis:
         )
     if not source.is_dir():
         raise StoreError(f"No directionkit store at {str(source)!r}: no such folder.")
-    _verify(source, read=True)
+    dataset = open_dataset(source, verify=verify)
+    if VERSION_ATTR not in dataset.attrs:
+        raise StoreError(
+            f"{str(source)!r} is a zarr store but not a directionkit analysis (no "
+            f"{VERSION_ATTR!r} attribute)."
+        )
+    return Analysis(dataset)
+
+
+def open_dataset(
+    path: str | os.PathLike[str], *, verify: bool = True, skip: Any = None
+) -> xr.Dataset:
+    """A zarr store read into memory, every byte checked first (see :func:`open`): any
+    store :func:`write_zarr` wrote, an analysis or a training history.
+
+    ``skip`` (for sweep stores): files outside the store's record, checked elsewhere.
+
+    Examples
+    --------
+    >>> import tempfile, xarray as xr
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_zarr(xr.Dataset({"loss": ("epoch", [0.5, 0.25])}), f"{tmp}/h.zarr")
+    ...     open_dataset(f"{tmp}/h.zarr")["loss"].values.tolist()
+    [0.5, 0.25]
+    """
+    source = Path(path)
+    if not source.is_dir():
+        raise StoreError(f"No directionkit store at {str(source)!r}: no such folder.")
+    if verify:
+        check_integrity(source, skip)
+    else:
+        unverified(source)
     try:
         try:
             dataset = xr.open_zarr(source, consolidated=True, chunks=None)
@@ -874,13 +900,8 @@ def open(path: str | os.PathLike[str]) -> Analysis:
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{str(source)!r} is not a readable zarr store: {err}") from err
     _loaded(source, dataset)
-    dataset = _check_digest(source, dataset)
-    if VERSION_ATTR not in dataset.attrs:
-        raise StoreError(
-            f"{str(source)!r} is a zarr store but not a directionkit analysis (no "
-            f"{VERSION_ATTR!r} attribute)."
-        )
-    return Analysis(dataset)
+    dataset.attrs.pop(DIGEST_ATTR, None)
+    return dataset
 
 
 def resolve_store(path: str | os.PathLike[str]) -> Path | None:
@@ -911,38 +932,12 @@ def _damaged(source: Path, name: str, what: str) -> StoreError:
     )
 
 
-def _verify(source: Path, *, read: bool) -> None:
-    """Check every checksummed array of a store: all chunks present; with ``read``, intact.
-
-    Arrays without the ``crc32c`` codec (stores from before it was written, or from
-    elsewhere) are not checked: their writer may have left chunks of fill values out.
-    """
-    import zarr
-    from zarr.codecs import Crc32cCodec
-
-    try:
-        with _no_consolidation_warning():
-            group = zarr.open_group(source, mode="r")
-        arrays = list(group.arrays())
-    except Exception:  # not a zarr group: the caller's open says so
-        return
-    for name, array in arrays:
-        codecs = getattr(array.metadata, "codecs", ())
-        if not any(isinstance(codec, Crc32cCodec) for codec in codecs):
-            continue
-        present, expected = array.nchunks_initialized, array.nchunks
-        if present < expected:
-            raise _damaged(
-                source, name, f"is missing {expected - present} of its {expected} chunk files"
-            )
-        if read:
-            try:
-                array[...]
-            except Exception as err:  # checksum mismatch, undecodable bytes
-                raise _damaged(source, name, f"has a damaged chunk ({err})") from err
-
-
 ACTIVATION_STORE = "activation_store"
+
+
+def _is_activation_chunk(relative: str) -> bool:
+    """Chunks of activations, checked as they are read rather than when opened."""
+    return relative.startswith("activations/c/")
 
 
 class ActivationWriter:
@@ -1050,26 +1045,25 @@ class ActivationWriter:
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         if kind is None:
-            import zarr
-
             try:
-                with _no_consolidation_warning():
-                    zarr.consolidate_metadata(self._temporary)
+                _seal(self._temporary)
             except BaseException as err:  # nothing appears at the path; the temporary goes
                 self._context.__exit__(type(err), err, err.__traceback__)
                 raise
         self._context.__exit__(kind, error, trace)
 
 
-def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
+def open_activations(path: str | os.PathLike[str], *, verify: bool = True) -> xr.DataArray:
     """Open an activation store lazily: nothing is read until values are asked for.
 
     The metric functions (:func:`directionkit.class_mean`,
     :func:`directionkit.class_selectivity`, :func:`directionkit.mutual_information`)
     accept the result directly and read it chunk by chunk; labels come from its
-    ``label`` coordinate.  Opening checks that no chunk file is missing; each chunk's
-    checksum is checked as it is read, and a damaged one is a :class:`StoreError`
-    naming the variable (stores written without checksums are read unchecked).
+    ``label`` coordinate.  Opening checks the metadata, the coordinates and that every
+    chunk file is there (see :func:`open`); each chunk of activations is checked
+    against the SHA-256 recorded for it as it is read, and one that differs is a
+    :class:`StoreError` naming it.  A store without an integrity record opens only with
+    ``verify=False`` (then nothing is checked, with a warning).
 
     Returns
     -------
@@ -1080,7 +1074,11 @@ def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
     recover(source)
     if not source.is_dir():
         raise StoreError(f"No activation store at {str(source)!r}: no such folder.")
-    _verify(source, read=False)
+    record = None
+    if verify:
+        record = check_integrity(source, lazy=_is_activation_chunk)
+    else:
+        unverified(source)
     try:
         dataset = xr.open_zarr(source, chunks=None, consolidated=True)
     except (OSError, ValueError, KeyError) as err:
@@ -1100,7 +1098,9 @@ def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
         array = zarr.open_array(source / "activations", mode="r")
     checked = xr.Variable(
         lazy.dims,
-        indexing.LazilyIndexedArray(_CheckedArray(array, "activations", source)),
+        indexing.LazilyIndexedArray(
+            _CheckedArray(array, "activations", source, None if record is None else record["files"])
+        ),
         attrs=lazy.attrs,
     )
     result = xr.DataArray(checked, coords=coords, name="activations")
@@ -1111,17 +1111,49 @@ def open_activations(path: str | os.PathLike[str]) -> xr.DataArray:
 class _CheckedArray(BackendArray):
     """A zarr array read lazily by xarray, whose read errors name the store and variable."""
 
-    def __init__(self, array: Any, name: str, source: Path) -> None:
+    def __init__(
+        self, array: Any, name: str, source: Path, digests: Mapping[str, str] | None
+    ) -> None:
         self._array, self._name, self._source = array, name, source
         self.shape = tuple(array.shape)
         self.dtype = np.dtype(array.dtype)
+        self._digests = digests  # relative chunk path -> SHA-256 (None: unverified)
+        self._checked: set[int] = set()
 
     def __getitem__(self, key: Any) -> Any:
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.OUTER, self._read
         )
 
+    def _verify_rows(self, rows: Any) -> None:
+        """Check the chunks holding ``rows`` (an index along the first axis) against the
+        digests recorded for them, once each."""
+        if self._digests is None or not self.shape[0]:
+            return
+        size = int(self._array.chunks[0])
+        if isinstance(rows, slice):
+            chunks = {i // size for i in range(*rows.indices(self.shape[0]))[:: size or 1]}
+            chunks |= {i // size for i in range(*rows.indices(self.shape[0]))[-1:]}
+        else:
+            chunks = {int(i) // size for i in np.atleast_1d(np.asarray(rows)).ravel()}
+        tail = "/0" * (len(self.shape) - 1)
+        for chunk in sorted(chunks - self._checked):
+            relative = f"{self._name}/c/{chunk}{tail}"
+            expected = self._digests.get(relative)
+            try:
+                actual = file_digest(self._source / relative)
+            except OSError:
+                actual = None
+            if expected is None or actual != expected:
+                raise _damaged(
+                    self._source, self._name,
+                    f"has a damaged chunk {relative!r}: its bytes differ from those "
+                    "written (changed, damaged, missing, or copied from another store)",
+                )  # fmt: skip
+            self._checked.add(chunk)
+
     def _read(self, key: tuple[Any, ...]) -> Any:
+        self._verify_rows(key[0])
         try:
             return self._array.oindex[key]
         except Exception as err:  # checksum mismatch, undecodable bytes

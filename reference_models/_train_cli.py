@@ -103,10 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a run of a different config in --out (only a training run or an empty "
-        "folder is ever replaced; other files in it are kept; the old run waits in "
-        "--out/.replaced-run until the new one has saved its first epoch, and is put back "
-        "if training stops before that)",
+        help="replace a run of a different config in --out (only a run train wrote, holding "
+        "nothing else, or an empty folder is ever replaced; the old run stays in place until "
+        "the new one has saved its first epoch beside it, then the two swap in one rename)",
     )
     out.add_argument(
         "--no-resume",

@@ -170,8 +170,11 @@ def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     The config of ``config.json`` (``corruption``, ``dropout``, ``batchnorm``,
     ``seed``, ``epochs``, ...) and, when ``history.zarr`` is readable,
     ``epochs_trained`` and the last epoch's ``train_accuracy``, ``test_accuracy``,
-    ``train_loss`` and ``test_loss``.  ``directionkit analyze`` copies it into an
-    analysis's ``attrs["run_config"]``, where :func:`directionkit.compare` reads it.
+    ``train_loss`` and ``test_loss``.  The history is checked as
+    :func:`directionkit.open` checks a store: a damaged one is a
+    :class:`~directionkit.errors.StoreError`, never numbers it was not written with.
+    ``directionkit analyze`` copies it into an analysis's ``attrs["run_config"]``, where
+    :func:`directionkit.compare` reads it.
 
     Examples
     --------
@@ -184,15 +187,12 @@ def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     summary = dict(read_config(run_dir))
     history = Path(run_dir) / "history.zarr"
     if history.is_dir():
-        import xarray as xr
+        from directionkit.store import open_dataset
 
-        try:
-            with xr.open_zarr(history, consolidated=None) as ds:
-                if ds.sizes.get("epoch", 0):
-                    summary["epochs_trained"] = int(ds.sizes["epoch"])
-                    for name in ("train_accuracy", "test_accuracy", "train_loss", "test_loss"):
-                        if name in ds:
-                            summary[name] = float(ds[name].values[-1])
-        except (OSError, ValueError, KeyError):  # a damaged history: the config alone
-            pass
+        ds = open_dataset(history)  # checked: a damaged history is a StoreError
+        if ds.sizes.get("epoch", 0):
+            summary["epochs_trained"] = int(ds.sizes["epoch"])
+            for name in ("train_accuracy", "test_accuracy", "train_loss", "test_loss"):
+                if name in ds:
+                    summary[name] = float(ds[name].values[-1])
     return summary

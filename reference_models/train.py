@@ -31,12 +31,15 @@ never leaves a half-written file behind.  A write that fails (a full disk, say) 
 epochs saved so far, and a rerun resumes there; when no epoch was saved yet, the files the
 run had written are removed again.
 
-Only a run directory of :func:`train` (or an empty folder) is ever written into or replaced:
-``overwrite`` replaces the files ``train`` writes there and nothing else, and a folder that is
-not recognisably a run (see :func:`train`) is refused before anything is written.  A replaced
-run is not deleted up front: its files wait in ``out_dir/.replaced-run`` until the new run has
-saved its first epoch, and come back if training stops before that (an error, a full disk,
-Ctrl-C; after a kill, at the next :func:`train` into the folder).
+Only a run directory of :func:`train` (or an empty folder) is ever written into or replaced,
+and one ``train`` at a time: it holds a lock on the run directory throughout (a second
+``train`` into it fails at once, naming the first one's process id).  A run directory carries
+directionkit's ownership marker (``.directionkit``); ``overwrite`` replaces only a marked run
+that holds nothing but what ``train`` writes, and anything else is refused before anything
+is written.  A replaced run is not deleted up front: the new run saves its first epoch in a
+folder beside it, and the two swap places in one atomic rename; only then is the old one
+deleted.  A kill at any moment leaves either the old run complete or the new one, never a
+mixture; the next ``train`` (or ``open``) removes the leftover.
 
 The training metrics of an epoch are measured after it, in eval mode, on the labels the model
 was trained on (corrupted labels included); the test metrics on the true test labels.
@@ -66,6 +69,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from directionkit._ownership import MARKER, mark, marker_id, writer_lock
 from directionkit._validation import check_choice, check_int, parameter_error
 from directionkit._version import __version__
 from directionkit.errors import (
@@ -77,7 +81,17 @@ from directionkit.errors import (
 from directionkit.reference_models.datasets import DATASETS
 from directionkit.reference_models.models import MLP, ConvNet, ResNet
 from directionkit.reference_models.runs import EXPORT_ERROR, REPLACED_RUN, split_data
-from directionkit.store import VERSION_ATTR, replaceable, write_zarr
+from directionkit.store import (
+    _ACTIVE,
+    VERSION_ATTR,
+    _cleanup,
+    _commit,
+    _scratch,
+    open_dataset,
+    recover,
+    replaceable,
+    write_zarr,
+)
 
 __all__ = [
     "HISTORY_VARIABLES",
@@ -506,14 +520,15 @@ def train(
         If ``out_dir`` holds a run of the same config, continue from its latest epoch (or just
         return it when it is complete).  False starts that run again from scratch.
     overwrite : bool, default False
-        Replace a run of a *different* config in ``out_dir``: the files ``train`` writes are
-        replaced (any others are kept).  The old run's files are set aside in
-        ``out_dir/.replaced-run`` and deleted once the new run has saved its first epoch;
-        if training stops before that, they are put back.  Without it such a directory is
-        refused before anything is written.  A non-empty ``out_dir`` that is not recognisably
-        a run of ``train`` is refused either way, naming what it holds: a run has a
-        ``config.json`` that is a :class:`TrainConfig` and, beside it, the ``run.json``
-        ``train`` writes with it.
+        Replace a run of a *different* config in ``out_dir``.  The new run saves its first
+        epoch beside the old one, then the two swap places in one atomic rename and the
+        old one is deleted; if training stops before that, the old run is untouched.
+        Only a run carrying directionkit's ownership marker and holding nothing but what
+        ``train`` writes is replaced (anything else in it is named in the error).  Without
+        ``overwrite`` such a directory is refused before anything is written.  A non-empty
+        ``out_dir`` that is not recognisably a run of ``train`` is refused either way,
+        naming what it holds: a run has a ``config.json`` that is a :class:`TrainConfig`
+        and, beside it, the ``run.json`` ``train`` writes with it.
     onnx : bool, default True
         Export the final model to ``out_dir/model.onnx`` (a free batch axis; input
         ``input``, output ``logits``).
@@ -531,7 +546,8 @@ def train(
     InvalidParameterError
         ``config`` is not a :class:`TrainConfig`, or its device is unavailable.
     StoreError
-        ``out_dir`` holds something else (see ``overwrite``); nothing is written then.  Or a
+        ``out_dir`` holds something else (see ``overwrite``), or another ``train`` is
+        writing it (the error names its process id); nothing is written then.  Or a
         file could not be written (a full disk, say): the message names it, and ``out_dir``
         holds the epochs saved so far (rerun to resume), or, when no epoch was saved, none of
         this run's files (a folder ``train`` created is removed again).
@@ -557,24 +573,62 @@ def train(
         raise parameter_error("config", "train", "a TrainConfig", config)
     run = Path(out_dir)
     device = _resolve_device(config.device)
-    previous = _check_out_dir(run, config, overwrite=overwrite)
-
-    data = _prepare_data(config, device)  # may raise: nothing written yet
-    fresh = previous != config or not resume
-    if fresh:
-        _remove_outputs(run, keep=previous is not None)  # a run kept aside until epoch 1
     created = _first_missing(run)  # removed again if the run fails before saving an epoch
-    state_path = run / "resume.pt"
+    _make_folder(run.parent)
+    try:
+        with writer_lock(run, "train"):
+            return _train_locked(
+                config, run, created, device, progress=progress, resume=resume,
+                overwrite=overwrite, onnx=onnx, on_epoch_end=on_epoch_end,
+            )  # fmt: skip
+    except BaseException:
+        if created is not None and created != run:  # the parents this call made, if empty
+            for folder in run.parents:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                if folder == created:
+                    break
+        raise
+
+
+def _train_locked(
+    config: TrainConfig,
+    run: Path,
+    created: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
+    resume: bool,
+    overwrite: bool,
+    onnx: bool,
+    on_epoch_end: Callable[[int, Mapping[str, float]], None] | None,
+) -> TrainResult:
+    """:func:`train` once it holds the run's lock (see there)."""
+    previous = _check_out_dir(run, config, overwrite=overwrite)
+    fresh = previous != config or not resume
+    replacing = fresh and previous is not None
+    if replacing:
+        _check_replacing(run)
+    data = _prepare_data(config, device)  # may raise: nothing written yet
+    if fresh and not replacing:
+        _remove_outputs(run)  # scratch files of a killed write, in a new or empty folder
+    # a replaced run stays in place until the new one has an epoch: it is written beside
+    home = _scratch(run, "tmp") if replacing else run
+    state_path = home / "resume.pt"
     state = None
     if not fresh and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
     saved = 0 if state is None else int(state["epoch"])  # what a rerun would resume from
     complete = False  # every epoch trained and saved: a rerun only writes what is missing
+    _ACTIVE.add(home)
     try:
-        _make_folder(run / "checkpoints")
-        _write_text(run / "config.json", config.to_json() + "\n")
-        _write_text(run / "run.json", json.dumps(data.meta, indent=2, sort_keys=True) + "\n")
-
+        _make_folder(home / "checkpoints")
+        _write_text(home / "config.json", config.to_json() + "\n")
+        _write_text(home / "run.json", json.dumps(data.meta, indent=2, sort_keys=True) + "\n")
+        if marker_id(home) is None:  # ours: a later overwrite may replace it
+            mark(home, "training run")
         torch.manual_seed(_derive_seed(config.seed, _SEED_INIT))
         model = build_model(config, data.input_shape, data.n_classes).to(device)
         optimizer = _optimizer(config, model)
@@ -587,7 +641,7 @@ def train(
             start = saved
         resumed_from = start
         if start == 0 and 0 in config.checkpoint_epochs:
-            _save(_saved_state(model, data), _checkpoint_path(run, 0))
+            _save(_saved_state(model, data), _checkpoint_path(home, 0))
 
         done = _finished(config, history)
         bar = _progress(progress, config, start)
@@ -606,7 +660,7 @@ def train(
                     history[name].append(metrics[name])
                 done = _finished(config, history)
                 if epoch in config.checkpoint_epochs or done:
-                    _save(_saved_state(model, data), _checkpoint_path(run, epoch))
+                    _save(_saved_state(model, data), _checkpoint_path(home, epoch))
                 _save(
                     {
                         "format": _FORMAT,
@@ -617,9 +671,10 @@ def train(
                     },
                     state_path,
                 )
-                first, saved = not saved, epoch
-                if first:  # the new run has an epoch: the one it replaces goes
-                    _drop_replaced(run)
+                saved = epoch
+                if home != run:  # the new run has an epoch: it takes the old one's place
+                    home = _take_place(home, run)
+                    state_path = home / "resume.pt"
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(
@@ -632,6 +687,8 @@ def train(
             if bar is not None:
                 bar.close()
 
+        if home != run:  # (no epoch was trained: the config asked for none)
+            home = _take_place(home, run)
         complete = True
         final_epoch = len(history["train_loss"])
         final = _checkpoint_path(run, final_epoch)
@@ -639,15 +696,22 @@ def train(
             _save(_saved_state(model, data), final)
         dataset = _history_dataset(history, config, data.meta)
         history_path = run / "history.zarr"
-        write_zarr(dataset, history_path, overwrite=history_path.exists())
+        if not _holds(history_path, dataset):  # (a finished run found again: left as it is)
+            write_zarr(dataset, history_path, overwrite=history_path.exists())
     except StoreError as err:  # a write failed: say what the run directory holds now
-        now = _after_failed_write(run, saved, created, complete=complete)
+        if home != run:
+            now = (
+                f"No epoch had been saved, so nothing of this run was kept; the run in "
+                f"{str(run)!r} that it was to replace is untouched. Free some space (or fix "
+                "what stopped the write) and rerun the same command."
+            )
+        else:
+            now = _after_failed_write(run, saved, created, complete=complete)
         raise StoreError(f"{err} {now}") from err
-    except BaseException:  # stopped before the new run saved an epoch: the old one is back
-        if not saved and (run / REPLACED_RUN).is_dir():
-            with contextlib.suppress(OSError, StoreError):  # else the next train puts it back
-                _put_back(run)
-        raise
+    finally:
+        _ACTIVE.discard(home)
+        if home != run:  # stopped before the new run saved an epoch: the old one stays
+            _cleanup(home)
     onnx_path = None
     if onnx:
         onnx_path = run / "model.onnx"
@@ -878,8 +942,14 @@ def _check_out_dir(run: Path, config: TrainConfig, *, overwrite: bool) -> TrainC
     """
     if os.path.lexists(run) and not run.is_dir():
         raise StoreError(f"{str(run)!r} exists and is not a directory; choose another out_dir.")
-    _recover_replaced(run)
-    if not run.exists() or all(_SCRATCH.match(e.name) for e in run.iterdir()):
+    recover(run)  # an overwrite killed half-way: finished or undone
+    if (run / REPLACED_RUN).exists():
+        raise StoreError(
+            f"{str(run)!r} holds {REPLACED_RUN}, left by an overwrite that an older "
+            "directionkit did not finish: it may hold the run that was being replaced. Move "
+            "what you want to keep out of it and delete it, then rerun."
+        )
+    if not run.exists() or all(_SCRATCH.match(e.name) or e.name == MARKER for e in run.iterdir()):
         return None  # new or empty (but for scratch files of an interrupted write)
     previous, reason = _recognise_run(run)
     if previous is None:
@@ -961,28 +1031,75 @@ def _describe_difference(saved: TrainConfig, given: TrainConfig) -> str:
     return "; ".join(parts)
 
 
-def _remove_outputs(run: Path, *, keep: bool = False) -> None:
-    """Delete what a previous run wrote into ``run`` (and nothing else); ``keep``: move it
-    into ``run/.replaced-run`` instead (renames, which need no disk space).
+def _holds(path: Path, dataset: xr.Dataset) -> bool:
+    """Whether the store at ``path`` verifies and holds exactly ``dataset``."""
+    if not path.is_dir():
+        return False
+    try:
+        stored = open_dataset(path)
+    except StoreError:
+        return False
+    return bool(stored.identical(_json_round_trip(dataset)))
 
-    ``checkpoints/`` loses only its ``epoch_XXXX.pt`` files (and goes when that empties
-    it); ``history.zarr`` goes only if it is a directionkit store.  Scratch files of a
-    killed write are deleted either way.
-    """
-    aside = run / REPLACED_RUN
-    if keep:
-        if os.path.lexists(aside):  # not a kept run (_check_out_dir restores those): the user's
-            raise StoreError(
-                f"{str(aside)!r} exists and is not a run that train set aside; move it away, "
-                "then rerun (train keeps the run it replaces there until the first epoch)."
-            )
-        _make_folder(aside / "checkpoints")
+
+def _json_round_trip(dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` with its attrs as a store gives them back (tuples as lists, ...)."""
+    copy = dataset.copy()
+    copy.attrs = json.loads(json.dumps({k: v for k, v in dataset.attrs.items()}, default=str))
+    return copy
+
+
+def _check_replacing(run: Path) -> None:
+    """A :class:`StoreError` unless the run in ``run`` may be replaced as a whole: it
+    carries directionkit's ownership marker and holds nothing but what :func:`train`
+    writes (so that replacing it deletes nothing else)."""
+    if marker_id(run) is None:
+        raise StoreError(
+            f"Refusing to replace {str(run)!r}: it carries no directionkit ownership marker "
+            f"({MARKER}), so it was not written by this version of train (or the marker was "
+            "removed). Move it away yourself, or choose another out_dir."
+        )
+    saved = set(_saved_checkpoints(run).values())
+    others = []
+    for entry in run.iterdir():
+        if entry.name in (*_RUN_FILES, MARKER, "history.zarr") or _SCRATCH.match(entry.name):
+            continue
+        if entry.name == "checkpoints" and entry.is_dir() and not entry.is_symlink():
+            others += [
+                f"checkpoints/{p.name}"
+                for p in entry.iterdir()
+                if p not in saved and not _SCRATCH.match(p.name)
+            ]
+            continue
+        others.append(entry.name)
+    if others:
+        shown = ", ".join(sorted(others)[:6]) + (" and more" if len(others) > 6 else "")
+        raise StoreError(
+            f"Refusing to replace the run in {str(run)!r}: it also holds files train did "
+            f"not write ({shown}), which replacing the run would delete. Move them out of "
+            "it, then rerun."
+        )
+
+
+def _take_place(home: Path, run: Path) -> Path:
+    """Put the new run (in the scratch folder ``home``) at ``run`` in one atomic swap,
+    then delete the old one; ``run``."""
+    try:
+        _commit(home, run, overwrite=True)
+    except OSError as err:
+        raise StoreError(f"Could not move the new run to {str(run)!r}: {err}.") from err
+    _ACTIVE.discard(home)
+    _cleanup(home)  # the old run, now under the scratch name
+    return run
+
+
+def _remove_outputs(run: Path) -> None:
+    """Delete what this run wrote into ``run`` (and nothing else): train's files, its
+    ``epoch_XXXX.pt`` checkpoints (``checkpoints/`` goes when that empties it), its
+    ``history.zarr`` and marker, and scratch files of a killed write."""
 
     def remove(path: Path) -> None:
-        if keep:
-            if path.exists():
-                _move(path, aside / path.relative_to(run))
-        elif path.is_dir():
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -996,69 +1113,15 @@ def _remove_outputs(run: Path, *, keep: bool = False) -> None:
     if checkpoints.is_dir() and not checkpoints.is_symlink():
         saved = set(_saved_checkpoints(run).values())
         for path in checkpoints.iterdir():
-            if _SCRATCH.match(path.name):
+            if _SCRATCH.match(path.name) or path in saved:
                 path.unlink(missing_ok=True)
-            elif path in saved:
-                remove(path)
         with contextlib.suppress(OSError):
             checkpoints.rmdir()  # kept when it holds anything else
     history = run / "history.zarr"
     if history.is_dir() and replaceable(history) is None:
         remove(history)
-
-
-def _move(source: Path, target: Path) -> None:
-    try:
-        os.replace(source, target)
-    except OSError as err:
-        raise StoreError(f"Could not move {str(source)!r} to {str(target)!r}: {err}.") from err
-
-
-def _put_back(run: Path) -> None:
-    """Replace the newer run's files in ``run`` by the run kept in ``run/.replaced-run``,
-    and remove that folder."""
-    _remove_outputs(run)
-    aside = run / REPLACED_RUN
-    for entry in aside.iterdir():
-        if entry.name == "checkpoints":  # beside the user's own files there, if any
-            _make_folder(run / "checkpoints")
-            for path in entry.iterdir():
-                _move(path, run / "checkpoints" / path.name)
-        else:
-            _move(entry, run / entry.name)
-    shutil.rmtree(aside)
-
-
-def _drop_replaced(run: Path) -> None:
-    """Delete the run kept aside in ``run/.replaced-run``, if any (the new run has an epoch)."""
-    aside = run / REPLACED_RUN
-    if aside.is_dir() and not aside.is_symlink():
-        try:
-            shutil.rmtree(aside)
-        except OSError as err:
-            raise StoreError(
-                f"Could not delete the replaced run in {str(aside)!r}: {err}."
-            ) from err
-
-
-def _recover_replaced(run: Path) -> None:
-    """Finish what a killed :func:`train` left: a run kept aside in ``run/.replaced-run``
-    comes back when the new run had saved no epoch, and is deleted when it had.
-
-    Only a folder holding a training config is touched (``train`` moves ``config.json``
-    there first); anything else of that name is left to the checks after this.
-    """
-    aside = run / REPLACED_RUN
-    if aside.is_symlink() or not aside.is_dir() or not (aside / "config.json").is_file():
-        return
-    try:
-        TrainConfig.from_dict(json.loads((aside / "config.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        return
-    if (run / "resume.pt").is_file():
-        _drop_replaced(run)
-    else:
-        _put_back(run)
+    if (run / MARKER).is_file() and not any(e.name != MARKER for e in run.iterdir()):
+        (run / MARKER).unlink()
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -1085,7 +1148,7 @@ def _after_failed_write(run: Path, saved: int, created: Path | None, *, complete
     With an epoch saved, the run stays (a rerun resumes from ``saved``, or only writes what
     is missing when training was ``complete``); without one, nothing in it is worth keeping,
     and the files this run wrote are removed again, with the folders it created
-    (``created``: the outermost one), and a run it was replacing is put back.
+    (``created``: the outermost one).
     """
     if saved:
         rerun = (
@@ -1098,12 +1161,8 @@ def _after_failed_write(run: Path, saved: int, created: Path | None, *, complete
             "(resume.pt, checkpoints). Free some space (or fix what stopped the write) and "
             f"rerun the same command: {rerun}."
         )
-    restored = (run / REPLACED_RUN).is_dir()
     try:
-        if restored:
-            _put_back(run)
-        else:
-            _remove_outputs(run)
+        _remove_outputs(run)
     except (OSError, StoreError) as err:
         return (
             f"No epoch had been saved, and removing this run's partial files from "
@@ -1111,21 +1170,16 @@ def _after_failed_write(run: Path, saved: int, created: Path | None, *, complete
         )
     where = f"{str(run)!r} holds none of its files"
     if created is not None:
-        for folder in (run, *run.parents):
-            try:
-                folder.rmdir()  # only while empty: nothing but ours is ever removed
-            except OSError:
-                break
-            if folder == created:
-                where = f"{str(run)!r}, which it had created, was removed again" + (
-                    f" (with the folders it had created for it, from {str(created)!r} on)"
-                    if created != run
-                    else ""
-                )
-                break
-    gone = " (the run it was replacing is back in place)" if restored else ""
+        with contextlib.suppress(OSError):
+            run.rmdir()  # only while empty: nothing but ours is ever removed
+            # (the folders made for it go once train has let go of its lock in them)
+            where = f"{str(run)!r}, which it had created, was removed again" + (
+                f" (with the folders it had created for it, from {str(created)!r} on)"
+                if created != run
+                else ""
+            )
     return (
-        f"No epoch had been saved, so nothing of this run was kept: {where}{gone}. Free "
+        f"No epoch had been saved, so nothing of this run was kept: {where}. Free "
         "some space (or fix what stopped the write) and rerun the same command."
     )
 

@@ -34,7 +34,7 @@ def test_report_writes_a_png_per_figure_and_a_self_contained_page(
 ) -> None:
     out = write_report(result, tmp_path / "report")
     assert out == tmp_path / "report"
-    assert sorted(p.name for p in out.iterdir()) == sorted(
+    assert sorted(p.name for p in out.iterdir() if p.name != ".directionkit") == sorted(
         [f"{name}.png" for name in ALL_FIGURES] + ["report.html"]
     )
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -131,7 +131,7 @@ def test_a_partial_analysis_gets_a_partial_report(tmp_path: Path) -> None:
         coords={"site": ("unit", ["a", "a", "b"]), "unit_index": ("unit", [0, 1, 0])},
     )
     out = write_report(ds, tmp_path / "report")
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if p.name != ".directionkit") == [
         "report.html", "selectivity_by_depth.png", "selectivity_histograms.png",
     ]  # fmt: skip
     assert summary_table(ds).splitlines() == [
@@ -191,7 +191,7 @@ def test_figures_are_written_at_print_resolution_and_as_svg(
     ds = result.dataset[["accuracy", "selectivity"]]  # two figures: fast
     figures = ds.pipe(dk.Analysis).plot()
     both = write_report(ds, tmp_path / "both", format="both")
-    assert sorted(p.name for p in both.iterdir()) == sorted(
+    assert sorted(p.name for p in both.iterdir() if p.name != ".directionkit") == sorted(
         [f"{n}.{s}" for n in figures for s in ("png", "svg")] + ["report.html"]
     )
     for name, figure in figures.items():

@@ -45,8 +45,9 @@ def test_round_trip_is_identical_and_plain_xarray_reads_it_without_warnings(tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain = xr.open_zarr(path).load()
-    # plain xarray also sees the metadata checksum that dk.open checks and drops
-    assert len(plain.attrs.pop("directionkit_metadata_sha256")) == 64
+    # plain xarray also sees the integrity record that dk.open checks and drops
+    record = plain.attrs.pop("directionkit_integrity")
+    assert len(record["id"]) == 32 and "selectivity/c/0" in record["files"]
     xr.testing.assert_identical(plain, result.dataset)
     assert "selectivity" in repr(back) and "fc1" in list(back["site"].values)
 
@@ -126,8 +127,13 @@ def test_opening_what_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
     xr.Dataset({"x": ("a", [1.0])}).to_zarr(
         tmp_path / "other.zarr", zarr_format=3, consolidated=False
     )
-    with pytest.raises(StoreError, match="not a directionkit analysis"):
+    with pytest.raises(StoreError, match="has no integrity record"):
         dk.open(tmp_path / "other.zarr")
+    with (
+        pytest.warns(dk.DirectionKitWarning, match="without verifying"),
+        pytest.raises(StoreError, match="not a directionkit analysis"),
+    ):
+        dk.open(tmp_path / "other.zarr", verify=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError):
         dk.open(tmp_path / "empty")

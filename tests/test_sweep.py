@@ -292,7 +292,7 @@ def test_damaged_or_missing_chunks_are_errors_naming_the_variable(tmp_path: Path
     # a model's per-unit group: a deleted chunk file is missing, not silently NaN
     (deleted,) = _chunk_files(store / "units" / "m0" / "selectivity")
     deleted.unlink()
-    with pytest.raises(dk.StoreError, match=r"variable 'selectivity' is missing 1 of its 1 chunk"):
+    with pytest.raises(dk.StoreError, match=r"variable 'selectivity' is missing its file"):
         result.units("m0")
     with pytest.raises(dk.StoreError, match="'selectivity'"):
         result.unit_variable("selectivity")

@@ -47,7 +47,7 @@ def test_short_run_converges_on_digits_and_writes_every_output(tmp_path: Path) -
     result = train(config, tmp_path / "run", progress=False, onnx=False)
 
     history = xr.open_zarr(tmp_path / "run" / "history.zarr").load()
-    assert len(history.attrs.pop("directionkit_metadata_sha256")) == 64  # what dk.open checks
+    assert len(history.attrs.pop("directionkit_integrity")["id"]) == 32  # what dk.open checks
     assert dict(history.sizes) == {"epoch": 6}
     assert history["epoch"].values.tolist() == [1, 2, 3, 4, 5, 6]
     assert set(history.data_vars) == set(HISTORY_VARIABLES)

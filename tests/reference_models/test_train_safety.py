@@ -101,7 +101,7 @@ def _foreign_history(folder: Path) -> None:  # a run's files, but a history.zarr
     [
         (_foreign_config, "its config.json is not a TrainConfig: Unknown TrainConfig field"),
         (_config_without_run, "it has a config.json but not the run.json"),
-        (_foreign_history, "its history.zarr: it is not a directionkit store"),
+        (_foreign_history, "its history.zarr: it carries no directionkit ownership marker"),
     ],
     ids=["foreign-config", "config-without-run-json", "foreign-history"],
 )
@@ -132,13 +132,19 @@ def test_overwrite_replaces_an_earlier_run_and_only_its_files(
     assert "holds a run of a different config (seed: saved 0, given 1;" in err
     assert "pass --overwrite to replace it" in err
 
+    # the run is replaced as a whole: files of the user's in it would go, so it is refused
+    before = contents(run)
+    assert main([*TRAIN, "--epochs", "2", "--seed", "1", "--out", str(run), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "also holds files train did not write (checkpoints/mine.pt, notes.txt)" in err
+    assert contents(run) == before
+    (run / "notes.txt").unlink()
+    (run / "checkpoints" / "mine.pt").unlink()
     assert main([*TRAIN, "--epochs", "2", "--seed", "1", "--out", str(run), "--overwrite"]) == 0
     assert "2 epochs (trained)" in capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["seed"] == 1
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0002.pt", "mine.pt"]
-    assert (run / "checkpoints" / "mine.pt").read_bytes() == b"my weights"
-    assert (run / "notes.txt").read_text() == "about this run"
-    assert not (run / ".replaced-run").exists()  # the old run was kept aside until epoch 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0002.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left beside it
     assert main([*TRAIN, "--epochs", "2", "--seed", "1", "--out", str(run)]) == 0
     assert "(already complete)" in capsys.readouterr().out  # resuming still finds the run
 
@@ -228,13 +234,14 @@ def disk_full_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     return arm
 
 
-# writes of a fresh 3-epoch run: config.json, run.json, resume.pt after epochs 1 and 2,
-# epoch_0003.pt and resume.pt after epoch 3, then history.zarr
-CONFIG_JSON, FIRST_EPOCH, THIRD_EPOCH, HISTORY = 0, 2, 4, 6
+# writes of a fresh 3-epoch run: config.json, run.json, the ownership marker, resume.pt
+# after epochs 1 and 2, epoch_0003.pt and resume.pt after epoch 3, then history.zarr
+CONFIG_JSON, FIRST_EPOCH, THIRD_EPOCH, HISTORY = 0, 3, 5, 7
 
 
 def scratch(folder: Path) -> list[str]:
-    return [str(p.relative_to(folder)) for p in folder.rglob(".*")]
+    """Hidden files left in ``folder`` but the run's ownership marker."""
+    return [str(p.relative_to(folder)) for p in folder.rglob(".*") if p.name != ".directionkit"]
 
 
 def test_cli_full_disk_before_an_epoch_is_saved_is_status_2_and_leaves_nothing(
@@ -327,16 +334,20 @@ def test_a_full_disk_at_the_onnx_export_says_so(
 
 
 def an_earlier_run(run: Path) -> dict[str, bytes | None]:
-    """A finished 2-epoch run in ``run`` (seed 0), with a file of the user's beside it."""
+    """A finished 2-epoch run in ``run`` (seed 0)."""
     train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run, progress=False, onnx=False)
-    (run / "notes.txt").write_text("about this run")
     return contents(run)
 
 
 REPLACEMENT = TrainConfig(**SMALL, epochs=2, seed=1)
 
 
-def test_a_full_disk_before_the_first_epoch_puts_the_replaced_run_back(
+def beside(run: Path) -> list[str]:
+    """What is in the folder of ``run`` besides it (scratch folders, locks)."""
+    return sorted(p.name for p in run.parent.iterdir() if p != run)
+
+
+def test_a_full_disk_before_the_first_epoch_leaves_the_replaced_run_untouched(
     tmp_path: Path, disk_full_after: Callable[[int], None]
 ) -> None:
     run = tmp_path / "run"
@@ -345,13 +356,14 @@ def test_a_full_disk_before_the_first_epoch_puts_the_replaced_run_back(
     with pytest.raises(StoreError) as info:
         train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
     message = str(info.value)
-    assert f"Could not write {str(run / 'resume.pt')!r}" in message and NO_SPACE in message
+    assert "resume.pt'" in message and NO_SPACE in message
     assert "No epoch had been saved" in message
-    assert "the run it was replacing is back in place" in message
-    assert contents(run) == before  # byte for byte, and no .replaced-run left
+    assert "that it was to replace is untouched" in message
+    assert contents(run) == before  # byte for byte
+    assert beside(run) == []  # the new run's folder and the lock are gone
 
 
-def test_an_interrupt_before_the_first_epoch_puts_the_replaced_run_back(
+def test_an_interrupt_before_the_first_epoch_leaves_the_replaced_run_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from directionkit.reference_models import train as train_module
@@ -361,14 +373,15 @@ def test_an_interrupt_before_the_first_epoch_puts_the_replaced_run_back(
     seen = []
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
-        seen.append(json.loads((run / ".replaced-run" / "config.json").read_text())["seed"])
+        seen.append(json.loads((run / "config.json").read_text())["seed"])
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
-    assert seen == [0]  # during the first epoch, the old run waited aside
+    assert seen == [0]  # during the first epoch, the old run was still in place
     assert contents(run) == before
+    assert beside(run) == []
 
 
 def kill_during(run: Path, function: str) -> None:
@@ -386,42 +399,50 @@ def kill_during(run: Path, function: str) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
 
-def test_a_kill_before_the_first_epoch_is_undone_by_the_next_train(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_kill_before_the_first_epoch_leaves_the_old_run_complete(tmp_path: Path) -> None:
     run = tmp_path / "run"
     before = an_earlier_run(run)
     kill_during(run, "_train_epoch")
-    assert json.loads((run / "config.json").read_text())["seed"] == 1  # the new run had begun
-    assert (run / ".replaced-run" / "checkpoints" / "epoch_0002.pt").is_file()
-    assert main(["analyze", str(run), "--data", str(run), "--out", str(tmp_path / "a.zarr")]) == 2
-    assert "the old run waits in" in capsys.readouterr().err  # not a mystery "no model.onnx"
-
-    again = train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run, progress=False,
-                  onnx=False)  # fmt: skip
+    assert contents(run) == before  # the new run was being written beside it
+    assert [n.split("-")[0] for n in beside(run)] == [".run.lock", ".run.tmp"]
+    with pytest.warns(RuntimeWarning, match="interrupted write"):
+        again = train(TrainConfig(**SMALL, epochs=2, checkpoint_epochs=(1,)), run,
+                      progress=False, onnx=False)  # fmt: skip
     assert again.resumed_from == again.final_epoch == 2  # found complete, not retrained
     assert contents(run) == before
+    assert beside(run) == []
 
 
-def test_a_kill_after_the_first_epoch_keeps_the_new_run(tmp_path: Path) -> None:
+def test_a_kill_after_the_swap_keeps_the_new_run(tmp_path: Path) -> None:
     run = tmp_path / "run"
     an_earlier_run(run)
-    kill_during(run, "_drop_replaced")  # epoch 1 saved, the old run not yet deleted
+    kill_during(run, "_cleanup")  # epoch 1 saved and swapped in, the old run not yet deleted
     assert torch.load(run / "resume.pt", weights_only=True)["epoch"] == 1
-    assert (run / ".replaced-run").is_dir()
-
-    resumed = train(REPLACEMENT, run, progress=False, onnx=False)
+    assert json.loads((run / "config.json").read_text())["seed"] == 1
+    with pytest.warns(RuntimeWarning, match="interrupted write"):
+        resumed = train(REPLACEMENT, run, progress=False, onnx=False)
     assert resumed.resumed_from == 1 and resumed.final_epoch == 2
-    assert not (run / ".replaced-run").exists()
-    assert (run / "notes.txt").read_text() == "about this run"
+    assert beside(run) == []
 
 
-def test_a_folder_of_the_users_named_like_the_kept_run_is_never_touched(tmp_path: Path) -> None:
+def test_a_replaced_run_folder_of_an_older_version_is_never_touched(tmp_path: Path) -> None:
     run = tmp_path / "run"
     an_earlier_run(run)
     (run / ".replaced-run").mkdir()
     (run / ".replaced-run" / "mine.txt").write_text("not train's")
     before = contents(run)
-    with pytest.raises(StoreError, match=r"\.replaced-run' exists and is not a run that train"):
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match=r"holds \.replaced-run, left by an overwrite"):
+            train(REPLACEMENT, run, progress=False, onnx=False, overwrite=overwrite)
+    assert contents(run) == before
+
+
+def test_a_run_without_the_ownership_marker_is_not_replaced(tmp_path: Path) -> None:
+    """A run of an older version (or whose marker was removed) resumes, but is not replaced."""
+    run = tmp_path / "run"
+    an_earlier_run(run)
+    (run / ".directionkit").unlink()
+    before = contents(run)
+    with pytest.raises(StoreError, match="carries no directionkit ownership marker"):
         train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
     assert contents(run) == before

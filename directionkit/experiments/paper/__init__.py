@@ -38,15 +38,19 @@ Training needs the torch extra; it is imported only when a network is trained or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
+from directionkit._ownership import writer_lock
 from directionkit._validation import check_choice, parameter_error
+from directionkit.errors import StoreError
 from directionkit.experiments.paper._core import (
     DATASETS,
     SCALES,
@@ -58,7 +62,7 @@ from directionkit.experiments.paper._core import (
 from directionkit.experiments.paper._experiments import EXPERIMENTS, Experiment, claims_text
 from directionkit.experiments.paper._report import write_summary
 from directionkit.experiments.paper._rules import VERDICTS, Rule
-from directionkit.store import _strings_as_objects, write_zarr
+from directionkit.store import _strings_as_objects, open_dataset, write_zarr
 
 __all__ = [
     "DATASETS",
@@ -146,7 +150,7 @@ def _run(experiment: Experiment, ws: Workspace) -> ExperimentResult:
         }
     )
     write_zarr(built, store, overwrite=True)
-    stored = xr.open_zarr(store).load()
+    stored = open_dataset(store)
     statistics = _json_ready(experiment.statistics(stored))
     verdict = experiment.rule(statistics)
     plt_figures = experiment.figures(stored, statistics)
@@ -219,8 +223,23 @@ def run_experiment(
     ('inconclusive', True)
     """
     check_choice(name, "name", "run_experiment", tuple(EXPERIMENTS))
-    ws = _workspace(out, scale, dataset, data_root, device, progress, "run_experiment")
-    return _run(EXPERIMENTS[name], ws)
+    with _locked(out, "run_experiment"):
+        ws = _workspace(out, scale, dataset, data_root, device, progress, "run_experiment")
+        return _run(EXPERIMENTS[name], ws)
+
+
+@contextlib.contextmanager
+def _locked(out: str | os.PathLike[str], func: str) -> Iterator[None]:
+    """Hold the one-writer lock of the folder ``out`` (its parents made first)."""
+    folder = Path(out)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise StoreError(f"{str(folder)!r} exists and is not a folder.")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"Could not create the folder {str(folder.parent)!r}: {err}.") from err
+    with writer_lock(folder, func):
+        yield
 
 
 def reproduce(
@@ -258,13 +277,27 @@ def reproduce(
     >>> with tempfile.TemporaryDirectory() as out:
     ...     results = reproduce(["l1"], out, scale="toy", device="cpu", progress=False)
     ...     sorted(p.name for p in Path(out).glob("*.*"))
-    ['SUMMARY.md', 'report.html']
+    ['.directionkit', 'SUMMARY.md', 'report.html']
     """
     if isinstance(experiments, str):
         raise parameter_error("experiments", "reproduce", "a sequence of names", experiments)
     names = list(EXPERIMENTS) if experiments is None else list(experiments)
     for name in names:
         check_choice(name, "experiments", "reproduce", tuple(EXPERIMENTS))
+    with _locked(out, "reproduce"):
+        return _reproduce(names, out, scale, dataset, data_root, device, progress, on_result)
+
+
+def _reproduce(
+    names: list[str],
+    out: str | os.PathLike[str],
+    scale: str | Scale,
+    dataset: str | None,
+    data_root: str | os.PathLike[str] | None,
+    device: str,
+    progress: bool,
+    on_result: Callable[[ExperimentResult], None] | None,
+) -> list[ExperimentResult]:
     ws = _workspace(out, scale, dataset, data_root, device, progress, "reproduce")
     from tqdm.auto import tqdm
 

@@ -35,9 +35,10 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from directionkit._ownership import MARKER, mark, marker_id
 from directionkit._validation import check_choice, parameter_error
 from directionkit.errors import DirectionKitWarning, StoreError
-from directionkit.store import Analysis
+from directionkit.store import Analysis, open_dataset
 from directionkit.store import open as open_store
 
 if TYPE_CHECKING:
@@ -374,6 +375,15 @@ class Workspace:
         if self.out.exists() and not self.out.is_dir():
             raise StoreError(f"{str(self.out)!r} exists and is not a folder.")
         self.out.mkdir(parents=True, exist_ok=True)
+        if marker_id(self.out) is None:
+            if any(self.out.iterdir()):
+                raise StoreError(
+                    f"{str(self.out)!r} is not empty and carries no directionkit ownership "
+                    f"marker ({MARKER}): reproduce writes only into a folder it made (or an "
+                    "empty one), and never into a folder of yours. Choose a new or empty "
+                    "folder."
+                )
+            mark(self.out, "reproduce")
         self.scale = scale
         self.dataset = dataset
         self.data_root = None if data_root is None else os.fspath(data_root)
@@ -477,7 +487,7 @@ class Workspace:
         with the train and test accuracy and loss at that epoch.
         """
         config = json.loads((run / "config.json").read_text())
-        history = xr.open_zarr(run / "history.zarr").load()
+        history = open_dataset(run / "history.zarr")
         epochs = history["epoch"].values
         chosen = int(epochs[-1]) if epoch is None else int(epoch)
         key = {

@@ -28,6 +28,7 @@ from directionkit.experiments.paper._core import (
     stack_units,
 )
 from directionkit.experiments.paper._rules import Claim, Rule, all_of
+from directionkit.store import open_dataset
 
 __all__ = ["EXPERIMENTS", "Experiment", "ProtocolRow"]
 
@@ -502,7 +503,7 @@ def _early_build(ws: Workspace) -> tuple[xr.Dataset, str]:
             checkpoint_epochs=checkpoints,
         )
         run = ws.train(config, "mlp-early-stopping")
-        history = xr.open_zarr(run / "history.zarr").load()
+        history = open_dataset(run / "history.zarr")
         aucs = [
             float(_ablation(ws, run, epoch=e)["ablation_auc"])
             for e in ws.bar(checkpoints, f"checkpoints of seed {seed}")
