@@ -23,7 +23,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from directionkit._integrity import read_record
 from directionkit._version import __version__
@@ -199,12 +198,3 @@ def writer_lock(path: str | os.PathLike[str], what: str = "this write") -> Itera
         with contextlib.suppress(OSError):
             os.unlink(_lock_path(target))  # while still holding it: no one else has it
         os.close(fd)
-
-
-def describe(folder: Path) -> dict[str, Any] | None:
-    """The marker file of ``folder`` as a dict (None: none, or unreadable)."""
-    try:
-        found = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) else None

@@ -76,8 +76,7 @@ from directionkit.store import (
     VERSION_ATTR,
     Analysis,
     _checksummed_encoding,
-    _no_consolidation_warning,
-    _seal,
+    _write_sealed,
     atomic_directory,
     open_dataset,
 )
@@ -338,15 +337,15 @@ def _create_store(path: Path, root: xr.Dataset, attrs: dict[str, Any], overwrite
     for name, var in root.data_vars.items():
         if var.dims[:1] == ("model",):
             encoding[str(name)]["chunks"] = (1, *var.shape[1:])
+    per_model = {"group": UNITS_GROUP, "variables": sorted(_ROW_VARIABLES)}
     with atomic_directory(path, overwrite=overwrite) as temporary:
-        with _no_consolidation_warning():
-            root.to_zarr(
-                temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
-                write_empty_chunks=True,
-            )  # fmt: skip
-        zarr.open_group(temporary / UNITS_GROUP, mode="w-", zarr_format=3)
-        per_model = {"group": UNITS_GROUP, "variables": sorted(_ROW_VARIABLES)}
-        _seal(temporary, per_model_files(per_model), {"per_model": per_model})
+        _write_sealed(
+            root, temporary, encoding=encoding,
+            before_seal=lambda folder: zarr.open_group(
+                folder / UNITS_GROUP, mode="w-", zarr_format=3
+            ),
+            skip=per_model_files(per_model), extra={"per_model": per_model},
+        )  # fmt: skip
 
 
 #: Root variables a sweep's tasks fill in, one chunk per model: outside the root's
@@ -575,11 +574,7 @@ def _run_one(
     # the model's group records the digests of its row's chunks: open_sweep checks them
     row = {"sweep_row": _row_files(path, index), "sweep_index": index}
     with atomic_directory(path / UNITS_GROUP / name, overwrite=True) as temporary:
-        dataset.to_zarr(
-            temporary, mode="w-", zarr_format=3, consolidated=False,
-            encoding=_checksummed_encoding(dataset), write_empty_chunks=True,
-        )  # fmt: skip
-        _seal(temporary, extra=row)
+        _write_sealed(dataset, temporary, extra=row)
     group["done"][index] = True  # last: the model counts as finished only now
     # where the task's time went (the benchmark's timeline): load / train, analyze, write
     phases = {

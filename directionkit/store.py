@@ -33,7 +33,6 @@ from directionkit._integrity import (
     INTEGRITY_ATTR,
     check_integrity,
     file_digest,
-    read_record,
     seal,
     unverified,
 )
@@ -346,15 +345,33 @@ def write_zarr(
     attrs.setdefault(VERSION_ATTR, __version__)
     dataset = dataset.copy()
     dataset.attrs = attrs
-    encoding = _checksummed_encoding(dataset)
     with atomic_directory(path, overwrite=overwrite) as temporary:
-        with _no_consolidation_warning():
-            dataset.to_zarr(
-                temporary, mode="w-", zarr_format=3, consolidated=False, encoding=encoding,
-                write_empty_chunks=True,
-            )  # fmt: skip
-        _seal(temporary)
+        _write_sealed(dataset, temporary)
     return Path(path)
+
+
+def _write_sealed(
+    dataset: xr.Dataset,
+    folder: Path,
+    *,
+    encoding: dict[str, dict[str, Any]] | None = None,
+    before_seal: Callable[[Path], object] | None = None,
+    skip: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``dataset`` into the new ``folder`` (a temporary of :func:`atomic_directory`):
+    every chunk written and checksummed, then sealed (:func:`_seal`).  ``encoding``
+    defaults to :func:`_checksummed_encoding`; ``before_seal(folder)`` adds what else
+    the store holds; ``skip`` and ``extra`` go to the integrity record."""
+    with _no_consolidation_warning():
+        dataset.to_zarr(
+            folder, mode="w-", zarr_format=3, consolidated=False,
+            encoding=_checksummed_encoding(dataset) if encoding is None else encoding,
+            write_empty_chunks=True,
+        )  # fmt: skip
+    if before_seal is not None:
+        before_seal(folder)
+    _seal(folder, skip, extra)
 
 
 def _seal(store: Path, skip: Any = None, extra: Mapping[str, Any] | None = None) -> None:
@@ -465,10 +482,6 @@ def replaceable(path: str | os.PathLike[str]) -> str | None:
         if (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino):
             break
     return reason
-
-
-def _is_directionkit_zarr(path: Path) -> bool:
-    return read_record(path) is not None
 
 
 def _check_replaceable(target: Path) -> None:
@@ -630,7 +643,7 @@ def recover(path: str | os.PathLike[str]) -> list[str]:
                     "interrupted before the new store was in place"
                 )
                 continue
-        if _is_directionkit_zarr(target) or replaceable(target) is None:
+        if replaceable(target) is None:
             deleting = _scratch(target, "del")
             with contextlib.suppress(OSError):
                 os.rename(backup, deleting)
@@ -1132,8 +1145,14 @@ class _CheckedArray(BackendArray):
             return
         size = int(self._array.chunks[0])
         if isinstance(rows, slice):
-            chunks = {i // size for i in range(*rows.indices(self.shape[0]))[:: size or 1]}
-            chunks |= {i // size for i in range(*rows.indices(self.shape[0]))[-1:]}
+            span = range(*rows.indices(self.shape[0]))
+            if not span:
+                return
+            low, high = min(span[0], span[-1]), max(span[0], span[-1])
+            if abs(span.step) == 1:  # every chunk from the first row's to the last's
+                chunks = set(range(low // size, high // size + 1))
+            else:  # a stride may pass over chunks: only those it lands in
+                chunks = {i // size for i in span}
         else:
             chunks = {int(i) // size for i in np.atleast_1d(np.asarray(rows)).ravel()}
         tail = "/0" * (len(self.shape) - 1)

@@ -86,6 +86,7 @@ from directionkit.store import (
     VERSION_ATTR,
     _cleanup,
     _commit,
+    _json_attrs,
     _scratch,
     open_dataset,
     recover,
@@ -1039,14 +1040,9 @@ def _holds(path: Path, dataset: xr.Dataset) -> bool:
         stored = open_dataset(path)
     except StoreError:
         return False
-    return bool(stored.identical(_json_round_trip(dataset)))
-
-
-def _json_round_trip(dataset: xr.Dataset) -> xr.Dataset:
-    """``dataset`` with its attrs as a store gives them back (tuples as lists, ...)."""
-    copy = dataset.copy()
-    copy.attrs = json.loads(json.dumps({k: v for k, v in dataset.attrs.items()}, default=str))
-    return copy
+    expected = dataset.copy()
+    expected.attrs = _json_attrs(dataset.attrs)  # as the store gives them back
+    return bool(stored.identical(expected))
 
 
 def _check_replacing(run: Path) -> None:
@@ -1088,7 +1084,6 @@ def _take_place(home: Path, run: Path) -> Path:
         _commit(home, run, overwrite=True)
     except OSError as err:
         raise StoreError(f"Could not move the new run to {str(run)!r}: {err}.") from err
-    _ACTIVE.discard(home)
     _cleanup(home)  # the old run, now under the scratch name
     return run
 

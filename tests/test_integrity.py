@@ -258,6 +258,9 @@ def test_activation_stores_check_each_chunk_as_read_and_their_metadata_when_open
     assert opened[:4].values.shape == (4, 3)
     with pytest.raises(StoreError, match="activations/c/1/0"):
         _ = opened[4:8].values
+    strided = open_activations(a)  # rows 0, 2, 4, 6, 8: chunk 1 (rows 4-7, copied) between
+    with pytest.raises(StoreError, match="activations/c/1/0"):
+        _ = strided[0:10:2].values
     set_attribute("activations", "scale_factor", 2.0)(b)
     with pytest.raises(StoreError, match="metadata of variable 'activations'"):
         open_activations(b)
