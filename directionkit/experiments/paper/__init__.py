@@ -285,24 +285,17 @@ def reproduce(
     for name in names:
         check_choice(name, "experiments", "reproduce", tuple(EXPERIMENTS))
     with _locked(out, "reproduce"):
-        return _reproduce(names, out, scale, dataset, data_root, device, progress, on_result)
+        ws = _workspace(out, scale, dataset, data_root, device, progress, "reproduce")
+        return _reproduce(names, ws, on_result)
 
 
 def _reproduce(
-    names: list[str],
-    out: str | os.PathLike[str],
-    scale: str | Scale,
-    dataset: str | None,
-    data_root: str | os.PathLike[str] | None,
-    device: str,
-    progress: bool,
-    on_result: Callable[[ExperimentResult], None] | None,
+    names: list[str], ws: Workspace, on_result: Callable[[ExperimentResult], None] | None
 ) -> list[ExperimentResult]:
-    ws = _workspace(out, scale, dataset, data_root, device, progress, "reproduce")
     from tqdm.auto import tqdm
 
     results = []
-    bar = tqdm(names, desc="paper", disable=not progress)
+    bar = tqdm(names, desc="paper", disable=not ws.progress)
     for name in bar:
         bar.set_postfix_str(name)
         result = _run(EXPERIMENTS[name], ws)
