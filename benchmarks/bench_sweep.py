@@ -106,7 +106,7 @@ def _leave_fast() -> None:
     """Pool processes skip the interpreter's teardown at exit, as the sweep's workers do.
 
     Tearing down torch took 1-4 s per process on this machine, which the pool's shutdown
-    waits for; the sweep's own workers skip it (``directionkit._sweep_worker``), so the
+    waits for; the sweep's own workers skip it (``directionkit.population._worker``), so the
     ceiling does too.
     """
     import atexit
@@ -152,7 +152,7 @@ PHASES = ("prepare", "start", "scatter", "to 1st task", "tasks", "collect", "shu
 
 
 def phases(t0: float, marks: list[tuple[str, float, object]]) -> dict[str, float]:
-    """Wall seconds of each phase of one run, from its marks (see ``_sweep._mark``).
+    """Wall seconds of each phase of one run, from its marks (see ``population._timeline._mark``).
 
     prepare: the call until the cluster is asked for (store creation); start: until the
     workers are up (the pool starts its processes with the first task, so 0 there);
@@ -193,7 +193,7 @@ def task_seconds(marks: list[tuple[str, float, object]]) -> tuple[float, float]:
 
 def timeline(models: dict[str, TrainConfig], kwargs: dict[str, object], repeats: int) -> None:
     """The sequential loop once, then ``repeats`` x (process pool, sweep), back to back."""
-    from directionkit import _sweep
+    from directionkit.population import _timeline
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -208,14 +208,14 @@ def timeline(models: dict[str, TrainConfig], kwargs: dict[str, object], repeats:
                 if kind == "pool":
                     process_pool(models, root / f"pool{r}", kwargs, marks)
                 else:
-                    _sweep._TIMELINE = marks
+                    _timeline._TIMELINE = marks
                     try:
                         dk.sweep(
                             models, "train", train_data="train", store=root / f"s{r}.zarr",
                             runs_dir=root / f"runs{r}", progress=False, **kwargs,  # type: ignore[arg-type]
                         )  # fmt: skip
                     finally:
-                        _sweep._TIMELINE = None
+                        _timeline._TIMELINE = None
                 row = phases(t0, marks)
                 first, other = task_seconds(marks)
                 cells = "".join(f"{row[p]:12.2f}" for p in PHASES)

@@ -24,21 +24,21 @@ from directionkit._version import __version__
 # the public names are imported on first use (PEP 562), so that `import directionkit` and
 # the command line's `--help` stay fast: the modules behind them import xarray and scipy
 _HOME = {
-    "analyze": "directionkit._api",
-    "AUCMonitor": "directionkit._monitor",
-    "estimate_auc": "directionkit._monitor",
-    "select": "directionkit._selection",
-    "selection_report": "directionkit._selection",
-    "Checkpoint": "directionkit._sweep",
-    "SweepResult": "directionkit._sweep",
-    "open_sweep": "directionkit._sweep",
-    "sweep": "directionkit._sweep",
+    "analyze": "directionkit.api",
+    "AUCMonitor": "directionkit.population",
+    "estimate_auc": "directionkit.population",
+    "select": "directionkit.population",
+    "selection_report": "directionkit.population",
+    "Checkpoint": "directionkit.population",
+    "SweepResult": "directionkit.population",
+    "open_sweep": "directionkit.population",
+    "sweep": "directionkit.population",
     "Interventions": "directionkit.adapter",
     "ModelAdapter": "directionkit.adapter",
     "RunOutput": "directionkit.adapter",
     "Site": "directionkit.adapter",
-    "Comparison": "directionkit.compare",
-    "compare": "directionkit.compare",
+    "Comparison": "directionkit.report",
+    "compare": "directionkit.report",
     "DirectionKitError": "directionkit.errors",
     "DirectionKitWarning": "directionkit.errors",
     "InvalidDataError": "directionkit.errors",
@@ -51,8 +51,8 @@ _HOME = {
     "class_selectivity": "directionkit.metrics",
     "mutual_information": "directionkit.metrics",
     "spearman": "directionkit.metrics",
-    "Analysis": "directionkit.store",
-    "open": "directionkit.store",
+    "Analysis": "directionkit.api",
+    "open": "directionkit.api",
 }
 
 
@@ -76,7 +76,7 @@ class _Package(types.ModuleType):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _HOME and isinstance(value, types.ModuleType):
-            value = getattr(value, name)
+            value = getattr(importlib.import_module(_HOME[name]), name)  # not the module's
         super().__setattr__(name, value)
 
 
@@ -84,12 +84,8 @@ sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:
-    from directionkit._api import analyze
-    from directionkit._monitor import AUCMonitor, estimate_auc
-    from directionkit._selection import select, selection_report
-    from directionkit._sweep import Checkpoint, SweepResult, open_sweep, sweep
     from directionkit.adapter import Interventions, ModelAdapter, RunOutput, Site
-    from directionkit.compare import Comparison, compare
+    from directionkit.api import Analysis, analyze, open
     from directionkit.errors import (
         DirectionKitError,
         DirectionKitWarning,
@@ -106,7 +102,17 @@ if TYPE_CHECKING:
         mutual_information,
         spearman,
     )
-    from directionkit.store import Analysis, open
+    from directionkit.population import (
+        AUCMonitor,
+        Checkpoint,
+        SweepResult,
+        estimate_auc,
+        open_sweep,
+        select,
+        selection_report,
+        sweep,
+    )
+    from directionkit.report import Comparison, compare
 
 __all__ = [
     "AUCMonitor",

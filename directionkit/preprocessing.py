@@ -17,8 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from directionkit._choices import LAYOUTS
-from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit._utils.choices import LAYOUTS
+from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidDataError
 
 __all__ = ["LAYOUTS", "load_data", "prepare_inputs"]

@@ -34,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     >>> args.corruption, args.hidden, args.epochs, args.out
     (1.0, [64, 64], None, 'run')
     """
+    _add_data_arguments(parser)
+    _add_model_arguments(parser)
+    _add_training_arguments(parser)
+    _add_output_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the data set: which, where, how much, how corrupted."""
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help="digits (default), fashion-mnist, mnist, cifar10, PATH.npz")
     data.add_argument("--data-root", help="directory of the data set's files")
@@ -47,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--train-limit", type=int, metavar="N", help="use the first N train examples")
     data.add_argument("--test-limit", type=int, metavar="N", help="use the first N test examples")
 
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the model: family and shape."""
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=("mlp", "convnet", "resnet"), help="default mlp")
     model.add_argument(
@@ -75,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ResNet blocks per stage (default 3 4 6 3)",
     )
 
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the training: epochs, optimiser, seed, device, checkpoints."""
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, help="epochs to train (default 10)")
     fit.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
@@ -98,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop once the training accuracy reaches A (e.g. 0.95)",
     )
 
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the output: the run directory and what is written."""
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, help="the run directory")
     out.add_argument(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from directionkit._validation import check_int, parameter_error
+from directionkit._utils.validation import check_int, parameter_error
 
 __all__ = ["MLP", "Bottleneck", "ConvNet", "ResNet", "resnet50"]
 

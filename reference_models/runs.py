@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from directionkit._validation import check_choice
+from directionkit._utils.validation import check_choice
 from directionkit.errors import StoreError
 from directionkit.reference_models.datasets import corrupt_labels, load
 
@@ -187,7 +187,7 @@ def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     summary = dict(read_config(run_dir))
     history = Path(run_dir) / "history.zarr"
     if history.is_dir():
-        from directionkit.store import open_dataset
+        from directionkit.results import open_dataset
 
         ds = open_dataset(history)  # checked: a damaged history is a StoreError
         if ds.sizes.get("epoch", 0):

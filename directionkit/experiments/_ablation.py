@@ -8,8 +8,8 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from directionkit._choices import ABLATE_TO
-from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit._utils.choices import ABLATE_TO
+from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.adapter import Interventions, LinearChain, ModelAdapter, SupportsLinearChain
 from directionkit.errors import InvalidParameterError
 from directionkit.experiments._data import Batches
@@ -181,37 +181,16 @@ def ablation_curve(
     offsets = site_offsets(sites)
     # the scope's units as global indices along `unit`
     units = np.concatenate([offsets[n] + np.arange(sites[n].n_units) for n in names])
-    rng = np.random.default_rng(seed)
-    order = np.stack([rng.permutation(units) for _ in range(orderings)])
-    m = orderings * grid.size
-    ablated = np.zeros((m, int(offsets[names[-1]] + sites[names[-1]].n_units)), dtype=bool)
-    for o in range(orderings):
-        for f, fraction in enumerate(grid):
-            ablated[o * grid.size + f, order[o, : n_clamped(fraction, units.size)]] = True
+    order, ablated = _orderings(units, orderings, grid, seed, _ablated_width(sites, names))
     masks = {n: ablated[:, offsets[n] : offsets[n] + sites[n].n_units] for n in names}
     tracker = Tracker(progress)
-    tracker.plan(batches.n_examples, rows=m, passes=1)
+    tracker.plan(batches.n_examples, rows=ablated.shape[0], passes=1)
     means_from = None
     if ablate_to != "zero":
-        if means is not None:
-            means_from = "means"
-        elif train_data is None:
-            raise parameter_error(
-                "train_data", func, f"given (or means=) when ablate_to={ablate_to!r}: the "
-                "paper's means are over the training set; pass train_data=data to use the "
-                "evaluated data", None,
-            )  # fmt: skip
-        else:
-            means_from = "train_data"
-            source = Batches(train_data, batch_size, func)
-            tracker.plan(source.n_examples)
-            means = clamp_values(adapter, source, names, ablate_to, tracker)
-        missing = [n for n in names if n not in means]
-        if missing:
-            raise InvalidParameterError(
-                f"The 'means' parameter of {func} must give clamp values for every site of "
-                f"scope {scope!r}; missing: {missing}."
-            )
+        means_from = "means" if means is not None else "train_data"
+        means = _scope_means(
+            adapter, names, scope, ablate_to, means, train_data, batch_size, tracker
+        )
     fills = None if means is None or ablate_to == "zero" else {n: means[n] for n in names}
     chain = _chain_for(adapter, names, method, fills)
     if chain is not None:
@@ -242,6 +221,52 @@ def ablation_curve(
         attrs=attrs,
     )
 
+
+
+def _ablated_width(sites: Any, names: list[str]) -> int:
+    """Columns of an ablation mask over ``unit``: up to the last unit of the scope."""
+    offsets = site_offsets(sites)
+    return int(offsets[names[-1]] + sites[names[-1]].n_units)
+
+
+def _orderings(
+    units: np.ndarray, orderings: int, grid: np.ndarray, seed: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random orders of ``units`` (``(ordering, rank)``), and the mask of each curve point
+    (``(ordering * fraction, width)``): the first ``n_clamped(fraction)`` of its order."""
+    rng = np.random.default_rng(seed)
+    order = np.stack([rng.permutation(units) for _ in range(orderings)])
+    ablated = np.zeros((orderings * grid.size, width), dtype=bool)
+    for o in range(orderings):
+        for f, fraction in enumerate(grid):
+            ablated[o * grid.size + f, order[o, : n_clamped(fraction, units.size)]] = True
+    return order, ablated
+
+
+def _scope_means(
+    adapter: ModelAdapter, names: list[str], scope: str, ablate_to: str,
+    means: Mapping[str, Any] | None, train_data: Any, batch_size: int | None,
+    tracker: Tracker,
+) -> Mapping[str, Any]:
+    """The clamp values of every site of the scope: given, or measured on ``train_data``."""
+    func = "ablation_curve"
+    if means is None:
+        if train_data is None:
+            raise parameter_error(
+                "train_data", func, f"given (or means=) when ablate_to={ablate_to!r}: the "
+                "paper's means are over the training set; pass train_data=data to use the "
+                "evaluated data", None,
+            )  # fmt: skip
+        source = Batches(train_data, batch_size, func)
+        tracker.plan(source.n_examples)
+        means = clamp_values(adapter, source, names, ablate_to, tracker)
+    missing = [n for n in names if n not in means]
+    if missing:
+        raise InvalidParameterError(
+            f"The 'means' parameter of {func} must give clamp values for every site of "
+            f"scope {scope!r}; missing: {missing}."
+        )
+    return means
 
 def clamp_values(
     adapter: ModelAdapter,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int, integral_labels
+from directionkit._utils.validation import check_int, integral_labels
 from directionkit.errors import InvalidDataError
 
 DEFAULT_BATCH_SIZE = 1000

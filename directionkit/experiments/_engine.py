@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from directionkit._validation import check_choice, check_labels
+from directionkit._utils.validation import check_choice, check_labels
 from directionkit.adapter import Interventions, ModelAdapter, Site, SupportsLazySites
 from directionkit.errors import InvalidParameterError, SiteNotFoundError
 from directionkit.experiments._data import Batches

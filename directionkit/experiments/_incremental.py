@@ -173,6 +173,8 @@ def incremental_accuracy(
     Computed in the chain's dtype (float32 for a float32 model), activity laid out as
     ``(units, examples)`` so that the incremental updates read contiguous rows.
     """
+    # Longer than ~80 lines on purpose: its two inner functions are the hot loop, and as
+    # closures they read the per-call state (weights, masks, BLAS routine) as fast locals.
     dtype = np.result_type(*chain.weights)
     weights = [np.asarray(w, dtype) for w in chain.weights]
     biases = [np.asarray(b, dtype) for b in chain.biases]

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int
+from directionkit._utils.validation import check_int
 from directionkit.adapter import ModelAdapter
 from directionkit.errors import SiteNotFoundError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import check_labels_fit, find_sites
-from directionkit.store import ActivationWriter
+from directionkit.results import ActivationWriter
 
 
 def record_activations(
@@ -29,9 +29,9 @@ def record_activations(
 ) -> Path:
     """Write the spatially reduced activity of ``sites`` over ``data`` to a zarr store.
 
-    The store (see :class:`directionkit.store.ActivationWriter`) is appended batch by
+    The store (see :class:`directionkit.results.ActivationWriter`) is appended batch by
     batch, so it may be larger than memory, and appears at ``store`` only once complete.
-    Open it with :func:`directionkit.store.open_activations`; the metric functions read
+    Open it with :func:`directionkit.results.open_activations`; the metric functions read
     it chunk by chunk and give the same numbers as
     :func:`~directionkit.experiments.activation_statistics`.
 
@@ -55,7 +55,7 @@ def record_activations(
     Examples
     --------
     >>> import tempfile, numpy as np, directionkit as dk
-    >>> from directionkit.store import open_activations
+    >>> from directionkit.results import open_activations
     >>> from directionkit.testing import NumpyMLPAdapter
     >>> net = NumpyMLPAdapter.random(n_in=4, hidden=(5, 3), n_classes=2, seed=0)
     >>> X, y = np.random.default_rng(0).normal(size=(20, 4)), np.tile([0, 1], 10)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import check_choice, check_int, parameter_error
+from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.adapter import Interventions, ModelAdapter, SupportsElementRecording
 from directionkit.errors import DirectionKitWarning, InvalidDataError, UnsupportedModelError
 from directionkit.experiments._data import Batches
@@ -22,7 +22,7 @@ from directionkit.experiments._engine import (
 )
 from directionkit.experiments._progress import ProgressCallback, Tracker
 from directionkit.metrics import ClassConditionalSums, JointHistogram, UnitMoments, UnitRange
-from directionkit.metrics._information import bin_edges
+from directionkit.metrics._binning import bin_edges
 from directionkit.metrics._selectivity import selectivity_from_means
 
 

@@ -6,6 +6,7 @@ carried through to the result.  Streaming accumulators compute the same
 numbers batch by batch without holding the raw activations.
 """
 
+from directionkit.metrics._binning import bin_edges
 from directionkit.metrics._chance import (
     chance_accuracy,
     chance_margin,
@@ -14,7 +15,7 @@ from directionkit.metrics._chance import (
 )
 from directionkit.metrics._correlation import spearman
 from directionkit.metrics._curves import ablation_auc
-from directionkit.metrics._information import bin_edges, mutual_information
+from directionkit.metrics._information import mutual_information
 from directionkit.metrics._selectivity import class_mean, class_selectivity
 from directionkit.metrics._streaming import (
     ClassConditionalSums,

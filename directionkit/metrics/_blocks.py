@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import as_labelled, check_labels
+from directionkit._utils.validation import as_labelled, check_labels
 from directionkit.errors import InvalidDataError
 
 #: Values per block (float64): about 32 MB.
@@ -19,7 +19,7 @@ class ExampleBlocks:
     """Validated ``(example, unit)`` activity and labels, served block by block.
 
     In-memory input is validated once and served as a single block.  A DataArray
-    (e.g. from :func:`directionkit.store.open_activations`, which reads nothing until
+    (e.g. from :func:`directionkit.results.open_activations`, which reads nothing until
     asked) is served in blocks of whole chunks along ``example``, each validated as it
     is read, so a store larger than memory can be measured.  ``labels=None`` takes the
     DataArray's ``label`` coordinate.

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int
+from directionkit._utils.validation import check_int
 from directionkit.errors import InvalidDataError
 
 __all__ = ["CHANCE_MARGIN", "chance_accuracy", "chance_margin", "chance_note", "near_chance"]

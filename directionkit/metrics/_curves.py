@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import parameter_error
+from directionkit._utils.validation import parameter_error
 from directionkit.errors import InvalidDataError
 
 

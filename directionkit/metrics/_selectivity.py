@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from directionkit._validation import check_choice
+from directionkit._utils.validation import check_choice
 from directionkit.errors import InvalidDataError
 
 Negative = Literal["shift", "error"]
@@ -109,7 +109,7 @@ def class_mean(
     ----------
     activations : array-like (example, unit) or xarray.DataArray with those dims
         Unit activity, conv maps already averaged over space.  A lazily opened activation
-        store (:func:`directionkit.store.open_activations`) is read chunk by chunk.
+        store (:func:`directionkit.results.open_activations`) is read chunk by chunk.
     labels : array-like of int, shape (example,), optional
         Class of each example, in ``[0, n_classes)``; default: the ``label`` coordinate.
     n_classes : int, optional

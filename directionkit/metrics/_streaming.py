@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from directionkit._validation import check_int, check_labels
+from directionkit._utils.validation import check_int, check_labels
 from directionkit.errors import InvalidDataError, InvalidParameterError
-from directionkit.metrics._information import assign_bins, equal_width_edges, mi_from_counts
+from directionkit.metrics._binning import assign_bins, equal_width_edges, mi_from_counts
 from directionkit.metrics._selectivity import (
     Classes,
     Negative,

@@ -12,7 +12,7 @@ import directionkit as dk
 from directionkit.errors import DirectionKitError, StoreError
 from directionkit.experiments import activation_statistics, record_activations
 from directionkit.metrics import _blocks, bin_edges
-from directionkit.store import open_activations
+from directionkit.results import open_activations
 from directionkit.testing import NumpyMLPAdapter
 
 

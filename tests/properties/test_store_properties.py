@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import directionkit as dk
 from directionkit.errors import StoreError
-from directionkit.store import SCHEMA
+from directionkit.results import SCHEMA
 
 JSON = st.recursive(
     st.none()

@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")
 
 from directionkit.errors import StoreError  # noqa: E402
 from directionkit.reference_models.train import TrainConfig, train  # noqa: E402
-from directionkit.store import open_dataset  # noqa: E402
+from directionkit.results import open_dataset  # noqa: E402
 
 pytestmark = [pytest.mark.requires_torch, pytest.mark.usefixtures("one_torch_thread")]
 

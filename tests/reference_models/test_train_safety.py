@@ -366,7 +366,7 @@ def test_a_full_disk_before_the_first_epoch_leaves_the_replaced_run_untouched(
 def test_an_interrupt_before_the_first_epoch_leaves_the_replaced_run_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directionkit.reference_models import train as train_module
+    from directionkit.reference_models.train import _loop
 
     run = tmp_path / "run"
     before = an_earlier_run(run)
@@ -376,7 +376,7 @@ def test_an_interrupt_before_the_first_epoch_leaves_the_replaced_run_in_place(
         seen.append(json.loads((run / "config.json").read_text())["seed"])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    monkeypatch.setattr(_loop, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(REPLACEMENT, run, progress=False, onnx=False, overwrite=True)
     assert seen == [0]  # during the first epoch, the old run was still in place
@@ -384,16 +384,17 @@ def test_an_interrupt_before_the_first_epoch_leaves_the_replaced_run_in_place(
     assert beside(run) == []
 
 
-def kill_during(run: Path, function: str) -> None:
+def kill_during(run: Path, module: str, function: str) -> None:
     """In a child process, overwrite the run in ``run`` with :data:`REPLACEMENT` and SIGKILL
-    it when train calls ``function`` (of reference_models.train)."""
+    it when train calls ``function`` (as ``module`` of reference_models.train looks it up)."""
     script = textwrap.dedent(f"""
         import json, os, signal, torch
-        from directionkit.reference_models import train as module
+        from directionkit.reference_models import train
+        from directionkit.reference_models.train import {module} as module
         torch.set_num_threads(1)
         setattr(module, {function!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
-        config = module.TrainConfig.from_dict(json.loads({REPLACEMENT.to_json()!r}))
-        module.train(config, {str(run)!r}, progress=False, onnx=False, overwrite=True)
+        config = train.TrainConfig.from_dict(json.loads({REPLACEMENT.to_json()!r}))
+        train.train(config, {str(run)!r}, progress=False, onnx=False, overwrite=True)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
@@ -402,7 +403,7 @@ def kill_during(run: Path, function: str) -> None:
 def test_a_kill_before_the_first_epoch_leaves_the_old_run_complete(tmp_path: Path) -> None:
     run = tmp_path / "run"
     before = an_earlier_run(run)
-    kill_during(run, "_train_epoch")
+    kill_during(run, "_loop", "_train_epoch")
     assert contents(run) == before  # the new run was being written beside it
     assert [n.split("-")[0] for n in beside(run)] == [".run.lock", ".run.tmp"]
     with pytest.warns(RuntimeWarning, match="interrupted write"):
@@ -416,7 +417,7 @@ def test_a_kill_before_the_first_epoch_leaves_the_old_run_complete(tmp_path: Pat
 def test_a_kill_after_the_swap_keeps_the_new_run(tmp_path: Path) -> None:
     run = tmp_path / "run"
     an_earlier_run(run)
-    kill_during(run, "_cleanup")  # epoch 1 saved and swapped in, the old run not yet deleted
+    kill_during(run, "_run_folder", "_cleanup")  # epoch 1 saved and swapped in, old run not deleted
     assert torch.load(run / "resume.pt", weights_only=True)["epoch"] == 1
     assert json.loads((run / "config.json").read_text())["seed"] == 1
     with pytest.warns(RuntimeWarning, match="interrupted write"):
