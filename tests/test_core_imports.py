@@ -43,3 +43,21 @@ def test_public_api_is_written_out() -> None:
         obj = getattr(directionkit, name)
         if callable(obj):
             assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_show_imports_neither_matplotlib_nor_the_experiments(tmp_path: Path) -> None:
+    """``directionkit show`` reads a store: the lazy rooms keep the figures (matplotlib)
+    and the engine (experiments, tqdm) out of its process, so it answers in under 1 s
+    (benchmarks/bench_cli.py measures it)."""
+    import xarray as xr
+
+    directionkit.Analysis(xr.Dataset({"accuracy": 0.9})).save(tmp_path / "a.zarr")
+    code = (
+        "import sys\nfrom directionkit.cli import main\n"
+        f"assert main(['show', {str(tmp_path / 'a.zarr')!r}]) == 0\n"
+        "heavy = ('matplotlib', 'directionkit.experiments', 'directionkit.api._analyze', "
+        "'tqdm', 'scipy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -191,3 +191,16 @@ def test_pyproject_lists_every_package() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = {n for n, p in MODULES.items() if p.name == "__init__.py"}
     assert set(config["packages"]) == packages
+
+
+def test_the_readme_describes_every_room() -> None:
+    """The README's Layout section names each room by its folder or file."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
+    for rooms in FLOORS[:-1]:
+        for room in rooms:
+            last = room.rsplit(".", 1)[-1]
+            path = MODULES[room]
+            shown = f"{last}/" if path.name == "__init__.py" else path.name
+            assert shown in layout, f"{room} ({shown}) is not in the README's Layout section"

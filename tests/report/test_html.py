@@ -207,3 +207,50 @@ def test_figures_are_written_at_print_resolution_and_as_svg(
     with pytest.raises(InvalidParameterError, match="'format' parameter of write_report"):
         write_report(ds, tmp_path / "pdf", format="pdf")
     assert not (tmp_path / "pdf").exists()
+
+
+def _experiment_store() -> xr.Dataset:
+    return xr.Dataset(
+        {"ablation_auc": ("model", [0.4, 0.6])},
+        coords={"model": ["a", "b"]},
+        attrs={"experiment": "depth", "directionkit_version": "test"},
+    )
+
+
+def test_an_experiment_store_without_its_description_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """The report floor does not know the paper's experiments: it is told (``describe``),
+    and an experiment's store is never drawn as if it were one analysis."""
+    refused = r"'describe' parameter of write_report.*'depth'"
+    with pytest.raises(InvalidParameterError, match=refused):
+        write_report(_experiment_store(), tmp_path / "report")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_experiment_store_is_reported_with_the_rows_and_figures_it_is_given(
+    tmp_path: Path,
+) -> None:
+    seen = []
+
+    def describe(ds: xr.Dataset) -> tuple[list[tuple[str, str]], dict[str, object]]:
+        seen.append(ds.attrs["experiment"])
+        return [("verdict", "reproduced <b>here</b>")], {}
+
+    out = write_report(_experiment_store(), tmp_path / "report", describe=describe)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert seen == ["depth"]
+    assert "reproduced &lt;b&gt;here&lt;/b&gt;" in page  # escaped, as every row
+    assert sorted(p.name for p in out.iterdir()) == [".directionkit", "report.html"]
+
+
+def test_the_command_lines_report_describes_a_stored_experiment(tmp_path: Path) -> None:
+    """``directionkit report`` passes the paper's description: the committed depth
+    experiment's report carries its claim, rule and verdict rows."""
+    from directionkit.cli import main
+
+    store = Path(__file__).resolve().parents[2] / "docs/results/fashion-mnist/depth/depth.zarr"
+    assert main(["report", str(store), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    for label in ("experiment", "claim", "rule", "verdict"):
+        assert f"<th>{label}</th>" in page or f">{label}<" in page, label
