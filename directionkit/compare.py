@@ -14,3 +14,10 @@ __getattr__ = moved(
         "directionkit.report._comparison_figures",
     ),
 )
+
+#: The old module's public names (``from ... import *`` warns for each).
+__all__ = [
+    "Comparison",
+    "compare",
+    "model_labels",
+]

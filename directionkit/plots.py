@@ -15,3 +15,18 @@ __getattr__ = moved(
         "directionkit.report._comparison_figures",
     ),
 )
+
+#: The old module's public names (``from ... import *`` warns for each).
+__all__ = [
+    "ablation_curves",
+    "compare_ablation_curves",
+    "compare_distributions",
+    "compare_noise_curves",
+    "noise_curve",
+    "population_ablation_curves",
+    "plot_analysis",
+    "selectivity_by_depth",
+    "selectivity_histograms",
+    "selectivity_vs_importance",
+    "selectivity_vs_weight_l1",
+]

@@ -19,3 +19,20 @@ __getattr__ = moved(
         "directionkit.api._analysis",
     ),
 )
+
+#: The old module's public names (``from ... import *`` warns for each).
+__all__ = [
+    "POPULATION_DIMS",
+    "SCHEMA",
+    "ActivationWriter",
+    "Analysis",
+    "fingerprint",
+    "open",
+    "open_activations",
+    "open_dataset",
+    "population_dims",
+    "recover",
+    "replaceable",
+    "resolve_store",
+    "write_zarr",
+]

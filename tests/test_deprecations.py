@@ -38,3 +38,17 @@ def test_the_package_keeps_its_compare_function_when_the_old_module_is_imported(
 
     importlib.import_module("directionkit.compare")
     assert callable(dk.compare) and dk.compare.__name__ == "compare"
+
+
+def test_an_old_path_keeps_its_own_names_and_is_no_package() -> None:
+    """``__all__`` is the old module's (a star import gives what it gave), and the path is
+    no package: a home's ``__path__`` is never forwarded."""
+    module = importlib.import_module("directionkit.store")
+    assert "Analysis" in module.__all__ and "open" in module.__all__
+    assert "read_analysis" not in module.__all__
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("directionkit.store._atomic")
+    with pytest.warns(DeprecationWarning):
+        namespace: dict[str, object] = {}
+        exec("from directionkit.store import *", namespace)
+    assert namespace["open"] is importlib.import_module("directionkit.api").open

@@ -60,6 +60,8 @@ def moved(old: str, homes: Sequence[str]) -> Callable[[str], Any]:
     """
 
     def __getattr__(name: str) -> Any:
+        if name.startswith("__"):  # the module's own (__all__, __path__), never a home's
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
         for home in homes:
             module = importlib.import_module(home)
             if hasattr(module, name):

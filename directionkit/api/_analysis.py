@@ -12,12 +12,10 @@ from directionkit._version import __version__
 from directionkit.errors import InvalidDataError
 from directionkit.results import read_analysis, write_zarr
 from directionkit.results._schema import (
-    POPULATION_DIMS,
-    SCHEMA,
     VERSION_ATTR,
     _json_attrs,
-    _schema_dims,
     _strings_as_objects,
+    check_schema,
     population_dims,
 )
 
@@ -51,21 +49,15 @@ class Analysis:
     [0.1, 0.9]
     """
 
+    #: What the report floor recognises an analysis by (it cannot import this class).
+    _directionkit_analysis = True
+
     def __init__(self, dataset: xr.Dataset) -> None:
         if not isinstance(dataset, xr.Dataset):
             raise InvalidDataError(
                 f"Analysis needs an xarray.Dataset. Got {type(dataset).__name__} instead."
             )
-        # an experiment's store follows its experiment's own layout (one scope, its
-        # conditions: see directionkit.paper), judged by its own rule
-        checked = {} if dataset.attrs.get("experiment") else dataset.data_vars
-        for name, var in checked.items():
-            expected = SCHEMA.get(str(name))
-            if expected is not None and not _schema_dims(tuple(map(str, var.dims)), expected):
-                raise InvalidDataError(
-                    f"Variable {name!r} of an Analysis must have dims {expected}, after any "
-                    f"of the population dims {POPULATION_DIMS}. Got {tuple(var.dims)} instead."
-                )
+        check_schema(dataset)
         attrs = _json_attrs(dict(dataset.attrs))
         attrs.setdefault(VERSION_ATTR, __version__)
         dataset = _strings_as_objects(dataset.copy())

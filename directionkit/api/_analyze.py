@@ -207,7 +207,7 @@ def analyze(
                       stacklevel=2)  # fmt: skip
     for step in plan.chosen:
         try:
-            parts.append(run.measure(step))
+            parts.append(getattr(run, step)())  # the measure's method (see _Measures)
         except UnsupportedModelError as err:
             # a measure this model cannot give: the others are kept, and the store says why
             run.skipped[step] = str(err)

@@ -210,20 +210,16 @@ class _Measures:
             "chance_accuracy": self.chance, "near_chance": note is not None,
         })  # fmt: skip
 
-    def measure(self, step: str) -> xr.Dataset:
-        """One measure of :data:`~directionkit._utils.choices.METRICS`."""
-        if step == "weight_l1":
-            with self.stages.track(step):
-                weights = _weight_l1(self.adapter, self.notes)
-            if not weights.data_vars:
-                raise UnsupportedModelError(self.notes.pop("weight_l1_note").removeprefix(
-                    "weight_l1 left out: "
-                ))  # fmt: skip
-            return weights
-        return {
-            "statistics": self.statistics, "ablation": self.ablation,
-            "importance": self.importance, "noise": self.noise,
-        }[step]()  # fmt: skip
+    # One method per entry of METRICS, named after it: ``analyze`` calls each directly,
+    # so a warning raised below counts the same frames up to the user as it always has.
+    def weight_l1(self) -> xr.Dataset:
+        with self.stages.track("weight_l1"):
+            weights = _weight_l1(self.adapter, self.notes)
+        if not weights.data_vars:
+            raise UnsupportedModelError(self.notes.pop("weight_l1_note").removeprefix(
+                "weight_l1 left out: "
+            ))  # fmt: skip
+        return weights
 
     def statistics(self) -> xr.Dataset:
         plan = self.plan

@@ -41,11 +41,7 @@ import xarray as xr
 
 from directionkit._utils.validation import parameter_error
 from directionkit.errors import InvalidDataError, InvalidParameterError
-from directionkit.report._comparison_figures import (
-    compare_ablation_curves,
-    compare_distributions,
-    compare_noise_curves,
-)
+from directionkit.report._drawing import is_analysis
 from directionkit.results import read_analysis
 
 if TYPE_CHECKING:
@@ -69,8 +65,8 @@ PER_UNIT = ("selectivity", "mutual_info")
 def _as_dataset(item: AnalysisLike, label: str) -> xr.Dataset:
     if isinstance(item, xr.Dataset):
         return item
-    if isinstance(getattr(item, "dataset", None), xr.Dataset):  # an Analysis
-        return item.dataset  # type: ignore[union-attr]
+    if is_analysis(item):
+        return item.dataset
     if isinstance(item, str | os.PathLike):
         return read_analysis(item)
     raise InvalidParameterError(
@@ -224,6 +220,12 @@ class Comparison:
         as ``"ablation_curves_<scope>"``), ``"noise_curves"``, ``"selectivity"``,
         ``"mutual_info"``; an overlay no analysis has the variable for is left out.
         """
+        from directionkit.report._comparison_figures import (  # matplotlib: only to draw
+            compare_ablation_curves,
+            compare_distributions,
+            compare_noise_curves,
+        )
+
         out: dict[str, Figure] = {}
         if "ablation_accuracy" in self.dataset:
             scopes = [str(s) for s in self.dataset["scope"].values]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import xarray as xr
@@ -62,9 +62,8 @@ def as_dataset(analysis: HoldsDataset | xr.Dataset, func: str) -> xr.Dataset:
     """The Dataset of ``analysis`` (an :class:`Analysis` or a Dataset), else an error."""
     if isinstance(analysis, xr.Dataset):
         return analysis
-    dataset = getattr(analysis, "dataset", None)  # an Analysis holds its Dataset
-    if isinstance(dataset, xr.Dataset):
-        return dataset
+    if is_analysis(analysis):
+        return analysis.dataset
     raise InvalidDataError(
         f"{func} needs a directionkit.Analysis or an xarray.Dataset. "
         f"Got {type(analysis).__name__} instead."
@@ -238,3 +237,10 @@ def _noise_axis(ax: Axes, scales: np.ndarray) -> None:
     else:
         ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0,
                       linscale=0.5)  # fmt: skip
+
+
+def is_analysis(value: object) -> TypeGuard[HoldsDataset]:
+    """Whether ``value`` is a :class:`directionkit.Analysis` (which lives on a floor above
+    this one, and says so by a class attribute); another object with a ``dataset``, such
+    as a sweep's result, is not one."""
+    return bool(getattr(type(value), "_directionkit_analysis", False))

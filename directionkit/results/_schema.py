@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
-from directionkit.errors import InvalidParameterError
+from directionkit.errors import InvalidDataError, InvalidParameterError
 from directionkit.results._integrity import INTEGRITY_ATTR
 
 #: Variable name -> dims: the public contract of an analysis.
@@ -132,3 +132,27 @@ class HoldsDataset(Protocol):
 
     @property
     def dataset(self) -> xr.Dataset: ...
+
+
+def check_schema(dataset: xr.Dataset) -> None:
+    """Raise unless every variable named in :data:`SCHEMA` has the dims given there, after
+    any :data:`POPULATION_DIMS`.  The store of one experiment of the paper (attrs
+    ``experiment``) follows its experiment's own layout, judged by its own rule, and is
+    not checked.
+
+    Examples
+    --------
+    >>> check_schema(xr.Dataset({"selectivity": ("unit", [0.5])}))
+    >>> check_schema(xr.Dataset({"selectivity": ("x", [0.5])}))
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidDataError: Variable 'selectivity' of an Analysis must have dims ('unit',), after any of the population dims ('model', 'epoch'). Got ('x',) instead.
+    """  # noqa: E501
+    checked = {} if dataset.attrs.get("experiment") else dataset.data_vars
+    for name, var in checked.items():
+        expected = SCHEMA.get(str(name))
+        if expected is not None and not _schema_dims(tuple(map(str, var.dims)), expected):
+            raise InvalidDataError(
+                f"Variable {name!r} of an Analysis must have dims {expected}, after any "
+                f"of the population dims {POPULATION_DIMS}. Got {tuple(var.dims)} instead."
+            )

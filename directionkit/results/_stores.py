@@ -16,7 +16,12 @@ from directionkit._version import __version__
 from directionkit.errors import StoreError
 from directionkit.results._atomic import atomic_directory, recover
 from directionkit.results._integrity import check_integrity, seal, unverified
-from directionkit.results._schema import DIGEST_ATTR, VERSION_ATTR, _strings_as_objects
+from directionkit.results._schema import (
+    DIGEST_ATTR,
+    VERSION_ATTR,
+    _strings_as_objects,
+    check_schema,
+)
 
 
 def write_zarr(
@@ -199,6 +204,7 @@ def read_analysis(path: str | os.PathLike[str], *, verify: bool = True) -> xr.Da
             f"{str(source)!r} is a zarr store but not a directionkit analysis (no "
             f"{VERSION_ATTR!r} attribute)."
         )
+    check_schema(dataset)
     return _strings_as_objects(dataset)  # as an Analysis holds them
 
 

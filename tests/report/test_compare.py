@@ -173,3 +173,30 @@ def test_train_analyze_and_report_several_runs_from_the_command_line(
     assert main(["report", *stores, "--label", "colour", "--out", str(tmp_path / "r2")]) == 2
     assert "has no 'colour'" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_store_read_by_path_is_checked_against_the_schema(tmp_path: Path) -> None:
+    """A path is read as an analysis: a variable with the wrong dims is refused by name,
+    as building an Analysis from it would be."""
+    from directionkit.results import write_zarr
+
+    path = write_zarr(
+        xr.Dataset({"selectivity": ("x", [0.1, 0.2])}, attrs={"directionkit_version": "t"}),
+        tmp_path / "odd.zarr",
+    )
+    with pytest.raises(InvalidDataError, match="'selectivity' of an Analysis must have dims"):
+        dk.compare({"a": path, "b": path})
+
+
+def test_an_object_that_merely_holds_a_dataset_is_not_an_analysis() -> None:
+    """A sweep's result (or anything else with a ``dataset``) is refused, as before the
+    report stopped importing the Analysis class."""
+    from directionkit.report.plots import plot_analysis
+
+    class Holder:
+        dataset = xr.Dataset({"selectivity": ("unit", [0.1, 0.5])})
+
+    with pytest.raises(InvalidDataError, match=r"needs a directionkit\.Analysis"):
+        plot_analysis(Holder())  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match=r"must be a directionkit\.Analysis"):
+        dk.compare([Holder(), Holder()])  # type: ignore[list-item]
