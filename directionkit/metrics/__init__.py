@@ -14,6 +14,7 @@ from directionkit.metrics._chance import (
     near_chance,
 )
 from directionkit.metrics._correlation import spearman
+from directionkit.metrics._covariance import UnitCovariance
 from directionkit.metrics._curves import ablation_auc
 from directionkit.metrics._information import mutual_information
 from directionkit.metrics._selectivity import class_mean, class_selectivity
@@ -27,6 +28,7 @@ from directionkit.metrics._streaming import (
 __all__ = [
     "ClassConditionalSums",
     "JointHistogram",
+    "UnitCovariance",
     "UnitMoments",
     "UnitRange",
     "ablation_auc",

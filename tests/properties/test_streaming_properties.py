@@ -59,3 +59,16 @@ def test_merging_partial_accumulators_equals_one_accumulator(case) -> None:  # t
     assert merged.count == len(y)
     np.testing.assert_allclose(merged.mean, acts.mean(0), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(merged.variance(), acts.var(0), rtol=1e-7, atol=1e-7)
+
+
+@given(split(labelled_activity(non_negative=False)))
+def test_streamed_covariance_equals_numpys_for_random_batch_splits(case) -> None:  # type: ignore[no-untyped-def]
+    from directionkit.metrics import UnitCovariance
+
+    acts, _, _, bounds = case
+    acc = UnitCovariance(acts.shape[1])
+    for lo, hi in itertools.pairwise(bounds):
+        acc.update(acts[lo:hi])
+    expected = np.cov(np.asarray(acts, dtype=np.float64).T, ddof=0).reshape(acc.cross.shape)
+    scale = max(1.0, float(np.abs(acts).max()) ** 2)
+    np.testing.assert_allclose(acc.covariance(), expected, atol=1e-9 * scale)
