@@ -34,6 +34,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("directionkit.results",),
     ("directionkit.testing",),
     ("directionkit.experiments",),
+    ("directionkit.directions",),
     ("directionkit.adapters",),
     ("directionkit.reference_models",),
     ("directionkit.report",),
