@@ -19,6 +19,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from directionkit._utils.lazy import attach
 from directionkit._version import __version__
 
 # the public names are imported on first use (PEP 562), so that `import directionkit` and
@@ -56,17 +57,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'directionkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once imported, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = attach(__name__, _HOME)
 
 
 class _Package(types.ModuleType):

@@ -74,4 +74,3 @@ def moved(old: str, homes: Sequence[str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {old!r} has no attribute {name!r}")
 
     return __getattr__
-

@@ -181,7 +181,8 @@ def ablation_curve(
     offsets = site_offsets(sites)
     # the scope's units as global indices along `unit`
     units = np.concatenate([offsets[n] + np.arange(sites[n].n_units) for n in names])
-    order, ablated = _orderings(units, orderings, grid, seed, _ablated_width(sites, names))
+    width = int(offsets[names[-1]] + sites[names[-1]].n_units)  # up to the scope's last unit
+    order, ablated = _orderings(units, orderings, grid, seed, width)
     masks = {n: ablated[:, offsets[n] : offsets[n] + sites[n].n_units] for n in names}
     tracker = Tracker(progress)
     tracker.plan(batches.n_examples, rows=ablated.shape[0], passes=1)
@@ -220,13 +221,6 @@ def ablation_curve(
         },
         attrs=attrs,
     )
-
-
-
-def _ablated_width(sites: Any, names: list[str]) -> int:
-    """Columns of an ablation mask over ``unit``: up to the last unit of the scope."""
-    offsets = site_offsets(sites)
-    return int(offsets[names[-1]] + sites[names[-1]].n_units)
 
 
 def _orderings(
