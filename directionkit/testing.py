@@ -31,6 +31,7 @@ from directionkit.adapter import (
     RunOutput,
     Site,
     SupportsElementRecording,
+    check_request,
     units_last,
 )
 from directionkit.errors import DirectionKitError, SiteNotFoundError
@@ -200,6 +201,91 @@ class AdapterTests:
         assert not np.allclose(a[0], a[1])  # each row draws its own noise
         assert not np.allclose(a[0], c[0])
 
+    # -- along a basis of directions (Interventions.along) ---------------------------
+    def _random_bases(self, adapter: ModelAdapter, seed: int) -> dict[str, np.ndarray]:
+        """Per site, the first k rows (k random) of a random rotation of its units."""
+        rng = np.random.default_rng(seed)
+        bases = {}
+        for name, site in adapter.sites.items():
+            q, r = np.linalg.qr(rng.standard_normal((site.n_units, site.n_units)))
+            bases[name] = (q * np.sign(np.diag(r))).T[: rng.integers(1, site.n_units + 1)]
+        return bases
+
+    def test_the_unit_basis_gives_the_unit_interventions_exactly(self) -> None:
+        # U = I: every product is exact, so the rotated path must give the same bits
+        adapter, x, _ = self._setup()
+        eye = {name: np.eye(site.n_units) for name, site in adapter.sites.items()}
+        masks = self._random_masks(adapter, 3, seed=7)
+        rng = np.random.default_rng(8)
+        means = {name: rng.uniform(-1, 1, site.n_units) for name, site in adapter.sites.items()}
+        std = {name: np.full(site.n_units, 0.5) for name, site in adapter.sites.items()}
+        for iv in (
+            Interventions.zero_ablate(adapter.sites, masks),
+            Interventions.mean_ablate(adapter.sites, masks, means),
+            Interventions.noise(std, scales=[0.0, 1.0, 3.0], seed=2),
+        ):
+            np.testing.assert_array_equal(
+                adapter.run(x, iv.along(eye)).logits, adapter.run(x, iv).logits
+            )
+
+    def test_a_signed_permutation_basis_ablates_the_permuted_units(self) -> None:
+        adapter, x, _ = self._setup()
+        rng = np.random.default_rng(9)
+        bases, unit_masks = {}, {}
+        masks = self._random_masks(adapter, 3, seed=10)
+        for name, site in adapter.sites.items():
+            order = rng.permutation(site.n_units)
+            signs = rng.choice([-1.0, 1.0], site.n_units)[:, None]
+            bases[name] = np.eye(site.n_units)[order] * signs
+            unit_masks[name] = np.zeros_like(masks[name])
+            unit_masks[name][:, order] = masks[name]
+        along = Interventions.zero_ablate(adapter.sites, masks).along(bases)
+        units = Interventions.zero_ablate(adapter.sites, unit_masks)
+        np.testing.assert_allclose(
+            adapter.run(x, along).logits, adapter.run(x, units).logits, self.rtol, self.atol
+        )
+
+    def test_a_complete_rotated_basis_removed_is_every_unit_removed(self) -> None:
+        adapter, x, clean = self._setup()
+        bases = {n: self._random_bases(adapter, seed=13)[n] for n in adapter.sites}
+        bases = {n: _completed(u) for n, u in bases.items()}
+        none = {n: np.zeros((1, s.n_units), bool) for n, s in adapter.sites.items()}
+        every = {n: np.ones((1, s.n_units), bool) for n, s in adapter.sites.items()}
+        kept = adapter.run(x, Interventions.zero_ablate(adapter.sites, none).along(bases)).logits
+        np.testing.assert_allclose(kept, clean, 1e-4, 1e-4)
+        removed = Interventions.zero_ablate(adapter.sites, every)
+        np.testing.assert_allclose(
+            adapter.run(x, removed.along(bases)).logits, adapter.run(x, removed).logits,
+            1e-4, 1e-4,
+        )  # fmt: skip
+
+    def test_rotated_interventions_equal_the_numpy_reference(self) -> None:
+        # one example: the reference edits the recorded elements in numpy
+        # (Interventions.apply), and the unit path clamps every element to them
+        adapter = self.make_adapter()
+        x = self.make_input(1)
+        elements = self._elements(adapter, x)
+        rng = np.random.default_rng(11)
+        for seed, (name, basis) in enumerate(self._random_bases(adapter, seed=12).items()):
+            k = basis.shape[0]
+            mask = rng.random((3, k)) < 0.5
+            iv = Interventions(
+                scale={name: (~mask).astype(np.float64)},
+                shift={name: mask * rng.uniform(-1, 1, (3, k))},
+                noise_std={name: ~mask * rng.uniform(0, 0.5, (3, k))},
+                seed=seed, basis={name: basis},
+            )  # fmt: skip
+            out = adapter.run(x, iv).logits
+            values = np.asarray(elements[name], np.float64)[None]  # (1, B=1, ...)
+            expected = iv.apply(values, adapter.sites[name])
+            everything = {name: np.ones((1, adapter.sites[name].n_units), bool)}
+            for row in range(3):
+                clamp = Interventions.mean_ablate(
+                    adapter.sites, everything, {name: expected[row, 0]}
+                )
+                reference = adapter.run(x, clamp).logits[0]
+                np.testing.assert_allclose(out[row], reference, 1e-4, 1e-4)
+
     def test_unknown_sites_are_refused(self) -> None:
         adapter, x, _ = self._setup()
         try:
@@ -215,6 +301,13 @@ class AdapterTests:
             pass
         else:
             raise AssertionError("interventions on an unknown site were accepted")
+
+
+def _completed(rows: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of every unit whose first rows are ``rows``."""
+    n = rows.shape[1]
+    q, r = np.linalg.qr(np.concatenate([rows, np.eye(n)]).T)
+    return (q[:, :n] * np.sign(np.diag(r)[:n])).T
 
 
 class NumpyMLPAdapter:
@@ -265,9 +358,7 @@ class NumpyMLPAdapter:
         self, x: Any, interventions: Interventions | None = None, record: Sequence[str] = ()
     ) -> RunOutput:
         """Logits ``(M, B, C)``; see :mod:`directionkit.adapter`."""
-        for name in (*record, *(interventions.sites if interventions else ())):
-            if name not in self._sites:
-                raise SiteNotFoundError(name, self._sites)
+        check_request(self._sites, interventions, record)
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         m = 1 if interventions is None else interventions.n_interventions
         logits, recorded = [], {}
@@ -282,13 +373,8 @@ class NumpyMLPAdapter:
                 if row == 0 and name in record:
                     recorded[name] = h.copy()
                 if interventions is not None and name in interventions.scale:
-                    eps = interventions.standard_normal(name, row, h.shape)
-                    shift = interventions.shift_with_fill(self._sites[name], h.shape[1:])
-                    h = (
-                        h * interventions.scale[name][row]
-                        + shift[row, 0]
-                        + interventions.noise_std[name][row] * eps
-                    )
+                    one = interventions.rows(row, row + 1)
+                    h = one.apply(h[None], self._sites[name])[0]
             logits.append(h)
         return RunOutput(np.stack(logits), recorded)
 

@@ -252,8 +252,9 @@ class OnnxAdapter:
         """A run with a free batch axis: pieces of examples and chunks of rows that fit the
         memory budget (see :meth:`_example_piece` and :meth:`_chunk_size`)."""
         rewrite = self._session_for(
-            frozenset(interventions.sites if interventions else ()), frozenset(record)
-        )
+            frozenset(interventions.sites if interventions else ()), frozenset(record),
+            along=frozenset(interventions.basis if interventions else ()),
+        )  # fmt: skip
         m_total = 1 if interventions is None else interventions.n_interventions
         b = array.shape[0]
         numel = self._row_numel(rewrite if interventions is not None else None, array)
@@ -357,11 +358,15 @@ class OnnxAdapter:
 
     # -- sessions --------------------------------------------------------------------
     def _session_for(
-        self, intervened: frozenset[str], record: frozenset[str], elements: bool = False
+        self,
+        intervened: frozenset[str],
+        record: frozenset[str],
+        elements: bool = False,
+        along: frozenset[str] = frozenset(),
     ) -> Rewrite:
-        key = (intervened, record) if not elements else (intervened, record, "elements")
+        key = (intervened, record, along, elements)
         if key not in self._sessions:
-            rewrite = Rewrite(self, intervened, record, elements)
+            rewrite = Rewrite(self, intervened, record, elements, along)
             active = rewrite.session.get_providers()
             if "CUDAExecutionProvider" in self._providers and (
                 "CUDAExecutionProvider" not in active

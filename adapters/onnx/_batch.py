@@ -238,8 +238,9 @@ def run_fixed_batch(
     fixed = adapter._fixed_batch
     assert fixed is not None
     rewrite = adapter._session_for(
-        frozenset(interventions.sites if interventions else ()), frozenset(record)
-    )
+        frozenset(interventions.sites if interventions else ()), frozenset(record),
+        along=frozenset(interventions.basis if interventions else ()),
+    )  # fmt: skip
     b = x.shape[0]
     m_total = 1 if interventions is None else interventions.n_interventions
     rows_out = []

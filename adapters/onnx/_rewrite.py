@@ -34,8 +34,10 @@ class Rewrite:
         intervened: frozenset[str],
         record: frozenset[str],
         elements: bool = False,
+        along: frozenset[str] = frozenset(),
     ) -> None:
         self.adapter = adapter
+        self.along = along  # the intervened sites whose terms are read along a basis
         model = onnx.ModelProto()
         model.CopyFrom(adapter._model)
         graph = model.graph
@@ -84,15 +86,17 @@ class Rewrite:
         new_nodes: dict[int, list[onnx.NodeProto]],
         renames: dict[str, str],
     ) -> None:
-        """Add the ``scale``, ``shift`` and ``noise`` inputs of each intervened site (to
-        :attr:`inputs`), and the nodes applying them after the site's producer."""
+        """Add the ``scale``, ``shift`` and ``noise`` inputs of each intervened site (and its
+        ``basis`` along directions) to :attr:`inputs`, and the nodes applying them after the
+        site's producer."""
         info = self.adapter._site_info
         for position, name in enumerate(self.sites):
             site, where = info[name], info[name].producer
             key = f"{PREFIX}{position}"
             scale, shift, noise = f"{key}_scale", f"{key}_shift", f"{key}_noise"
             self.inputs[name] = (scale, shift, noise)
-            for tensor in (scale, shift, noise):
+            basis = f"{key}_basis" if name in self.along else None
+            for tensor in (scale, shift, noise, *([basis] if basis else [])):
                 graph.input.append(
                     helper.make_tensor_value_info(
                         tensor, helper.np_dtype_to_tensor_dtype(site.dtype), None
@@ -100,6 +104,9 @@ class Rewrite:
                 )
             expand = position == 0 and self.expand_at == site.tensor
             nodes, edited = _edit_nodes(key, site.tensor, site.rank, scale, shift, noise, expand)
+            if basis is not None:
+                unit_axis = 2 + self.adapter.sites[name].unit_axis_in(site.rank - 1)
+                nodes = _along_nodes(nodes, key, basis, site.rank + 1, unit_axis)
             new_nodes.setdefault(where, []).extend(nodes)
             renames[site.tensor] = edited
 
@@ -270,12 +277,18 @@ class Rewrite:
         scale_name, shift_name, noise_name = self.inputs[name]
         dtype = info.dtype
         m = iv.n_interventions
+        unit_axis = site.unit_axis_in(info.rank - 1)
         shape = [m] + [1] * info.rank
-        shape[2 + site.unit_axis_in(info.rank - 1)] = site.n_units
+        shape[2 + unit_axis] = iv.width(name)
         scale = np.asarray(iv.scale[name], dtype).reshape(shape)
+        feeds: dict[str, np.ndarray] = {}
+        if name in self.along:  # the rewrite for these interventions: they have its basis
+            feeds[scale_name.removesuffix("_scale") + "_basis"] = iv.basis[name].astype(dtype)
         if name in iv.fill:
             # shift + (1 - scale) * fill, one value per element: (M, 1, *element shape)
-            dims = info.dims
+            dims = list(info.dims)
+            if name in iv.basis:
+                dims[unit_axis] = iv.width(name)
             given = iv.fill[name].shape
             if len(dims) != len(given) or any(
                 d is not None and d != t for d, t in zip(dims, given, strict=True)
@@ -289,7 +302,7 @@ class Rewrite:
             shift = np.asarray(iv.shift[name], dtype).reshape(shape)
         noise_std = np.asarray(iv.noise_std[name])
         if np.any(noise_std != 0):
-            dims = adapter.site_dims(x, [name])[name]
+            dims = iv.term_shape(site, adapter.site_dims(x, [name])[name])
             # a piece of a larger batch draws that batch's noise and keeps its own rows
             start, total = noise_rows or (0, b)
             eps = np.stack(
@@ -300,7 +313,7 @@ class Rewrite:
             noise = (eps * noise_std.astype(np.float32).reshape(shape)).astype(dtype)
         else:
             noise = np.zeros([1] * (info.rank + 1), dtype)
-        return {scale_name: scale, shift_name: shift, noise_name: noise}
+        return {scale_name: scale, shift_name: shift, noise_name: noise, **feeds}
 
 
 def _const(name: str, values: Sequence[int]) -> onnx.NodeProto:
@@ -346,6 +359,50 @@ def _edit_nodes(
         helper.make_node("Reshape", [f"{key}_noisy", f"{key}_flat_shape"], [f"{key}_edited"]),
     ]  # fmt: skip
     return nodes, f"{key}_edited"
+
+
+def _along_nodes(
+    nodes: list[onnx.NodeProto], key: str, basis: str, rank: int, unit_axis: int
+) -> list[onnx.NodeProto]:
+    """``nodes`` of :func:`_edit_nodes` rewired to edit the projections along ``basis``:
+    ``p = a @ U.T`` is scaled, shifted and noised, and ``(a - p @ U) + p' @ U`` is kept
+    (``rank`` and ``unit_axis`` are those of the grouped ``(M, B, ...)`` tensor)."""
+    perm = [a for a in range(rank) if a != unit_axis] + [unit_axis]
+    inverse = [perm.index(a) for a in range(rank)]
+    moves = perm != list(range(rank))
+
+    def move(source: str, target: str, order: list[int]) -> list[onnx.NodeProto]:
+        if not moves:
+            return [helper.make_node("Identity", [source], [target])]
+        return [helper.make_node("Transpose", [source], [target], perm=order)]
+
+    edited: list[onnx.NodeProto] = []
+    for node in nodes:
+        if node.op_type == "Mul" and node.output[0] == f"{key}_scaled":
+            # a (grouped) -> the projections p, in the activation's layout
+            edited += move(f"{key}_grouped", f"{key}_moved", perm)
+            edited += [
+                helper.make_node("Transpose", [basis], [f"{key}_basis_t"], perm=[1, 0]),
+                helper.make_node("MatMul", [f"{key}_moved", f"{key}_basis_t"], [f"{key}_p"]),
+                helper.make_node("MatMul", [f"{key}_p", basis], [f"{key}_pu"]),
+                helper.make_node("Sub", [f"{key}_moved", f"{key}_pu"], [f"{key}_outside"]),
+            ]
+            edited += move(f"{key}_p", f"{key}_p_units", inverse)
+            edited.append(helper.make_node("Mul", [f"{key}_p_units", node.input[1]],
+                                           [f"{key}_scaled"]))  # fmt: skip
+        elif node.op_type == "Reshape" and node.output[0] == f"{key}_edited":
+            # p' -> (a - p @ U) + p' @ U, back in the activation's layout
+            edited += move(f"{key}_noisy", f"{key}_noisy_moved", perm)
+            edited += [
+                helper.make_node("MatMul", [f"{key}_noisy_moved", basis], [f"{key}_back"]),
+                helper.make_node("Add", [f"{key}_outside", f"{key}_back"], [f"{key}_sum"]),
+            ]
+            edited += move(f"{key}_sum", f"{key}_along", inverse)
+            edited.append(helper.make_node("Reshape", [f"{key}_along", node.input[1]],
+                                           [f"{key}_edited"]))  # fmt: skip
+        else:
+            edited.append(node)
+    return edited
 
 
 def _tile_nodes(key: str, tensor: str, rank: int, scale: str) -> tuple[list[onnx.NodeProto], str]:

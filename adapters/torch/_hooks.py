@@ -200,20 +200,37 @@ def _visit(
 
 
 def _apply(grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:
-    """``a * scale + shift + noise_std * eps`` on ``grouped`` of shape (M or 1, B, ...)."""
+    """The interventions of site ``name`` on ``grouped`` of shape (M or 1, B, ...): on its
+    units, or on its projections along a basis (see :meth:`Interventions.apply`)."""
+    basis = iv.basis.get(name)
+    if basis is None:
+        return _edit(grouped, iv, name, site)
+    axis = 2 + site.unit_axis_in(grouped.ndim - 2)
+    u = torch.as_tensor(basis, dtype=grouped.dtype, device=grouped.device)
+    moved = grouped.movedim(axis, -1)
+    p = moved @ u.T
+    rest = moved - p @ u  # exactly 0 for the unit basis
+    edited = _edit(p.movedim(-1, axis), iv, name, site).movedim(axis, -1)
+    return (rest + edited @ u).movedim(-1, axis)
+
+
+def _edit(grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:
+    """``a * scale + shift + noise_std * eps`` on ``grouped`` of shape (M or 1, B, ...),
+    whose unit axis holds the site's units or its directions' projections."""
     m = iv.n_interventions
     shape = [m] + [1] * (grouped.ndim - 1)
-    shape[2 + site.unit_axis_in(grouped.ndim - 2)] = site.n_units
+    shape[2 + site.unit_axis_in(grouped.ndim - 2)] = iv.width(name)
 
     def term(values: Any) -> torch.Tensor:
         return torch.as_tensor(
             np.asarray(values), dtype=grouped.dtype, device=grouped.device
         ).reshape(shape)
 
-    if site.shape is not None and tuple(grouped.shape[2:]) != site.shape and name in iv.fill:
+    expected = None if site.shape is None else iv.term_shape(site, site.shape)
+    if expected is not None and tuple(grouped.shape[2:]) != expected and name in iv.fill:
         raise InvalidDataError(
             f"Site {name!r} has activations of shape {tuple(grouped.shape[2:])} per example; "
-            f"its 'fill' template was made for {site.shape} (inputs of another size?)."
+            f"its 'fill' template was made for {expected} (inputs of another size?)."
         )
     shift = iv.shift_with_fill(site, tuple(grouped.shape[2:]))
     out = grouped * term(iv.scale[name])  # a new (M, B, ...) tensor: added to in place

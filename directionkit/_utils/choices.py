@@ -53,3 +53,8 @@ seed = [0, 1]         # models named corruption=0.5,seed=1 ...
 Relative paths are relative to the TOML file.
 """
 
+#: The kinds of basis ``analyze(directions=...)`` and ``--directions`` build (a mapping of
+#: site names to rows is the fifth choice, in Python only).
+DIRECTION_KINDS = ("units", "random", "pca", "class-means")
+#: The kinds measured on data (the training data, as the paper's statistics are).
+MEASURED_DIRECTIONS = ("pca", "class-means")

@@ -35,6 +35,21 @@ Special cases (built by the constructors):
   ``fill = mean`` (see :meth:`Interventions.mean_ablate`);
 * noise at scale ``s``: ``scale = 1``, ``shift = 0``, ``noise_std = s * sd_unit``.
 
+Along a basis of directions
+---------------------------
+A single direction may be a linear combination of units.  :meth:`Interventions.along`
+gives a site ``k`` orthonormal directions ``U`` (rows, ``(k, n_units)``); its terms
+are then ``(M, k)`` and act on the projections ``p = a @ U.T`` of the activity vector
+``a`` at every position (per spatial position of a map, per token)::
+
+    a' = (a - p @ U) + p' @ U,   p' = p * scale[m] + shift[m] + (1 - scale[m]) * fill
+                                      + noise_std[m] * eps
+
+with ``fill`` and ``eps`` holding ``k`` on the unit axis.  What lies outside the
+directions' span is kept; with ``U = I`` every product is exact and the result is
+the unit intervention to the last bit.  :meth:`Interventions.apply` is the
+reference implementation in numpy.
+
 The logits contract
 -------------------
 ``adapter.run(x, interventions)`` returns logits of shape ``(M, B, C)``: row
@@ -74,6 +89,7 @@ array([[1., 0., 1.]])
 
 from directionkit._utils.choices import ALL_KINDS, BINARY_KINDS
 from directionkit.adapter._interventions import (
+    BASIS_TOLERANCE,
     Interventions,
     check_request,
 )
@@ -106,6 +122,7 @@ from directionkit.adapter._site import (
     SiteKind,
     check_unit_axes,
     check_unit_axes_named,
+    direction_site,
     element_shape_ok,
     given_unit_axis,
     guessed_unit_axis,
@@ -114,6 +131,7 @@ from directionkit.adapter._site import (
 
 __all__ = [
     "ALL_KINDS",
+    "BASIS_TOLERANCE",
     "BINARY_KINDS",
     "CPU_MEMORY_BUDGET",
     "GPU_MEMORY_BUDGET",
@@ -144,5 +162,6 @@ __all__ = [
     "guessed_unit_axis",
     "looks_like_probabilities",
     "probabilities_by_value",
+    "direction_site",
     "units_last",
 ]

@@ -1,5 +1,6 @@
 """What an adapter applies at its sites: :class:`Interventions`, M rows of per-unit
-``scale``, ``shift``, ``noise_std`` (and element templates), and the check of a run request.
+``scale``, ``shift``, ``noise_std`` (and element templates), optionally read along a basis
+of directions, and the check of a run request.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from typing import Any
 import numpy as np
 
 from directionkit._utils.validation import check_int, parameter_error
-from directionkit.adapter._site import Site, element_shape_ok
+from directionkit.adapter._site import Site, direction_site, element_shape_ok
 from directionkit.errors import InvalidParameterError, SiteNotFoundError
+
+#: Largest deviation of ``U @ U.T`` from the identity accepted for a basis (float32 rows
+#: of a few thousand units stay well inside it).
+BASIS_TOLERANCE = 1e-5
 
 
 def _site_units(sites: Mapping[str, Site] | Mapping[str, int]) -> dict[str, int]:
@@ -62,6 +67,14 @@ class Interventions:
         Per site (a subset of the intervened sites), an element template of the shape
         of one example's activation (:attr:`Site.shape`): the value a unit takes, element
         by element, where its ``scale`` is 0 (the term ``(1 - scale) * fill``).
+    basis : mapping of str to ndarray of shape (k, n_units), optional
+        Per site (a subset of the intervened sites), ``k`` orthonormal directions ``U``
+        of its units (rows).  The site's terms are then ``(M, k)``, one per direction,
+        and act on the projections ``p = a @ U.T`` of the activity vector ``a`` at each
+        position: ``a' = (a - p @ U) + p' @ U`` with ``p' = p * scale + shift +
+        (1 - scale) * fill + noise_std * eps`` (``fill`` and ``eps`` then hold ``k`` on
+        the unit axis).  The part of ``a`` outside the directions' span is kept; the
+        unit basis (``U = I``) gives exactly the unit intervention.  See :meth:`along`.
 
     Use the constructors :meth:`zero_ablate`, :meth:`mean_ablate`, :meth:`noise`
     and :meth:`identity` rather than building the arrays by hand.
@@ -84,6 +97,7 @@ class Interventions:
     row_offset: int = 0
     batch: int = 0
     fill: Mapping[str, np.ndarray] = field(default_factory=dict)
+    basis: Mapping[str, np.ndarray] = field(default_factory=dict)
     _m: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
@@ -133,6 +147,34 @@ class Interventions:
                 )
             fill[name] = array
         object.__setattr__(self, "fill", fill)
+        object.__setattr__(self, "basis", self._checked_basis())
+
+    def _checked_basis(self) -> dict[str, np.ndarray]:
+        basis = {}
+        for name, rows in dict(self.basis).items():
+            if name not in self.scale:
+                raise InvalidParameterError(
+                    f"The 'basis' of Interventions names site {name!r}, which has no 'scale'; "
+                    f"bases go with intervened sites {sorted(self.scale)}."
+                )
+            array = np.asarray(rows, dtype=np.float64)
+            k = self.width(name)
+            if array.ndim != 2 or array.shape[0] != k or array.shape[1] < k:
+                raise InvalidParameterError(
+                    f"The 'basis' of site {name!r} must have shape ({k}, n_units) with n_units "
+                    f">= {k}: one direction per column of its terms. Got {np.shape(rows)}."
+                )
+            if not np.all(np.isfinite(array)):
+                raise InvalidParameterError(f"The 'basis' of site {name!r} has NaN or Inf.")
+            error = float(np.abs(array @ array.T - np.eye(k)).max())
+            if error > BASIS_TOLERANCE:
+                raise InvalidParameterError(
+                    f"The 'basis' of site {name!r} must have orthonormal rows (U @ U.T = I to "
+                    f"{BASIS_TOLERANCE:g}); it differs from the identity by {error:.3g}. "
+                    "directionkit.directions.from_array(..., orthonormalise=True) makes them so."
+                )
+            basis[name] = np.ascontiguousarray(array)
+        return basis
 
     # -- constructors -------------------------------------------------------------
     @classmethod
@@ -313,6 +355,84 @@ class Interventions:
         """Whether any ``noise_std`` is non-zero."""
         return any(np.any(v != 0) for v in self.noise_std.values())
 
+    def width(self, site: str) -> int:
+        """The number of terms per row at ``site``: its units, or the directions of its basis."""
+        return int(np.shape(self.scale[site])[-1])
+
+    def along(self, basis: Mapping[str, Any]) -> Interventions:
+        """The same interventions, each named site's terms read along ``basis[site]``.
+
+        ``basis[site]`` holds ``k`` orthonormal directions ``(k, n_units)`` of the site's
+        units, ``k`` being the width of the site's terms (see the class docstring).
+
+        Examples
+        --------
+        Removing the first of two rotated directions from ``a = (3, 4)``, which lies along
+        it, leaves nothing; removing the second leaves ``a``:
+
+        >>> iv = Interventions.zero_ablate({"a": 2}, {"a": [[True, False], [False, True]]})
+        >>> u = np.array([[0.6, 0.8], [-0.8, 0.6]])
+        >>> iv.along({"a": u}).apply(np.array([[[3.0, 4.0]]]), Site("a", 2)).round(12).tolist()
+        [[[0.0, 0.0]], [[3.0, 4.0]]]
+        """
+        return replace(self, basis={**self.basis, **dict(basis)})
+
+    def term_shape(self, site: Site, shape: Sequence[int]) -> tuple[int, ...]:
+        """One example's activation shape ``shape`` at ``site`` with the width of the site's
+        terms on its unit axis.
+
+        Equal to ``shape`` without a basis; along ``k`` directions the unit axis holds
+        ``k``: the shape of ``fill`` templates, and of the noise ``eps`` after its batch axis.
+
+        Examples
+        --------
+        >>> iv = Interventions.identity({"c": 2}).along({"c": np.eye(4)[:2]})
+        >>> iv.term_shape(Site("c", 4, "conv"), (4, 5, 5))
+        (2, 5, 5)
+        """
+        dims = list(shape)
+        if site.name in self.basis:
+            dims[site.unit_axis_in(len(dims))] = self.width(site.name)
+        return tuple(int(d) for d in dims)
+
+    def apply(self, values: np.ndarray, site: Site) -> np.ndarray:
+        """The reference implementation, in numpy: ``values`` of shape ``(M or 1, B, ...)``
+        (one example's activation after the first two axes) edited by every row.
+
+        Adapters compute the same in their framework; this is what they are checked
+        against.  Along a basis the projections are edited and put back as
+        ``(a - p @ U) + p' @ U`` (see the class docstring), so the unit basis gives the
+        unit intervention exactly.
+
+        Examples
+        --------
+        >>> iv = Interventions.noise({"a": [1.0, 1.0]}, scales=[0.0, 1.0], seed=0)
+        >>> iv.apply(np.ones((1, 3, 2)), Site("a", 2)).shape
+        (2, 3, 2)
+        """
+        name = site.name
+        m = self.n_interventions
+        shape = tuple(values.shape[2:])
+        axis = 2 + site.unit_axis_in(len(shape))
+        basis = self.basis.get(name)
+        a = np.asarray(values, dtype=np.float64)
+        if basis is not None:
+            p = np.moveaxis(np.moveaxis(a, axis, -1) @ basis.T, -1, axis)
+        else:
+            p = a
+        view = [m] + [1] * (a.ndim - 1)
+        view[axis] = self.width(name)
+        edited = p * np.asarray(self.scale[name]).reshape(view) + self.shift_with_fill(site, shape)
+        noise_std = np.asarray(self.noise_std[name])
+        if np.any(noise_std != 0):
+            terms = (values.shape[1], *self.term_shape(site, shape))
+            eps = np.stack([self.standard_normal(name, r, terms) for r in range(m)])
+            edited = edited + noise_std.reshape(view) * eps
+        if basis is None:
+            return edited
+        rest = np.moveaxis(a, axis, -1) - np.moveaxis(p, axis, -1) @ basis
+        return np.moveaxis(rest + np.moveaxis(edited, axis, -1) @ basis, -1, axis)
+
     def rows(self, start: int, stop: int) -> Interventions:
         """The interventions ``start..stop-1``, e.g. to chunk M to a memory budget.
 
@@ -334,6 +454,7 @@ class Interventions:
             row_offset=self.row_offset + start,
             batch=self.batch,
             fill=self.fill,
+            basis=self.basis,
         )
 
     def shift_with_fill(self, site: Site, shape: Sequence[int]) -> np.ndarray:
@@ -342,6 +463,7 @@ class Interventions:
         ``shape`` is one example's activation shape at the site; the result has shape
         ``(M, 1, *shape)`` when the site has a ``fill`` template, else ``(M, 1, ...)``
         with the units on their axis and 1 elsewhere.  Adapters add it after ``a * scale``.
+        Along a basis the unit axis holds the directions (see :meth:`term_shape`).
 
         Examples
         --------
@@ -360,10 +482,12 @@ class Interventions:
         if name not in self.fill:
             return shift
         template = self.fill[name]
-        if template.shape != tuple(shape):
+        expected = self.term_shape(site, shape)
+        if template.shape != expected:
+            along = f" along its {n_units} directions" if name in self.basis else ""
             raise InvalidParameterError(
                 f"The 'fill' of site {name!r} has shape {template.shape}; the site's activation "
-                f"has shape {tuple(shape)} per example."
+                f"has shape {expected} per example{along}."
             )
         return shift + (1.0 - scale.reshape(per_unit)) * template[None, None]
 
@@ -423,15 +547,19 @@ def check_request(
             raise SiteNotFoundError(name, sites)
     if interventions is not None:
         for name in interventions.sites:
-            given = np.shape(interventions.scale[name])[1]
-            if given != sites[name].n_units:
+            site = sites[name]
+            basis = interventions.basis.get(name)
+            given = np.shape(interventions.scale[name])[1] if basis is None else basis.shape[1]
+            if given != site.n_units:
                 raise InvalidParameterError(
-                    f"Interventions for site {name!r} have {given} units; the site has "
-                    f"{sites[name].n_units}."
+                    f"Interventions for site {name!r} have {given} units"
+                    f"{'' if basis is None else ' in their basis'}; the site has {site.n_units}."
                 )
+            if basis is not None:
+                site = direction_site(site, basis.shape[0])
             template = interventions.fill.get(name)
-            if template is not None and not element_shape_ok(sites[name], template.shape):
-                expected = sites[name].shape or f"{sites[name].n_units} units on the unit axis"
+            if template is not None and not element_shape_ok(site, template.shape):
+                expected = site.shape or f"{site.n_units} units on the unit axis"
                 raise InvalidParameterError(
                     f"The 'fill' template of site {name!r} has shape {template.shape}; it must "
                     f"have the shape of one example's activation at the site ({expected})."

@@ -283,3 +283,23 @@ def element_shape_ok(site: Site, template_shape: tuple[int, ...]) -> bool:
     if rank < (2 if site.kind == "conv" else 1) or not -rank <= site.unit_axis < rank:
         return False
     return template_shape[site.unit_axis] == site.n_units
+
+
+def direction_site(site: Site, k: int) -> Site:
+    """``site`` seen along ``k`` directions of its units: the same site with ``k`` units,
+    its per-example shape (when known) holding ``k`` on the unit axis.
+
+    The terms of an :class:`Interventions` read along a basis of ``k`` directions
+    (:meth:`Interventions.along`) have this site's width and element shape.
+
+    Examples
+    --------
+    >>> direction_site(Site("c", 8, "conv", shape=(8, 4, 4)), 3).shape
+    (3, 4, 4)
+    """
+    shape = None
+    if site.shape is not None:
+        dims = list(site.shape)
+        dims[site.unit_axis_in(len(dims))] = k
+        shape = tuple(dims)
+    return Site(site.name, k, site.kind, site.depth, site.layer, shape, site.axis, site.axis_from)

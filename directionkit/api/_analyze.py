@@ -13,8 +13,11 @@ from directionkit.adapter import ModelAdapter, SupportsWeightL1
 from directionkit.api._adapters import as_adapter, site_info
 from directionkit.api._analysis import Analysis
 from directionkit.api._measures import IMPORTANCE_UNITS, _Measures, _Plan
+from directionkit.directions import along
+from directionkit.directions._choose import basis_variable, site_bases
 from directionkit.errors import DirectionKitWarning, InvalidParameterError, UnsupportedModelError
 from directionkit.experiments._data import Batches
+from directionkit.experiments._engine import find_sites
 from directionkit.results import fingerprint
 
 
@@ -64,6 +67,7 @@ def analyze(
     output_kind: str | None = None,
     importance_units: int | Literal["all"] = IMPORTANCE_UNITS,
     classes: Literal["present", "all"] = "present",
+    directions: str | Mapping[str, Any] = "units",
     progress: bool | Callable[[str, int, int | None], None] = True,
 ) -> Analysis:
     """Measure a model's reliance on single directions.
@@ -147,6 +151,18 @@ def analyze(
         ``attrs["classes_missing"]`` lists them), or every class of the model (``"all"``:
         an absent class is an error).  Ablation, noise and importance never need every
         class.
+    directions : {"units", "random", "pca", "class-means"} or mapping
+        The single directions measured at every site (the paper: "a single unit or
+        feature map or some linear combination of units").  ``"units"`` (default): the
+        units themselves.  ``"random"``: a Haar-random rotation of each site's units
+        (seeded by ``seed``); ``"pca"``: the principal components of each site's
+        activity over ``train_data`` (required); ``"class-means"``: the span of its
+        class-mean differences over ``train_data``; or a mapping of site names to rows
+        ``(k, n_units)`` (see :mod:`directionkit.directions`; sites it does not name keep
+        their units).  Along directions, the ``unit`` dim of every variable holds the
+        directions (``unit_index`` is the direction's index), the result holds the bases as
+        ``direction_basis (unit, component)``, and ``weight_l1`` is left out (it is a
+        property of units).
     progress : bool or callable
         Show a progress bar per experiment (each scope's ablation curve is one), advancing
         with every batch and chunk of interventions, with the time left.  A callable is
@@ -188,19 +204,31 @@ def analyze(
         fractions=fractions, ablate_to=ablate_to, noise_scales=noise_scales,
         noise_repeats=noise_repeats, noise_sd=noise_sd, accuracy=accuracy, n_bins=n_bins,
         binning=binning, seed=seed, batch_size=batch_size, importance_units=importance_units,
-        classes=classes,
+        classes=classes, directions=directions,
     )  # fmt: skip
     adapter = as_adapter(
         model, sites=sites, device=device, data=data, output=output, inputs=inputs,
         unit_axes=unit_axes, output_kind=output_kind,
     )  # fmt: skip
-    if "weight_l1" in plan.chosen and not isinstance(adapter, SupportsWeightL1):
+    if "weight_l1" in plan.chosen and (
+        plan.directions != "units" or not isinstance(adapter, SupportsWeightL1)
+    ):
         if metrics is not None:
-            raise InvalidParameterError(
-                f"'weight_l1' was asked for, but {type(adapter).__name__} cannot report weights."
-            )
+            why = (
+                f"{type(adapter).__name__} cannot report weights" if plan.directions == "units"
+                else f"it is a property of units, and directions={plan.directions!r}"
+            )  # fmt: skip
+            raise InvalidParameterError(f"'weight_l1' was asked for, but {why}.")
         plan.chosen.remove("weight_l1")
-    run = _Measures(adapter, Batches(data, batch_size, "analyze"), plan, progress)
+    batches = Batches(data, batch_size, "analyze")
+    measured, basis = adapter, None
+    if plan.directions != "units":
+        find_sites(adapter, batches)
+        measured = along(
+            adapter, site_bases(adapter, directions, train_data, plan.seed, batch_size)
+        )
+        basis = basis_variable(adapter, measured.bases)
+    run = _Measures(measured, batches, plan, progress)
     parts = [run.clean()]
     if "near_chance_note" in run.notes:
         warnings.warn(f"directionkit: {run.notes['near_chance_note']}.", DirectionKitWarning,
@@ -214,6 +242,8 @@ def analyze(
             warnings.warn(
                 f"directionkit: {step} left out: {err}", DirectionKitWarning, stacklevel=2
             )
+    if basis is not None:
+        parts.append(basis)
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
     dataset.attrs = _attrs(
         adapter, plan, run, device, data=_identity(data),

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from directionkit._utils.choices import ABLATE_TO, DEFAULT_NOISE_SCALES, METRICS
 from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.adapter import ModelAdapter, SupportsFoldedWeightL1, SupportsWeightL1
+from directionkit.directions._choose import check_directions
 from directionkit.errors import DirectionKitWarning, UnsupportedModelError
 from directionkit.experiments import (
     ablation_curve,
@@ -94,6 +95,7 @@ class _Plan:
     classes: Literal["present", "all"]
     importance_units: int | Literal["all"]
     train_data: Any
+    directions: str = "units"  # the kind of basis ("array": rows given per site)
 
     @classmethod
     def checked(cls, *, metrics: Sequence[str] | None, train_data: Any, **given: Any) -> _Plan:
@@ -142,13 +144,14 @@ class _Plan:
             check_scales(given["noise_scales"], "noise_scales", "analyze")
         if given["batch_size"] is not None:
             check_int(given["batch_size"], "batch_size", "analyze", minimum=1)
+        directions = check_directions(given["directions"], "analyze", train_data)
         return cls(
             chosen=chosen, scopes=scopes, orderings=orderings, fractions=given["fractions"],
             ablate_to=ablate_to, seed=seed, batch_size=given["batch_size"],
             noise_scales=given["noise_scales"], noise_repeats=noise_repeats,
             noise_sd=given["noise_sd"], accuracy=given["accuracy"], k=k, n_bins=n_bins,
             binning=given["binning"], classes=given["classes"],
-            importance_units=importance_units, train_data=train_data,
+            importance_units=importance_units, train_data=train_data, directions=directions,
         )  # fmt: skip
 
     def parameters(self) -> dict[str, Any]:
@@ -162,6 +165,7 @@ class _Plan:
             "noise_repeats": self.noise_repeats, "noise_sd": self.noise_sd,
             "accuracy": self.accuracy, "n_bins": self.n_bins, "binning": self.binning,
             "classes": self.classes, "importance_units": self.importance_units,
+            "directions": self.directions,
         }  # fmt: skip
 
 

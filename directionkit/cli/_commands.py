@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from directionkit._utils.choices import METRICS
+from directionkit._utils.choices import MEASURED_DIRECTIONS, METRICS
 from directionkit.errors import InvalidParameterError, StoreError
 from directionkit.reference_models._train_cli import shows_progress
 
@@ -138,10 +138,16 @@ def _analyze_locked(args: argparse.Namespace) -> None:
     metrics = args.metrics
     wants_noise = metrics is None or "noise" in metrics
     wants_means = args.ablate_to != "zero" and (metrics is None or "ablation" in metrics)
+    wants_basis = args.directions in MEASURED_DIRECTIONS
     train = None
     try:
-        train = prepared("train") if wants_noise or wants_means else None
+        train = prepared("train") if wants_noise or wants_means or wants_basis else None
     except SplitNotFoundError as err:  # an unsplit .npz: the data analysed, nothing to train on
+        if wants_basis:
+            raise SplitNotFoundError(
+                f"{err} --directions {args.directions} measures its basis on the train split: "
+                "give the file a train split, or use --directions units or random."
+            ) from err
         if wants_means:
             raise SplitNotFoundError(
                 f"{err} --ablate-to {args.ablate_to} clamps units to their train-split means: "
@@ -165,7 +171,7 @@ def _analyze_locked(args: argparse.Namespace) -> None:
         noise_sd=args.noise_sd, accuracy=args.accuracy, n_bins=args.n_bins,
         binning=args.binning, seed=args.seed, batch_size=args.batch_size,
         importance_units=args.importance_units, classes=args.classes,
-        progress=shows_progress(args),
+        directions=args.directions, progress=shows_progress(args),
     )  # fmt: skip
     if is_run_dir(args.model):
         from directionkit.reference_models.runs import run_summary

@@ -13,6 +13,7 @@ from directionkit._utils.choices import (
     ABLATE_TO,
     ALL_KINDS,
     DEFAULT_NOISE_SCALES,
+    DIRECTION_KINDS,
     FORMATS,
     LAYOUTS,
     METRICS,
@@ -181,6 +182,12 @@ def _add_measure_options(analyze: argparse.ArgumentParser) -> None:
         help="class means and selectivity over the classes the data hold (a warning names "
         "the missing ones) or over every class of the model (an error if one is missing) "
         "(default: %(default)s)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--directions", choices=DIRECTION_KINDS, default="units",
+        help="the single directions measured at every site: the units, a random rotation "
+        "of them (seeded), the principal components of the train split's activity, or the "
+        "span of its class-mean differences (default: %(default)s)",
     )  # fmt: skip
     analyze.add_argument("--binning", choices=("equal-width", "equal-frequency"),
                          default="equal-width",

@@ -1,10 +1,11 @@
-"""Bases of single directions at a site (issue 25): the unit basis, Haar-random rotations
-and bases the user gives, as labelled orthonormal rows ``(direction, unit)`` that carry
-their provenance in their attrs.
+"""Single directions beyond single units (issue 25): bases of directions at a site, as
+labelled orthonormal rows ``(direction, unit)`` carrying their provenance in their attrs,
+and :func:`along`, which lets every experiment measure a model along them.
 
-The paper's single directions include "some linear combination of units"; experiments
-along a basis other than the units (random rotations, principal components, class-mean
-differences) come next, built on these.
+The paper's single directions include "some linear combination of units".  Bases:
+:func:`units` (today's single units), :func:`random` (Haar-random rotations),
+:func:`pca` (principal components of the activity), :func:`class_means` (the
+between-class span) and :func:`from_array` (rows you give).
 
 Examples
 --------
@@ -14,6 +15,17 @@ Examples
 (3, 8)
 """
 
+from directionkit.directions._adapter import AlongDirections, along
 from directionkit.directions._bases import ORTHONORMAL_TOLERANCE, from_array, random, units
+from directionkit.directions._measured import class_means, pca
 
-__all__ = ["ORTHONORMAL_TOLERANCE", "from_array", "random", "units"]
+__all__ = [
+    "ORTHONORMAL_TOLERANCE",
+    "AlongDirections",
+    "along",
+    "class_means",
+    "from_array",
+    "pca",
+    "random",
+    "units",
+]

@@ -297,6 +297,11 @@ def _identity_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
     model = ds.attrs.get("model")
     if isinstance(model, str):
         rows.append(("model", short_identity(model)))
+    parameters = ds.attrs.get("parameters")
+    directions = parameters.get("directions") if isinstance(parameters, dict) else None
+    if isinstance(directions, str) and directions != "units":
+        # every "unit" below is a direction of this basis
+        rows.append(("single directions", f"along {directions} bases (units are directions)"))
     if isinstance(ds.attrs.get("device_note"), str):
         rows.append(("device", ds.attrs["device_note"]))
     return rows

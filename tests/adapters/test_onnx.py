@@ -90,7 +90,7 @@ def test_only_a_later_site_edited_expands_there_and_graph_optimisations_change_n
     x = rows(5)
     out = adapter.run(x, iv).logits
     np.testing.assert_allclose(out, reference.run(x, iv).logits, 1e-5, 1e-5)
-    rewrite = adapter._sessions[(frozenset({"hidden1"}), frozenset())]
+    rewrite = adapter._sessions[(frozenset({"hidden1"}), frozenset(), frozenset(), False)]
     assert not rewrite.at_input  # the first layer ran on B rows, not M*B
     plain = OnnxAdapter(dense_graph(*random_dense(1)), graph_optimization=False)
     iv_plain = Interventions.zero_ablate(plain.sites, {"act1": np.eye(4, dtype=bool)})
@@ -307,12 +307,12 @@ def test_a_residual_graph_expands_before_its_block_and_a_chain_at_the_site() -> 
     conv = OnnxAdapter(exported_convnet())
     x = np.random.default_rng(0).normal(size=(3, 2, 5, 5)).astype(np.float32)
     conv.run(x, Interventions.zero_ablate(conv.sites, {"3.relu": np.eye(4, dtype=bool)}))
-    rewrite = conv._sessions[(frozenset({"3.relu"}), frozenset())]
+    rewrite = conv._sessions[(frozenset({"3.relu"}), frozenset(), frozenset(), False)]
     # "3.relu" is inside the residual block whose input (site "2") the skip reads
     assert rewrite.expand_at == conv._site_info["2"].tensor
     chain = OnnxAdapter(exported_mlp())
     chain.run(rows(3), Interventions.zero_ablate(chain.sites, {"1": np.eye(5, dtype=bool)}))
-    assert not chain._sessions[(frozenset({"1"}), frozenset())].at_input
+    assert not chain._sessions[(frozenset({"1"}), frozenset(), frozenset(), False)].at_input
 
 
 @pytest.mark.parametrize("which", ["mlp", "reference_mlp", "convnet"])
@@ -455,7 +455,7 @@ def test_a_residual_network_expands_at_the_block_input_not_the_model_input() -> 
     np.testing.assert_allclose(got.logits, want.logits, 1e-5, 1e-5)
     for name in record:
         np.testing.assert_allclose(got.activations[name], want.activations[name], 1e-5, 1e-5)
-    rewrite = adapter._sessions[(frozenset(last_block), frozenset(record))]
+    rewrite = adapter._sessions[(frozenset(last_block), frozenset(record), frozenset(), False)]
     # the rows grow at the output of the first block (the site before the last block)
     assert rewrite.expand_at == adapter._site_info["stages.0.0.relu#2"].tensor
     assert not rewrite.at_input

@@ -1,0 +1,136 @@
+"""Bases measured on data: the principal components of a site's activity, and the
+orthonormalised differences of its class-conditional means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from directionkit._utils.validation import check_int, parameter_error
+from directionkit.adapter import (
+    ModelAdapter,
+    SupportsElementRecording,
+    units_last,
+)
+from directionkit.directions._bases import _labelled
+from directionkit.errors import InvalidDataError, SiteNotFoundError, UnsupportedModelError
+from directionkit.experiments._data import Batches
+from directionkit.experiments._engine import find_sites
+from directionkit.metrics import UnitCovariance
+
+
+def _site_of(adapter: ModelAdapter, batches: Batches, site: Any, func: str) -> str:
+    find_sites(adapter, batches)
+    name = site.name if hasattr(site, "name") else site
+    if not isinstance(name, str):
+        raise parameter_error("site", func, "a site name (or a Site of the adapter)", site)
+    if name not in adapter.sites:
+        raise SiteNotFoundError(name, adapter.sites)
+    return name
+
+
+def _sign_fixed(rows: np.ndarray) -> np.ndarray:
+    largest = np.argmax(np.abs(rows), axis=1)
+    return rows * np.sign(rows[np.arange(rows.shape[0]), largest])[:, None]
+
+
+def pca(
+    adapter: ModelAdapter,
+    data: Any,
+    site: Any,
+    k: int | None = None,
+    *,
+    batch_size: int | None = None,
+) -> xr.DataArray:
+    """The ``k`` principal components of ``site``'s activity over ``data`` (all by default).
+
+    The activity vectors are the site's units at every position (each spatial position of
+    a map, each token), pooled over examples: the vectors an intervention along the basis
+    acts on.  Their covariance is streamed batch by batch
+    (:class:`~directionkit.metrics.UnitCovariance`); components come in decreasing order
+    of variance, each sign fixed (largest entry positive).  The paper's training set is
+    the natural ``data``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=3, hidden=(4,), n_classes=2, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> basis = pca(net, (X, net.predict(X)), "hidden0", k=2)
+    >>> basis.shape, basis.attrs["basis"]
+    ((2, 4), 'pca')
+    """
+    batches = Batches(data, batch_size, "pca")
+    name = _site_of(adapter, batches, site, "pca")
+    info = adapter.sites[name]
+    k = info.n_units if k is None else check_int(k, "k", "pca", minimum=1)
+    if k > info.n_units:
+        raise parameter_error("k", "pca", f"at most the {info.n_units} units of {name!r}", k)
+    flat = info.shape is None or len(info.shape) == 1
+    if not flat and not isinstance(adapter, SupportsElementRecording):
+        raise UnsupportedModelError(
+            f"pca needs the activity of site {name!r} at every position, and "
+            f"{type(adapter).__name__} cannot record elements (no record_elements method)."
+        )
+    covariance = UnitCovariance(info.n_units)
+    for x, _ in batches:
+        if isinstance(adapter, SupportsElementRecording):
+            values = np.asarray(adapter.record_elements(x, [name])[name], np.float64)
+            covariance.update(units_last(info, values).reshape(-1, info.n_units))
+        else:
+            covariance.update(np.asarray(adapter.run(x, record=[name]).activations[name]))
+    if covariance.count < 2:
+        raise InvalidDataError(f"pca needs at least 2 activity vectors of site {name!r}.")
+    rows = covariance.principal_components(k)
+    return _labelled(info, rows, "pca", basis_vectors=int(covariance.count))
+
+
+def class_means(
+    adapter: ModelAdapter, data: Any, site: Any, *, batch_size: int | None = None
+) -> xr.DataArray:
+    """Orthonormal directions spanning the differences of ``site``'s class-conditional means.
+
+    With ``mu_c`` each class's mean activity (averaged over positions, as
+    ``class_mean`` is) and ``mu`` their mean weighted by class counts, the rows of
+    ``mu_c - mu`` span the between-class space (at most ``C - 1`` directions).  The basis
+    is its right singular vectors, in decreasing order of between-class spread, signs
+    fixed (largest entry positive), those of singular value below ``1e-10`` times the
+    largest dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from directionkit.testing import NumpyMLPAdapter
+    >>> net = NumpyMLPAdapter.random(n_in=3, hidden=(6,), n_classes=3, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(90, 3))
+    >>> class_means(net, (X, net.predict(X)), "hidden0").shape
+    (2, 6)
+    """
+    batches = Batches(data, batch_size, "class_means")
+    name = _site_of(adapter, batches, site, "class_means")
+    info = adapter.sites[name]
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for x, y in batches:
+        values = np.asarray(adapter.run(x, record=[name]).activations[name], np.float64)
+        for label in np.unique(y):
+            chosen = values[y == label]
+            sums[int(label)] = sums.get(int(label), 0) + chosen.sum(axis=0)
+            counts[int(label)] = counts.get(int(label), 0) + len(chosen)
+    if len(sums) < 2:
+        raise InvalidDataError(
+            f"class_means needs examples of at least 2 classes; the data hold {sorted(sums)}."
+        )
+    labels = sorted(sums)
+    n = np.array([counts[c] for c in labels], np.float64)
+    means = np.stack([sums[c] / counts[c] for c in labels])
+    centred = (means - (n @ means) / n.sum()) * np.sqrt(n / n.sum())[:, None]
+    _, values, vectors = np.linalg.svd(centred, full_matrices=False)
+    keep = values > 1e-10 * max(values[0], np.finfo(np.float64).tiny)
+    if not np.any(keep):
+        raise InvalidDataError(f"The class means of site {name!r} do not differ.")
+    rows = _sign_fixed(vectors[keep])
+    return _labelled(info, rows, "class-means", basis_classes=len(labels))
