@@ -7,6 +7,7 @@ from directionkit.paper._ablation_method import EXPERIMENT as ABLATION_METHOD
 from directionkit.paper._batchnorm import EXPERIMENT as BATCHNORM
 from directionkit.paper._corrupted_labels import EXPERIMENT as CORRUPTED_LABELS
 from directionkit.paper._depth import EXPERIMENT as DEPTH
+from directionkit.paper._directions import EXPERIMENT as DIRECTIONS
 from directionkit.paper._dropout import EXPERIMENT as DROPOUT
 from directionkit.paper._early_stopping import EXPERIMENT as EARLY_STOPPING
 from directionkit.paper._ensemble import EXPERIMENT as ENSEMBLE
@@ -33,5 +34,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         ABLATION_METHOD,
         DEPTH,
         L1,
+        DIRECTIONS,
     )
 }

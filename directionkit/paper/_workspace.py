@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import xarray as xr
 from tqdm.auto import tqdm
 
+from directionkit._utils.choices import MEASURED_DIRECTIONS
 from directionkit._utils.validation import check_choice, parameter_error
 from directionkit.api import Analysis
 from directionkit.api import open as open_store
@@ -247,7 +248,11 @@ class Workspace:
         model = load_model(run, epoch)
         data = split_data(config, split)
         train = data if split == "train" else split_data(config, "train")
-        needs_train = "noise" in metrics or parameters.get("ablate_to", "zero") != "zero"
+        needs_train = (
+            "noise" in metrics
+            or parameters.get("ablate_to", "zero") != "zero"
+            or parameters.get("directions", "units") in MEASURED_DIRECTIONS  # bases from train
+        )
         with warnings.catch_warnings():  # near chance, say: stored, and judged by the rules
             warnings.simplefilter("ignore", DirectionKitWarning)
             result = analyze(

@@ -221,9 +221,10 @@ def test_cli_refuses_an_unknown_experiment(tmp_path: Path, capsys) -> None:  # t
 
 # ---------------------------------------------------------------------- scales
 def test_cli_scale_names_are_the_presets() -> None:
-    from directionkit.cli._parser import _SCALE_NAMES
+    from directionkit.cli._parser import _EXPERIMENT_NAMES, _SCALE_NAMES
 
     assert set(_SCALE_NAMES) == set(SCALES)
+    assert _EXPERIMENT_NAMES == tuple(EXPERIMENTS)  # --help names every experiment, in order
 
 
 def test_cli_scale_cpu_runs_on_fashion_mnist_by_default(

@@ -1,0 +1,168 @@
+"""``directions`` (beyond the paper; issue 25): do memorising networks rely more on single
+*directions* in every basis, or only on single units?  The memorising MLPs of Fig. 1,
+ablated cumulatively along their units, Haar-random rotations and principal components.
+
+The paper defines a single direction as "the activation of a single unit or feature map or
+some linear combination of units", but ablates units only (Fig. 2's noise is the one test
+along random directions).  The rule below was written and committed before any run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+import directionkit.paper._figures as fig
+import directionkit.paper._statistics as st
+from directionkit.paper._experiment import Experiment, ProtocolRow, protocol_row
+from directionkit.paper._memorising import by_level, memorising_protocol
+from directionkit.paper._rules import Claim, all_of
+from directionkit.paper._scale import Scale
+from directionkit.paper._shared import (
+    MLP_SCOPE,
+    MLP_SCOPES,
+    estimate_text,
+    floats,
+    model_groups,
+    n_seeds,
+    stack_models,
+)
+from directionkit.paper._statistics import Stats
+from directionkit.paper._workspace import Workspace
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not to read a store
+    from matplotlib.figure import Figure
+
+__all__ = ["BASES", "EXPERIMENT"]
+
+#: The bases compared, in order: the units (the paper's), a random rotation of them at
+#: every layer (seeded), and the principal components of each layer's training activity.
+BASES = ("units", "random", "pca")
+
+
+def _key(basis: str) -> str:
+    return f"rho_{basis.replace('-', '_')}"
+
+
+def _along_bases(ws: Workspace, run: Path) -> xr.Dataset:
+    """One network's cumulative ablation curves on its training data, along each basis."""
+    s = ws.scale
+    parts = []
+    for basis in BASES:
+        extra: dict[str, Any] = {} if basis == "units" else {"directions": basis}
+        analysis = ws.analyze(
+            run, split="train", metrics=["ablation"], scopes=MLP_SCOPES,
+            orderings=s.orderings, fractions=s.fractions, **extra,
+        ).sel(scope=MLP_SCOPE)  # fmt: skip
+        parts.append(analysis[["accuracy", "ablation_accuracy", "ablation_auc"]])
+    stacked = xr.concat(
+        [p.drop_attrs().reset_coords(drop=True) for p in parts], dim="basis",
+        coords="minimal", compat="override",
+    ).assign_coords(basis=list(BASES))  # fmt: skip
+    stacked["accuracy"] = parts[0]["accuracy"]  # the clean accuracy, whatever the basis
+    stacked.attrs = parts[0].attrs
+    return stacked
+
+
+def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
+    """The memorising MLPs (trained once, shared with ``corrupted-labels`` and ``noise``),
+    each ablated along every basis."""
+    s = ws.scale
+    analyses = {}
+    runs = [(p, seed) for seed in s.seeds for p in s.corruptions]
+    for corruption, seed in ws.bar(runs, "memorising MLPs along bases"):
+        config = ws.config(
+            hidden=s.hidden, corruption=corruption, seed=seed, epochs=s.memorize_epochs,
+            stop_at_train_accuracy=s.memorize_target,
+        )  # fmt: skip
+        run = ws.train(config, "mlp-memorise")
+        analyses[f"p{corruption:g}-s{seed}"] = _along_bases(ws, run)
+    stored = stack_models(
+        analyses, ["accuracy", "ablation_accuracy", "ablation_auc"],
+        by=["corruption", "seed", "train_accuracy", "test_accuracy", "epoch"],
+    )  # fmt: skip
+    population = (
+        f"{len(runs)} MLPs {list(s.hidden)} on {ws.dataset}: label corruption "
+        f"{list(s.corruptions)} x {n_seeds(s.seeds)}, each trained until training accuracy "
+        f">= {s.memorize_target} (at most {s.memorize_epochs} epochs); cumulative ablation "
+        f"of every unit, or every direction of a complete random or PCA basis per layer, on "
+        f"the training data with the labels trained on, {s.orderings} orderings."
+    )
+    return stored, population
+
+
+def _statistics(stored: xr.Dataset) -> Stats:
+    corruption = floats(stored, "corruption")
+    levels = sorted(set(corruption.tolist()))
+    out: Stats = {"corruptions": levels, "bases": list(BASES)}
+    for basis in BASES:
+        auc = np.asarray(stored["ablation_auc"].sel(basis=basis).values, np.float64)
+        out.update(st.correlation(_key(basis), corruption, auc))
+        out[f"mean_auc_{basis}"] = [float(auc[corruption == c].mean()) for c in levels]
+    out["interval"] = "bootstrap over networks; p by permutation"
+    return out
+
+
+def _summary(s: Stats) -> str:
+    return "; ".join(
+        f"{basis}: rho = {estimate_text(s, _key(basis))}, mean AUC by corruption "
+        f"{by_level(s, f'mean_auc_{basis}')}"
+        for basis in BASES
+    )
+
+
+def _figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
+    groups = model_groups(stored, "corruption", "{:g} corrupted")
+    titles = {b: "units" if b == "units" else f"{b} directions" for b in BASES}
+    return {
+        f"ablation_curves_{basis}": fig.curves(
+            stored.sel(basis=basis), groups, f"Cumulative ablation along {titles[basis]}"
+        )
+        for basis in BASES
+    }
+
+
+def _protocol(scale: Scale, dataset: str) -> list[ProtocolRow]:
+    return [
+        *memorising_protocol(scale, dataset, "orderings"),
+        protocol_row(
+            "directions",
+            "units only (single directions defined to include linear combinations of units)",
+            "units, a Haar-random rotation of each layer's units, each layer's principal "
+            "components on the training data",
+        ),
+    ]
+
+
+#: The rule, fixed before any run: the paper's Fig. 1 claim, once per basis.
+RULE = all_of(
+    [
+        Claim(
+            _key(basis),
+            f"Spearman rho of label corruption and ablation AUC along {basis} over networks",
+            direction=-1,
+            min_n=6,
+        )
+        for basis in BASES
+    ],
+    lead="Memorising networks rely more on single directions in every basis, not only on "
+    "single units:",
+)
+
+#: The experiment, as the registry lists it.
+EXPERIMENT = Experiment(
+    "directions",
+    "Beyond the paper: single directions along any basis",
+    "Networks trained on more corrupted labels lose training accuracy faster as directions "
+    "are ablated, along random rotations and principal components as along units.",
+    "not tested in the paper (units only; Fig. 2 adds noise along random directions)",
+    RULE,
+    _population,
+    _statistics,
+    _summary,
+    _figures,
+    _protocol,
+)
