@@ -114,14 +114,42 @@ def _summary(s: Stats) -> str:
     )
 
 
+def _by_basis(stored: xr.Dataset) -> Figure:
+    """The mean curve of the true-label and the most corrupted networks along each basis,
+    overlaid: colour is the basis, the line style the labels."""
+    figure = fig.new_figure(figsize=(7.4, 4.4))
+    ax = figure.add_subplot()
+    corruption = floats(stored, "corruption")
+    xs = floats(stored, "fraction")
+    ends = sorted({float(corruption.min()), float(corruption.max())})
+    for i, basis in enumerate(BASES):
+        values = np.asarray(stored["ablation_accuracy"].sel(basis=basis).values, np.float64)
+        for level, style in zip(ends, ("-", "--"), strict=False):
+            samples = values[corruption == level].reshape(-1, xs.size)
+            ax.plot(xs, np.nanmean(samples, axis=0), color=f"C{i}", linestyle=style,
+                    marker="o", markersize=3, label=f"{basis}, {level:g} corrupted")  # fmt: skip
+    ax.set_xlabel("fraction of the basis' directions ablated")
+    ax.set_xlim(0, 1)
+    ax.set_ylabel("training accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    n = int(np.count_nonzero(corruption == ends[0]))
+    ax.set_title("Cumulative ablation along units, random rotations and principal components"
+                 f"\n(mean over {n} networks x orderings per curve)", fontsize=9)  # fmt: skip
+    ax.legend()
+    return fig.legend_outside(figure)
+
+
 def _figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:
     groups = model_groups(stored, "corruption", "{:g} corrupted")
     titles = {b: "units" if b == "units" else f"{b} directions" for b in BASES}
     return {
-        f"ablation_curves_{basis}": fig.curves(
-            stored.sel(basis=basis), groups, f"Cumulative ablation along {titles[basis]}"
-        )
-        for basis in BASES
+        "ablation_curves_by_basis": _by_basis(stored),
+        **{
+            f"ablation_curves_{basis}": fig.curves(
+                stored.sel(basis=basis), groups, f"Cumulative ablation along {titles[basis]}"
+            )
+            for basis in BASES
+        },
     }
 
 

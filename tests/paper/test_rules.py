@@ -69,6 +69,44 @@ def test_corrupted_labels_planted_absent_opposite_and_too_small(auc_of, seeds, e
     assert _verdict("corrupted-labels", _corrupted(auc_of, seeds, levels)) == expected
 
 
+def _along_bases(slopes: dict[str, float], seeds: int, levels: int = 6) -> xr.Dataset:
+    """A ``directions`` store: per basis, AUC falling with corruption at its slope."""
+    rng = np.random.default_rng(0)
+    corruption = np.tile(np.linspace(0, 1, levels), seeds)
+    bases = ["units", "random", "pca"]
+    auc = np.stack([0.8 + slopes[b] * corruption + 0.02 * rng.normal(size=corruption.size)
+                    for b in bases], axis=1)  # (model, basis)  # fmt: skip
+    curves = np.clip(auc[:, :, None, None] * np.ones((1, 1, 2, FRACTIONS.size)), 0, 1)
+    n = corruption.size
+    return xr.Dataset(
+        {"ablation_auc": (("model", "basis"), auc),
+         "ablation_accuracy": (("model", "basis", "ordering", "fraction"), curves),
+         "accuracy": ("model", np.ones(n))},
+        coords={"model": _models(n), "basis": bases, "corruption": ("model", corruption),
+                "seed": ("model", np.repeat(np.arange(seeds), levels)),
+                "train_accuracy": ("model", np.ones(n)), "fraction": FRACTIONS},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("slopes", "seeds", "expected"),
+    [
+        ({"units": -0.4, "random": -0.4, "pca": -0.4}, 3, REPRODUCED),  # every basis
+        ({"units": -0.4, "random": 0.0, "pca": 0.0}, 40, NOT_REPRODUCED),  # units only
+        ({"units": -0.4, "random": -0.4, "pca": 0.0}, 40, PARTLY),  # 2 hold, 1 fails
+        ({"units": 0.0, "random": 0.0, "pca": 0.0}, 40, NOT_REPRODUCED),
+        ({"units": -0.4, "random": -0.4, "pca": -0.4}, 1, INCONCLUSIVE),  # n = 3 < 6
+    ],
+)  # fmt: skip
+def test_directions_planted_in_every_basis_some_none_and_too_small(slopes, seeds, expected) -> None:  # type: ignore[no-untyped-def]
+    levels = 3 if seeds == 1 else 6
+    stored = _along_bases(slopes, seeds, levels)
+    assert _verdict("directions", stored) == expected
+    stats = EXPERIMENTS["directions"].statistics(stored)
+    for basis, slope in slopes.items():  # each basis judged on its own numbers
+        assert (stats[f"rho_{basis}"] < -0.5) == (slope < 0)
+
+
 def _ensemble(n: int, slope: float, noise: float = 0.01) -> xr.Dataset:
     rng = np.random.default_rng(1)
     gap = np.linspace(0.02, 0.12, n)
