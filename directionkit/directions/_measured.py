@@ -20,6 +20,10 @@ from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import find_sites
 from directionkit.metrics import UnitCovariance
 
+#: Variance, relative to the largest, at or below which a direction counts as without
+#: activity (float32 rounding of the activations leaves about 1e-14 there).
+NO_VARIANCE = 1e-9
+
 
 def _site_of(adapter: ModelAdapter, batches: Batches, site: Any, func: str) -> str:
     find_sites(adapter, batches)
@@ -53,6 +57,13 @@ def pca(
     of variance, each sign fixed (largest entry positive).  The paper's training set is
     the natural ``data``.
 
+    Directions along which the activity does not vary (variance at most
+    :data:`NO_VARIANCE` times the largest: fewer activity vectors than units, dead units)
+    are not determined by the data: an eigensolver returns any basis of that space, and
+    rounding picks it.  They are instead the unit directions orthogonalised against the
+    components, in unit order (:func:`_completion`), so the basis is the same wherever it
+    is computed; ``attrs["basis_rank"]`` counts the components before them.
+
     Examples
     --------
     >>> import numpy as np
@@ -84,8 +95,22 @@ def pca(
             covariance.update(np.asarray(adapter.run(x, record=[name]).activations[name]))
     if covariance.count < 2:
         raise InvalidDataError(f"pca needs at least 2 activity vectors of site {name!r}.")
-    rows = covariance.principal_components(k)
-    return _labelled(info, rows, "pca", basis_vectors=int(covariance.count))
+    variances = covariance.explained_variance()
+    rank = int(np.count_nonzero(variances > NO_VARIANCE * max(float(variances[0]), 0.0)))
+    rows = covariance.principal_components(min(k, rank)) if rank else np.zeros((0, info.n_units))
+    if k > rank:
+        rows = np.concatenate([rows, _completion(rows, info.n_units)[: k - rank]])
+    return _labelled(info, rows, "pca", basis_vectors=int(covariance.count), basis_rank=rank)
+
+
+def _completion(rows: np.ndarray, n: int) -> np.ndarray:
+    """``n - len(rows)`` orthonormal rows completing ``rows`` to a basis of every unit: the
+    columns after ``rows`` of the Q of a (Householder) QR decomposition of ``[rows;
+    identity]`` transposed, signs fixed by R's diagonal -- the unit directions, in unit
+    order, orthogonalised against ``rows``.  A function of ``rows`` alone, continuous in
+    them, so a basis computed twice with rounding differences differs by as little."""
+    q, r = np.linalg.qr(np.concatenate([rows, np.eye(n)]).T, mode="complete")
+    return (q[:, rows.shape[0] : n] * np.sign(np.diag(r)[rows.shape[0] : n])).T
 
 
 def class_means(

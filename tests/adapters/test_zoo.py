@@ -183,6 +183,38 @@ def test_analyze_gives_the_same_numbers_from_the_module_and_its_export(
                                    rtol=1e-4, atol=1e-5, err_msg=variable)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("resnet18", "random"), ("convnext", "pca"), ("vit", "random"), ("bert", "pca"),
+     ("gpt2", "random")],
+)  # fmt: skip
+def test_analyze_along_directions_agrees_between_the_module_and_its_export(
+    name: str, kind: str, exported: Any
+) -> None:
+    # maps (NCHW and channels-last) and tokens: the projections at every position
+    model, x, path = exported[name]
+    y = _labels(model, x)
+    options = dict(
+        orderings=2, fractions=3, noise_scales=[0.0, 1.0], noise_repeats=1, n_bins=4,
+        progress=False, train_data=(x, y), directions=kind,
+        metrics=["statistics", "ablation", "noise"],
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DirectionKitWarning)
+        a = dk.analyze(model, (x, y), **options).dataset
+        b = dk.analyze(str(path), (x, y), **options).dataset
+    assert a.attrs["parameters"]["directions"] == kind
+    np.testing.assert_allclose(b["direction_basis"], a["direction_basis"], atol=1e-4)
+    for variable in ("accuracy", "class_mean", "unit_mean", "unit_std", "noise_accuracy"):
+        np.testing.assert_allclose(
+            b[variable].values, a[variable].values, rtol=1e-3, atol=1e-4, err_msg=variable
+        )
+    # a near-tie may round the other way in the other framework: one example at most (with
+    # every direction ablated only rounding residue is left, and every logit ties)
+    flips = np.abs(b["ablation_accuracy"].values - a["ablation_accuracy"].values) * N
+    assert flips.max() <= 1 + 1e-9
+
+
 def test_convnext_tiny_has_channels_as_units_at_every_stage() -> None:
     # the real convnext_tiny (28M parameters, random weights): its GELU outputs are
     # channels-last (B, H, W, 4C), 384 to 3072 units each, never H image rows

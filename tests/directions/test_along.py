@@ -202,3 +202,23 @@ def test_torch_and_onnx_agree_along_directions(kind: str) -> None:
     assert list(got["site"].values) == list(ref["site"].values)
     for name in ref.data_vars:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_pca_completes_directions_without_activity_the_same_way_every_time() -> None:
+    from sklearn.decomposition import PCA
+
+    from directionkit.directions._measured import _completion
+
+    net, X, y = _net_and_data()
+    basis = directions.pca(net, (X[:3], y[:3]), "hidden0")  # 3 vectors in 7 units: rank 2
+    rows = basis.values
+    assert rows.shape == (7, 7) and basis.attrs["basis_rank"] == 2
+    np.testing.assert_allclose(rows @ rows.T, np.eye(7), atol=1e-12)
+    activity = net.run(X[:3], record=["hidden0"]).activations["hidden0"]
+    reference = PCA(n_components=2).fit(activity).components_
+    np.testing.assert_allclose(np.abs(np.sum(rows[:2] * reference, axis=1)), 1.0, atol=1e-8)
+    # the completion is a continuous function of the components: rounding stays rounding
+    nudged = rows[:2] + 1e-9 * np.random.default_rng(0).normal(size=rows[:2].shape)
+    q = np.linalg.qr(nudged.T)[0].T  # orthonormal again, signs as the components'
+    nudged = q * np.sign(np.sum(q * rows[:2], axis=1))[:, None]
+    np.testing.assert_allclose(_completion(nudged, 7), rows[2:], atol=1e-7)
