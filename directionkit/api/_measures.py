@@ -25,7 +25,7 @@ from directionkit.experiments import (
     noise_curve,
     unit_importance,
 )
-from directionkit.experiments._ablation import check_fractions, clamp_values
+from directionkit.experiments._ablation import check_auc_fractions, check_fractions, clamp_values
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import evaluate, top_k, unit_coords
 from directionkit.experiments._progress import ProgressCallback, Tracker
@@ -137,7 +137,10 @@ class _Plan:
                 importance_units, "importance_units", "analyze", minimum=1
             )
         orderings = check_int(given["orderings"], "orderings", "analyze", minimum=1)
-        check_fractions(given["fractions"], "analyze")
+        if "ablation" in chosen:
+            check_auc_fractions(given["fractions"], "analyze")
+        else:
+            check_fractions(given["fractions"], "analyze")
         seed = check_int(given["seed"], "seed", "analyze", minimum=0)
         noise_repeats = check_int(given["noise_repeats"], "noise_repeats", "analyze", minimum=1)
         if given["noise_scales"] is not None:
@@ -256,10 +259,23 @@ class _Measures:
                 )  # fmt: skip
             curves.append(curve)
         curve = xr.concat(curves, dim="scope", join="outer", fill_value={"ablation_order": -1})
-        curve["ablation_auc"] = ablation_auc(curve["ablation_accuracy"]).mean("ordering")
+        accuracy = curve["ablation_accuracy"]
+        clean = accuracy.sel(fraction=0.0, drop=True)
+        # a model that classifies nothing correctly has no accuracy to normalise by: its
+        # AUC is NaN (said in the attrs), not an error that loses every other measure
+        some = clean != 0
+        if not bool(some.all()):
+            self.notes["ablation_auc_note"] = (
+                "ablation_auc is NaN: the clean accuracy is 0, so there is nothing to "
+                "normalise the curve by"
+            )
+        baseline = clean.where(some, 1.0)
+        curve["ablation_auc"] = ablation_auc(accuracy, baseline=baseline).where(some).mean(
+            "ordering"
+        )
         curve["ablation_auc_corrected"] = ablation_auc(
-            curve["ablation_accuracy"], chance=self.chance
-        ).mean("ordering")
+            accuracy, baseline=baseline, chance=self.chance
+        ).where(some).mean("ordering")
         return curve.drop_attrs()
 
     def importance(self) -> xr.Dataset:

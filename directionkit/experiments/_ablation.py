@@ -44,6 +44,26 @@ def check_fractions(fractions: int | Sequence[float] | np.ndarray, func: str) ->
     return np.sort(values)
 
 
+def check_auc_fractions(fractions: int | Sequence[float] | np.ndarray, func: str) -> np.ndarray:
+    """:func:`check_fractions`, and both ends 0 and 1 among them: the ablation AUC is the
+    area over [0, 1] normalised by the accuracy at 0.
+
+    Examples
+    --------
+    >>> check_auc_fractions([0.5, 1.0], "analyze")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    directionkit.errors.InvalidParameterError: The 'fractions' parameter of analyze must ...
+    """
+    grid = check_fractions(fractions, func)
+    if grid[0] != 0.0 or grid[-1] != 1.0:
+        raise parameter_error(
+            "fractions", func, "an int >= 2 or fractions that include 0 and 1 (the ablation "
+            "AUC spans [0, 1] and is normalised by the accuracy at 0)", fractions,
+        )  # fmt: skip
+    return grid
+
+
 def n_clamped(fraction: float, n_units: int) -> int:
     """How many units are clamped at ``fraction``: round(f * n), halves rounded up.
 
@@ -53,8 +73,6 @@ def n_clamped(fraction: float, n_units: int) -> int:
     [0, 3, 5, 10]
     """
     return int(np.floor(fraction * n_units + 0.5))
-
-
 
 
 def _chain_for(
@@ -261,6 +279,7 @@ def _scope_means(
             f"scope {scope!r}; missing: {missing}."
         )
     return means
+
 
 def clamp_values(
     adapter: ModelAdapter,

@@ -135,7 +135,7 @@ class _Plan:
 
 
 def _plan(kwargs: Mapping[str, Any], has_train_data: bool) -> _Plan:
-    from directionkit.experiments._ablation import check_fractions
+    from directionkit.experiments._ablation import check_auc_fractions, check_fractions
 
     func = "sweep"
     unknown = sorted(set(kwargs) - set(_ANALYZE_KWARGS))
@@ -162,7 +162,9 @@ def _plan(kwargs: Mapping[str, Any], has_train_data: bool) -> _Plan:
         metrics=tuple(chosen),
         scopes=tuple(str(s) for s in scopes),
         orderings=check_int(kwargs.get("orderings", 10), "orderings", func, minimum=1),
-        fractions=check_fractions(kwargs.get("fractions", 21), func),
+        fractions=(check_auc_fractions if "ablation" in chosen else check_fractions)(
+            kwargs.get("fractions", 21), func
+        ),
         noise_scales=np.asarray(DEFAULT_NOISE_SCALES if scales is None else scales, float),
         noise_repeats=check_int(kwargs.get("noise_repeats", 10), "noise_repeats", func, minimum=1),
     )

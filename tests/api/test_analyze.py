@@ -9,7 +9,12 @@ import pytest
 import xarray as xr
 
 import directionkit as dk
-from directionkit.errors import DirectionKitError, UnsupportedModelError
+from directionkit.errors import (
+    DirectionKitError,
+    DirectionKitWarning,
+    InvalidParameterError,
+    UnsupportedModelError,
+)
 from directionkit.testing import NumpyMLPAdapter
 
 
@@ -225,3 +230,39 @@ def test_every_option_is_checked_before_the_model_runs(problem, option, value, n
     with pytest.raises(dk.InvalidParameterError, match=rf"'{name}' parameter of analyze"):
         dk.analyze(net, (x, y), train_data=(x, y), progress=False, **{option: value})
     assert calls == []  # refused before a single pass over the data
+
+
+def test_a_model_right_on_no_example_keeps_every_measure_and_a_nan_auc() -> None:
+    # nothing to normalise the curve by: the AUC is NaN and the attrs say why; the
+    # curve itself and every other measure are kept
+    net = NumpyMLPAdapter.random(n_in=4, hidden=(6,), n_classes=3, seed=0)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    y = (net.predict(X) + 1) % 3  # every prediction wrong
+    with pytest.warns(DirectionKitWarning, match="not clearly above chance"):
+        result = dk.analyze(net, (X, y), orderings=2, fractions=3, progress=False)
+    assert float(result["accuracy"]) == 0.0
+    assert np.isnan(result["ablation_auc"].values).all()
+    assert np.isnan(result["ablation_auc_corrected"].values).all()
+    assert "clean accuracy is 0" in result.attrs["ablation_auc_note"]
+    assert np.isfinite(result["ablation_accuracy"].values).all()
+    assert "selectivity" in result.dataset and "importance_loss" in result.dataset
+
+
+def test_fractions_without_both_ends_are_refused_before_any_pass() -> None:
+    net = NumpyMLPAdapter.random(n_in=4, hidden=(6,), n_classes=3, seed=0)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(InvalidParameterError, match=r"'fractions'.*include 0 and 1"):
+        dk.analyze(_Exploding(net), (X, net.predict(X)), fractions=[0.5, 1.0], progress=False)
+    # without ablation there is no AUC, and any fractions may be given
+    dk.analyze(net, (X, net.predict(X)), fractions=[0.5, 1.0], metrics=["statistics"],
+               progress=False)  # fmt: skip
+
+
+class _Exploding:
+    """An adapter that fails if it is ever run: a refusal must come before any pass."""
+
+    def __init__(self, inner: NumpyMLPAdapter) -> None:
+        self.sites = inner.sites
+
+    def run(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran before the options were checked")
