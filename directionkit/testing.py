@@ -5,15 +5,17 @@ Subclass :class:`AdapterTests` in an adapter's test module and implement
 then runs every ``test_*`` method against that adapter.  The checks use the seam
 only, so they hold for any framework: the documented semantics
 ``a' = a * scale + shift + (1 - scale) * fill + noise_std * eps`` (with ``fill`` a
-per-site element template) and the ``(M, B, C)`` contract.  The checks of element
+per-site element template), the same along a basis of directions (exactly the unit
+result for the unit basis; :meth:`Interventions.apply` the reference otherwise), and the
+``(M, B, C)`` contract.  The checks of element
 templates need :class:`~directionkit.adapter.SupportsElementRecording` and are
 skipped for an adapter without it.
 
 Examples
 --------
 >>> from directionkit.testing import AdapterTests
->>> sorted(n for n in dir(AdapterTests) if n.startswith("test_"))[:2]
-['test_a_constant_template_equals_a_per_unit_shift', 'test_chunked_rows_equal_the_whole']
+>>> [n for n in dir(AdapterTests) if n.startswith("test_the_unit_basis")]
+['test_the_unit_basis_gives_the_unit_interventions_exactly']
 """
 
 from __future__ import annotations

@@ -87,6 +87,33 @@ def test_analyze_audits_an_onnx_file_and_report_draws_it(tmp_path: Path, capsys)
     assert any(p.suffix == ".png" for p in report.iterdir())
 
 
+def test_analyze_along_pca_directions_of_an_onnx_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_model(tmp_path)
+    out = tmp_path / "pca.zarr"
+    args = ["analyze", str(model), "--data", "digits", "--out", str(out), "--limit", "150",
+            "--orderings", "2", "--fractions", "3", "--no-progress", "--directions", "pca",
+            "--metrics", "statistics", "ablation"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert "along pca bases" in capsys.readouterr().out  # the summary says what a unit is
+    result = dk.open(out).dataset
+    assert result.attrs["parameters"]["directions"] == "pca"
+    basis = result["direction_basis"].values  # 16 principal components of 16 units
+    np.testing.assert_allclose(basis @ basis.T, np.eye(16), atol=1e-5)
+    # measured on the train split of digits, not the evaluated data
+    from sklearn.decomposition import PCA
+
+    from directionkit.adapters.onnx import OnnxAdapter
+    from directionkit.preprocessing import load_data
+
+    X, _ = load_data("digits", "train", 150)
+    adapter = OnnxAdapter(model)
+    site = next(iter(adapter.sites))
+    activity = adapter.run(X.reshape(len(X), -1).astype(np.float32), record=[site])
+    components = PCA().fit(activity.activations[site]).components_
+    overlap = np.abs(np.sum(basis[:3] * components[:3], axis=1))  # the leading three
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-3)
+
+
 def test_analyze_errors_are_clear_and_write_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     model = _onnx_model(tmp_path)
     out = tmp_path / "run.zarr"

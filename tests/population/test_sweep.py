@@ -525,3 +525,20 @@ def test_the_own_clusters_workers_run_without_the_profiler_and_with_quiet_event_
         (found,) = own.run(settings).values()
     assert found == (False, [False, *_cluster._QUIET_EVENT_LOOPS.values()])
     assert dask.config.get("distributed.worker.profile.enabled") is True  # ours left alone
+
+
+def test_a_sweep_along_random_directions_is_each_model_analysed_along_them(
+    tmp_path: Path, client  # type: ignore[no-untyped-def]
+) -> None:
+    store = tmp_path / "s.zarr"
+    kwargs = {**KWARGS, "directions": "random", "metrics": ["statistics", "ablation"]}
+    result = dk.sweep(population(tmp_path, 2), data(), train_data=data(), store=store,
+                      client=client, progress=False, **kwargs)  # fmt: skip
+    X, y = data()
+    for i in range(2):
+        direct = dk.analyze(make_net(str(i)), (X, y), train_data=(X, y), progress=False,
+                            **kwargs).dataset  # fmt: skip
+        stored = result.units(f"m{i}")
+        assert stored.attrs["parameters"]["directions"] == "random"
+        for name in ("direction_basis", "ablation_accuracy", "class_mean"):
+            np.testing.assert_array_equal(stored[name].values, direct[name].values, name)
