@@ -3,9 +3,10 @@
 Along a basis ``U`` of ``k`` directions the adapters edit the projections ``p = a @ U.T``
 at every position and put back ``(a - p @ U) + p' @ U``: two to three ``(rows x n x k)``
 products per intervened site more than the unit path.  Target: a curve along a complete
-Haar-random basis within 2x of the same curve along the units (same engine: the general,
-M-batched path for both; the MLP's unit curve can also take the incremental path, timed
-beside them for reference).
+Haar-random basis within 2x of the same curve along the units, path for path: the general,
+M-batched path through both adapters, and for the MLP also the incremental path (a plain
+ReLU MLP's chain, along a basis the clamped directions' projector folded into the next
+layer's weights), each asserted to agree with the general path to one example per point.
 
 Workloads, side by side in each run:
 
@@ -88,10 +89,16 @@ def one_run(
             curves[which, basis] = curve(adapter, xs, ys, scope, orderings, fractions, batch,
                                          basis)  # fmt: skip
             times[f"{which}, {basis}"] = time.perf_counter() - t0
-    if name == "MLP":  # the unit basis's fastest path, for reference
-        t0 = time.perf_counter()
-        curve(adapters["torch"], xs, ys, scope, orderings, fractions, batch, "units", "auto")
-        times["torch, units (incremental)"] = time.perf_counter() - t0
+    if name == "MLP":  # a plain ReLU MLP's incremental path, along the units and the basis
+        for basis in ("units", "random"):
+            t0 = time.perf_counter()
+            curves[basis, "incremental"] = curve(
+                adapters["torch"], xs, ys, scope, orderings, fractions, batch, basis, "incremental"
+            )
+            times[f"torch, {basis} (incremental)"] = time.perf_counter() - t0
+        for basis in ("units", "random"):  # float32 either way: a near-tie may differ
+            differ = np.abs(curves[basis, "incremental"] - curves["torch", basis]) * n
+            assert differ.max() <= 1 + 1e-9, (basis, differ.max())
     identity = curve(adapters["torch"], xs, ys, scope, orderings, fractions, batch, "identity")
     assert np.array_equal(identity, curves["torch", "units"]), "identity basis != units"
     flips = np.round(np.abs(curves["torch", "random"] - curves["ONNX", "random"]) * n)

@@ -214,7 +214,7 @@ class AdapterTests:
         return bases
 
     def test_the_unit_basis_gives_the_unit_interventions_exactly(self) -> None:
-        # U = I: every product is exact, so the rotated path must give the same bits
+        # U = I is the units themselves: the same bits as the unit interventions
         adapter, x, _ = self._setup()
         eye = {name: np.eye(site.n_units) for name, site in adapter.sites.items()}
         masks = self._random_masks(adapter, 3, seed=7)

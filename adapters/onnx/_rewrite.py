@@ -106,7 +106,9 @@ class Rewrite:
             nodes, edited = _edit_nodes(key, site.tensor, site.rank, scale, shift, noise, expand)
             if basis is not None:
                 unit_axis = 2 + self.adapter.sites[name].unit_axis_in(site.rank - 1)
-                nodes = _along_nodes(nodes, key, basis, site.rank + 1, unit_axis)
+                nodes = _along_nodes(
+                    nodes, key, basis, site.rank + 1, unit_axis, self.adapter._opset
+                )
             new_nodes.setdefault(where, []).extend(nodes)
             renames[site.tensor] = edited
 
@@ -283,7 +285,7 @@ class Rewrite:
         scale = np.asarray(iv.scale[name], dtype).reshape(shape)
         feeds: dict[str, np.ndarray] = {}
         if name in self.along:  # the rewrite for these interventions: they have its basis
-            feeds[scale_name.removesuffix("_scale") + "_basis"] = iv.basis[name].astype(dtype)
+            feeds[scale_name.removesuffix("_scale") + "_basis"] = np.asarray(iv.basis[name], dtype)
         if name in iv.fill:
             # shift + (1 - scale) * fill, one value per element: (M, 1, *element shape)
             dims = list(info.dims)
@@ -362,42 +364,55 @@ def _edit_nodes(
 
 
 def _along_nodes(
-    nodes: list[onnx.NodeProto], key: str, basis: str, rank: int, unit_axis: int
+    nodes: list[onnx.NodeProto], key: str, basis: str, rank: int, unit_axis: int, opset: int
 ) -> list[onnx.NodeProto]:
     """``nodes`` of :func:`_edit_nodes` rewired to edit the projections along ``basis``:
-    ``p = a @ U.T`` is scaled, shifted and noised, and ``(a - p @ U) + p' @ U`` is kept
-    (``rank`` and ``unit_axis`` are those of the grouped ``(M, B, ...)`` tensor)."""
+    ``p = a @ U.T`` is scaled, shifted and noised into ``p'``, and ``a + (p' - p) @ U`` is
+    kept (``rank`` and ``unit_axis`` are those of the grouped ``(M, B, ...)`` tensor).
+
+    A last unit axis (dense, tokens, channels-last maps) is a MatMul; a channel axis
+    before positions an Einsum over it (opset 12 on; before it, a MatMul between two
+    Transposes), so no tensor is transposed.
+    """
+    letters = "abcdefghijklmnopqrstuvwxy"[:rank]
+    directions = letters[:unit_axis] + "z" + letters[unit_axis + 1 :]
+    last = unit_axis == rank - 1
     perm = [a for a in range(rank) if a != unit_axis] + [unit_axis]
     inverse = [perm.index(a) for a in range(rank)]
-    moves = perm != list(range(rank))
 
-    def move(source: str, target: str, order: list[int]) -> list[onnx.NodeProto]:
-        if not moves:
-            return [helper.make_node("Identity", [source], [target])]
-        return [helper.make_node("Transpose", [source], [target], perm=order)]
+    def along(source: str, target: str, forward: bool) -> list[onnx.NodeProto]:
+        weights = f"{key}_basis_t" if forward else basis
+        if last:  # (..., n) @ U.T, (..., k) @ U
+            return [helper.make_node("MatMul", [source, weights], [target])]
+        if opset < 12:  # no Einsum: the unit axis moved last and back
+            return [
+                helper.make_node("Transpose", [source], [f"{target}_moved"], perm=perm),
+                helper.make_node("MatMul", [f"{target}_moved", weights], [f"{target}_last"]),
+                helper.make_node("Transpose", [f"{target}_last"], [target], perm=inverse),
+            ]
+        equation = (
+            f"{letters},z{letters[unit_axis]}->{directions}" if forward
+            else f"{directions},z{letters[unit_axis]}->{letters}"
+        )  # fmt: skip
+        return [helper.make_node("Einsum", [source, basis], [target], equation=equation)]
 
     edited: list[onnx.NodeProto] = []
     for node in nodes:
         if node.op_type == "Mul" and node.output[0] == f"{key}_scaled":
-            # a (grouped) -> the projections p, in the activation's layout
-            edited += move(f"{key}_grouped", f"{key}_moved", perm)
-            edited += [
-                helper.make_node("Transpose", [basis], [f"{key}_basis_t"], perm=[1, 0]),
-                helper.make_node("MatMul", [f"{key}_moved", f"{key}_basis_t"], [f"{key}_p"]),
-                helper.make_node("MatMul", [f"{key}_p", basis], [f"{key}_pu"]),
-                helper.make_node("Sub", [f"{key}_moved", f"{key}_pu"], [f"{key}_outside"]),
-            ]
-            edited += move(f"{key}_p", f"{key}_p_units", inverse)
-            edited.append(helper.make_node("Mul", [f"{key}_p_units", node.input[1]],
+            # a (grouped) -> its projections p, in the activation's layout
+            if last or opset < 12:
+                edited.append(
+                    helper.make_node("Transpose", [basis], [f"{key}_basis_t"], perm=[1, 0])
+                )
+            edited += along(f"{key}_grouped", f"{key}_p", forward=True)
+            edited.append(helper.make_node("Mul", [f"{key}_p", node.input[1]],
                                            [f"{key}_scaled"]))  # fmt: skip
         elif node.op_type == "Reshape" and node.output[0] == f"{key}_edited":
-            # p' -> (a - p @ U) + p' @ U, back in the activation's layout
-            edited += move(f"{key}_noisy", f"{key}_noisy_moved", perm)
-            edited += [
-                helper.make_node("MatMul", [f"{key}_noisy_moved", basis], [f"{key}_back"]),
-                helper.make_node("Add", [f"{key}_outside", f"{key}_back"], [f"{key}_sum"]),
-            ]
-            edited += move(f"{key}_sum", f"{key}_along", inverse)
+            # p' -> a + (p' - p) @ U
+            edited.append(helper.make_node("Sub", [f"{key}_noisy", f"{key}_p"], [f"{key}_change"]))
+            edited += along(f"{key}_change", f"{key}_back", forward=False)
+            edited.append(helper.make_node("Add", [f"{key}_grouped", f"{key}_back"],
+                                           [f"{key}_along"]))  # fmt: skip
             edited.append(helper.make_node("Reshape", [f"{key}_along", node.input[1]],
                                            [f"{key}_edited"]))  # fmt: skip
         else:

@@ -206,12 +206,23 @@ def _apply(grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> t
     if basis is None:
         return _edit(grouped, iv, name, site)
     axis = 2 + site.unit_axis_in(grouped.ndim - 2)
-    u = torch.as_tensor(basis, dtype=grouped.dtype, device=grouped.device)
-    moved = grouped.movedim(axis, -1)
-    p = moved @ u.T
-    rest = moved - p @ u  # exactly 0 for the unit basis
-    edited = _edit(p.movedim(-1, axis), iv, name, site).movedim(axis, -1)
-    return (rest + edited @ u).movedim(-1, axis)
+    u = torch.as_tensor(np.asarray(basis), dtype=grouped.dtype, device=grouped.device)
+    p = _along(grouped, u, axis)  # (M or 1, B, ...) with k on the unit axis
+    change = _edit(p, iv, name, site).sub_(p)  # p' - p, in the new tensor _edit made
+    return grouped + _along(change, u.T, axis)
+
+
+def _along(values: torch.Tensor, rows: torch.Tensor, axis: int) -> torch.Tensor:
+    """``values`` with its ``axis`` (of size ``rows.shape[1]``) replaced by its products with
+    ``rows``: ``values @ rows.T`` along that axis, in the same layout, by one matmul (a
+    channel axis before the positions is the left operand, a last axis the right)."""
+    shape = values.shape
+    pre = int(np.prod(shape[:axis]))
+    post = int(np.prod(shape[axis + 1 :]))
+    out_shape = (*shape[:axis], rows.shape[0], *shape[axis + 1 :])
+    if post == 1:
+        return (values.reshape(pre, shape[axis]) @ rows.T).reshape(out_shape)
+    return torch.matmul(rows, values.reshape(pre, shape[axis], post)).reshape(out_shape)
 
 
 def _edit(grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:

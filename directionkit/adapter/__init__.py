@@ -42,13 +42,13 @@ gives a site ``k`` orthonormal directions ``U`` (rows, ``(k, n_units)``); its te
 are then ``(M, k)`` and act on the projections ``p = a @ U.T`` of the activity vector
 ``a`` at every position (per spatial position of a map, per token)::
 
-    a' = (a - p @ U) + p' @ U,   p' = p * scale[m] + shift[m] + (1 - scale[m]) * fill
-                                      + noise_std[m] * eps
+    a' = a + (p' - p) @ U,   p' = p * scale[m] + shift[m] + (1 - scale[m]) * fill
+                                  + noise_std[m] * eps
 
 with ``fill`` and ``eps`` holding ``k`` on the unit axis.  What lies outside the
-directions' span is kept; with ``U = I`` every product is exact and the result is
-the unit intervention to the last bit.  :meth:`Interventions.apply` is the
-reference implementation in numpy.
+directions' span is kept.  A basis equal to the identity is the units themselves:
+it is dropped, and the unit intervention runs, to the last bit.
+:meth:`Interventions.apply` is the reference implementation in numpy.
 
 The logits contract
 -------------------

@@ -46,6 +46,12 @@ def _as_rows(
     return array
 
 
+class _CheckedBasis(np.ndarray):
+    """A basis :class:`Interventions` has checked (our own copy), so that the copies
+    :meth:`Interventions.rows` and :meth:`Interventions.for_batch` make do not check
+    ``U @ U.T`` again (cubic in the site's width)."""
+
+
 @dataclass(frozen=True)
 class Interventions:
     """M interventions on any number of sites, evaluated in one pass.
@@ -71,10 +77,11 @@ class Interventions:
         Per site (a subset of the intervened sites), ``k`` orthonormal directions ``U``
         of its units (rows).  The site's terms are then ``(M, k)``, one per direction,
         and act on the projections ``p = a @ U.T`` of the activity vector ``a`` at each
-        position: ``a' = (a - p @ U) + p' @ U`` with ``p' = p * scale + shift +
+        position: ``a' = a + (p' - p) @ U`` with ``p' = p * scale + shift +
         (1 - scale) * fill + noise_std * eps`` (``fill`` and ``eps`` then hold ``k`` on
-        the unit axis).  The part of ``a`` outside the directions' span is kept; the
-        unit basis (``U = I``) gives exactly the unit intervention.  See :meth:`along`.
+        the unit axis).  The part of ``a`` outside the directions' span is kept.  A
+        basis equal to the identity is dropped: the units themselves, exactly the unit
+        intervention, no projection computed.  See :meth:`along`.
 
     Use the constructors :meth:`zero_ablate`, :meth:`mean_ablate`, :meth:`noise`
     and :meth:`identity` rather than building the arrays by hand.
@@ -150,8 +157,11 @@ class Interventions:
         object.__setattr__(self, "basis", self._checked_basis())
 
     def _checked_basis(self) -> dict[str, np.ndarray]:
-        basis = {}
+        basis: dict[str, np.ndarray] = {}
         for name, rows in dict(self.basis).items():
+            if isinstance(rows, _CheckedBasis) and rows.shape[0] == self.width(name):
+                basis[name] = rows  # checked when first given (rows(), for_batch(), ...)
+                continue
             if name not in self.scale:
                 raise InvalidParameterError(
                     f"The 'basis' of Interventions names site {name!r}, which has no 'scale'; "
@@ -166,6 +176,8 @@ class Interventions:
                 )
             if not np.all(np.isfinite(array)):
                 raise InvalidParameterError(f"The 'basis' of site {name!r} has NaN or Inf.")
+            if array.shape[1] == k and np.array_equal(array, np.eye(k)):
+                continue  # the units themselves: the unit intervention, bit for bit
             error = float(np.abs(array @ array.T - np.eye(k)).max())
             if error > BASIS_TOLERANCE:
                 raise InvalidParameterError(
@@ -173,7 +185,7 @@ class Interventions:
                     f"{BASIS_TOLERANCE:g}); it differs from the identity by {error:.3g}. "
                     "directionkit.directions.from_array(..., orthonormalise=True) makes them so."
                 )
-            basis[name] = np.ascontiguousarray(array)
+            basis[name] = np.array(array, dtype=np.float64, order="C").view(_CheckedBasis)
         return basis
 
     # -- constructors -------------------------------------------------------------
@@ -400,9 +412,8 @@ class Interventions:
         (one example's activation after the first two axes) edited by every row.
 
         Adapters compute the same in their framework; this is what they are checked
-        against.  Along a basis the projections are edited and put back as
-        ``(a - p @ U) + p' @ U`` (see the class docstring), so the unit basis gives the
-        unit intervention exactly.
+        against.  Along a basis the projections are edited and the change put back,
+        ``a + (p' - p) @ U`` (see the class docstring).
 
         Examples
         --------
@@ -430,8 +441,8 @@ class Interventions:
             edited = edited + noise_std.reshape(view) * eps
         if basis is None:
             return edited
-        rest = np.moveaxis(a, axis, -1) - np.moveaxis(p, axis, -1) @ basis
-        return np.moveaxis(rest + np.moveaxis(edited, axis, -1) @ basis, -1, axis)
+        change = np.moveaxis(edited - p, axis, -1) @ basis
+        return a + np.moveaxis(change, -1, axis)
 
     def rows(self, start: int, stop: int) -> Interventions:
         """The interventions ``start..stop-1``, e.g. to chunk M to a memory budget.

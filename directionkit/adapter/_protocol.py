@@ -5,7 +5,7 @@ and the optional capabilities, each a run-time checkable :class:`typing.Protocol
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -116,11 +116,15 @@ class LinearChain:
     ``site_layers`` maps each site to the layer whose ReLU output it is.  Knowing this
     lets the core compute cumulative ablation curves incrementally: clamping more
     units of a site only subtracts their columns' contribution from the next layer.
+    ``bases`` (optional, per site) gives orthonormal directions ``U`` ``(k, n_units)``
+    along which the site is intervened on: its "units" are then the projections
+    ``h @ U.T``, and the next layer sees them through the weights ``U @ W``.
     """
 
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
     site_layers: Mapping[str, int]
+    bases: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ selectivity of single directions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,13 @@ import xarray as xr
 
 from directionkit.adapter import (
     Interventions,
+    LinearChain,
     ModelAdapter,
     RunOutput,
     Site,
     SupportsElementRecording,
     SupportsLazySites,
+    SupportsLinearChain,
     check_request,
     direction_site,
 )
@@ -69,6 +72,14 @@ class AlongDirections:
             inner = interventions.along(rotated) if rotated else interventions
         out = self.adapter.run(x, inner, record)
         return RunOutput(out.logits, self._projected(out.activations, reduced=True))
+
+    def linear_chain(self) -> LinearChain | None:
+        """The wrapped adapter's :class:`~directionkit.adapter.LinearChain` with the bases
+        (so plain ReLU MLPs keep their incremental path along directions), or None."""
+        if not isinstance(self.adapter, SupportsLinearChain):
+            return None
+        chain = self.adapter.linear_chain()
+        return None if chain is None else replace(chain, bases={**chain.bases, **self.bases})
 
     def _projected(self, values: Mapping[str, Any], reduced: bool) -> dict[str, np.ndarray]:
         projected = {}

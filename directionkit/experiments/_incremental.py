@@ -90,15 +90,25 @@ def _as_matrix(x: Any, dtype: np.dtype[Any]) -> np.ndarray:
 
 
 def _clamped_layer(
-    weight: np.ndarray, bias: np.ndarray, clamped: np.ndarray, fill: np.ndarray
+    weight: np.ndarray,
+    bias: np.ndarray,
+    clamped: np.ndarray,
+    fill: np.ndarray,
+    basis: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The next layer with its clamped inputs folded in: ``(W^T, b)`` for ``W^T @ act + b``.
 
     A clamped input contributes the constant ``fill @ W`` instead of its activity, so
-    its weight row is dropped and that constant moves into the bias.
+    its weight row is dropped and that constant moves into the bias.  Along a ``basis``
+    ``U`` a clamped direction ``i`` contributes ``fill_i U_i W`` instead of ``(act U_i^T)
+    U_i W``: the weights lose ``U_c^T U_c W`` (``c`` the clamped directions).
     """
-    kept = weight * ~clamped[:, None]
-    return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ weight
+    if basis is None:
+        kept = weight * ~clamped[:, None]
+        return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ weight
+    through = (basis @ weight).astype(weight.dtype)  # (k, n_out): direction i's weights
+    kept = weight - basis[clamped].T.astype(weight.dtype) @ through[clamped]
+    return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ through
 
 
 class _OrderingPlan(NamedTuple):
@@ -187,25 +197,34 @@ def incremental_accuracy(
         n: np.zeros(n_units[n], dtype) if fill is None else np.asarray(fill[n], dtype)
         for n in names
     }
+    # along a basis, a site's "units" are its projections h @ U.T (see LinearChain.bases)
+    bases = {n: np.asarray(chain.bases[n], np.float64) for n in names if n in chain.bases}
     # per curve point, the layers after the consumer with that point's masks folded in
     tails = [
         [
             _clamped_layer(weights[layer + 1], biases[layer + 1], masks[by_layer[layer]][row],
-                           fills[by_layer[layer]])
+                           fills[by_layer[layer]], bases.get(by_layer[layer]))
             if layer in by_layer
             else (np.ascontiguousarray(weights[layer + 1].T), biases[layer + 1])
             for layer in range(first + 1, len(weights) - 1)
         ]
         for row in range(ablated.shape[0])
     ]  # fmt: skip
-    consumer_t = np.ascontiguousarray(weights[first + 1].T)  # (n_out, n_units)
+    clean_consumer_t = np.ascontiguousarray(weights[first + 1].T)  # (n_out, n_units)
+    first_basis = bases.get(first_site)
+    consumer_t = (  # the consumer's weight of each unit (direction) of the first site
+        clean_consumer_t if first_basis is None
+        else np.ascontiguousarray((first_basis @ weights[first + 1]).T.astype(dtype))
+    )  # fmt: skip
+    # a next site along a basis clamps directions, not the consumer's outputs
+    next_site = by_layer.get(first + 1, "")
     n_rows = ablated.shape[0]
     from scipy.linalg.blas import get_blas_funcs  # 0.3 s to import: where it is used
 
     gemm = get_blas_funcs("gemm", dtype=dtype)
     plans = [
         _plan_ordering(start, points_per_ordering, consumer_t, masks[first_site],
-                       masks.get(by_layer.get(first + 1, ""), None), tails)
+                       None if next_site in bases else masks.get(next_site), tails)
         for start in range(0, n_rows, points_per_ordering)
     ]  # fmt: skip
 
@@ -246,8 +265,9 @@ def incremental_accuracy(
             h = np.maximum(h @ weights[layer] + biases[layer], 0)
         check_labels_fit(y, weights[-1].shape[1], batches.func)
         check_top_k(k, weights[-1].shape[1], batches.func)
-        delta_t = np.ascontiguousarray((h - fills[first_site][None, :]).T)  # (units, B)
-        clean_t = consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
+        units = h if first_basis is None else (h @ first_basis.T).astype(dtype)
+        delta_t = np.ascontiguousarray((units - fills[first_site][None, :]).T)  # (units, B)
+        clean_t = clean_consumer_t @ np.ascontiguousarray(h.T) + biases[first + 1][:, None]
         return delta_t, clean_t, y
 
     correct = np.zeros(n_rows)
@@ -328,7 +348,10 @@ def single_unit_scores(
     biases = [np.asarray(b, dtype) for b in chain.biases]
     layer = chain.site_layers[site]
     consumer, consumer_b = weights[layer + 1], biases[layer + 1]
-    n_units = consumer.shape[0]
+    basis = chain.bases.get(site)
+    # along a basis, direction u's activity is h @ U_u and its weights U_u @ W
+    through = consumer if basis is None else (np.asarray(basis) @ consumer).astype(dtype)
+    n_units = through.shape[0]
     loss, correct = np.zeros(n_units), np.zeros(n_units)
     clean_loss, clean_correct, total = 0.0, 0.0, 0
 
@@ -354,7 +377,7 @@ def single_unit_scores(
                 continue
             edited = batch.z[active]  # a copy, edited in place:
             # edited -= h[active, unit] (outer) consumer[unit], one BLAS rank-1 update
-            ger(-1.0, consumer[unit], batch.h_t[unit, active], a=edited.T, overwrite_a=True)
+            ger(-1.0, through[unit], batch.h_t[unit, active], a=edited.T, overwrite_a=True)
             out = tail(edited, inplace=True)
             labels = batch.y[active]
             loss[unit] += summed_cross_entropy(out, labels) - float(batch.loss[active].sum())
@@ -377,7 +400,8 @@ def single_unit_scores(
             clean_correct += int(np.count_nonzero(example_hit))
             loss += float(example_loss.sum())
             correct += int(np.count_nonzero(example_hit))
-            batch = _Batch(np.ascontiguousarray(h.T), z, y, example_loss, example_hit)
+            units = h if basis is None else (h @ np.asarray(basis).T).astype(dtype)
+            batch = _Batch(np.ascontiguousarray(units.T), z, y, example_loss, example_hit)
             # disjoint units per worker thread, each with a single-threaded BLAS
             with single_threaded_blas():
                 list(pool.map(some_units, _split(n_units, workers), [batch] * workers))

@@ -63,6 +63,43 @@ def test_the_along_adapter_records_projections_and_ablates_them(case) -> None:  
     np.testing.assert_array_equal(rotated.run(X, iv).logits, NET.run(X, direct).logits)
 
 
+DATA = np.random.default_rng(3).normal(size=(60, 4))
+LABELS = NET.predict(DATA)
+LABELS[::5] = 0  # some wrong
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(1, 6), min_size=3, max_size=3),  # k per site (capped at its width)
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["all", "hidden1", "last:2"]),
+    st.sampled_from(["zero", "channel-mean"]),
+)
+def test_the_incremental_path_along_any_basis_equals_the_general_one(
+    ks: list[int], seed: int, scope: str, ablate_to: str
+) -> None:
+    # the chain folds a clamped direction's projector into the next layer's weights
+    from directionkit.experiments import ablation_curve, unit_importance
+
+    bases = {
+        name: directions.random(site, k=min(k, site.n_units), seed=seed + i)
+        for i, ((name, site), k) in enumerate(zip(NET.sites.items(), ks, strict=True))
+    }
+    rotated = directions.along(NET, bases)
+    curves = [
+        ablation_curve(rotated, (DATA, LABELS), scope, orderings=2, fractions=5, seed=seed,
+                       ablate_to=ablate_to, train_data=(DATA, LABELS), method=method)
+        for method in ("incremental", "general")
+    ]  # fmt: skip
+    np.testing.assert_array_equal(curves[0]["ablation_accuracy"], curves[1]["ablation_accuracy"])
+    scores = [
+        unit_importance(rotated, (DATA, LABELS), method=method)
+        for method in ("incremental", "general")
+    ]
+    for name in ("importance_loss", "importance_accuracy"):
+        np.testing.assert_allclose(scores[0][name], scores[1][name], atol=1e-12)
+
+
 torch = pytest.importorskip("torch")
 
 
