@@ -28,6 +28,7 @@ the unit curve exactly.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 import warnings
@@ -110,6 +111,22 @@ def one_run(
     return times
 
 
+def slowdowns(runs: Runs) -> str:
+    """Random-basis time over unit-basis time, path for path (median of the per-run
+    ratios): the number the 2x target is about."""
+    parts = []
+    for path in ("torch", "ONNX", "torch, {} (incremental)"):
+        units = path.format("units") if "{}" in path else f"{path}, units"
+        rotated = path.format("random") if "{}" in path else f"{path}, random"
+        if units in runs.seconds and rotated in runs.seconds:
+            ratios = [r / u for r, u in zip(runs.seconds[rotated], runs.seconds[units],
+                                            strict=True)]  # fmt: skip
+            label = path.format("").replace(",  ", " ") if "{}" in path else f"{path} general"
+            parts.append(f"{label} {statistics.median(ratios):.2f}x "
+                         f"({', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    return "random basis / units, path for path (median of runs): " + "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -134,7 +151,7 @@ def main() -> None:
         for _ in range(repeat):
             runs.add(one_run(name, model, x, y, path, scope, orderings, fractions, batch))
         print(f"\n{name}: {len(y):,} inputs, scope {scope!r}, {orderings} x {fractions} points"
-              f"\n{runs.table()}\n", flush=True)  # fmt: skip
+              f"\n{runs.table()}\n{slowdowns(runs)}\n", flush=True)  # fmt: skip
     print(f"done: {machine()}")
 
 

@@ -222,7 +222,11 @@ def _along(values: torch.Tensor, rows: torch.Tensor, axis: int) -> torch.Tensor:
     out_shape = (*shape[:axis], rows.shape[0], *shape[axis + 1 :])
     if post == 1:
         return (values.reshape(pre, shape[axis]) @ rows.T).reshape(out_shape)
-    return torch.matmul(rows, values.reshape(pre, shape[axis], post)).reshape(out_shape)
+    # the axis moved last (one copy, unless it already is last in memory: the projections
+    # made here are, so projecting them back copies nothing), then one large matmul
+    moved = values.movedim(axis, -1)
+    flat = moved.reshape(-1, shape[axis])
+    return (flat @ rows.T).reshape(*moved.shape[:-1], rows.shape[0]).movedim(-1, axis)
 
 
 def _edit(grouped: torch.Tensor, iv: Interventions, name: str, site: Site) -> torch.Tensor:
