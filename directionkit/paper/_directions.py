@@ -57,12 +57,14 @@ def _along_bases(ws: Workspace, run: Path) -> xr.Dataset:
             run, split="train", metrics=["ablation"], scopes=MLP_SCOPES,
             orderings=s.orderings, fractions=s.fractions, **extra,
         ).sel(scope=MLP_SCOPE)  # fmt: skip
-        parts.append(analysis[["accuracy", "ablation_accuracy", "ablation_auc"]])
+        parts.append(analysis)
+    curves = ["ablation_accuracy", "ablation_auc"]
     stacked = xr.concat(
-        [p.drop_attrs().reset_coords(drop=True) for p in parts], dim="basis",
+        [p[curves].drop_attrs().reset_coords(drop=True) for p in parts], dim="basis",
         coords="minimal", compat="override",
     ).assign_coords(basis=list(BASES))  # fmt: skip
-    stacked["accuracy"] = parts[0]["accuracy"]  # the clean accuracy, whatever the basis
+    for clean in ("accuracy", "chance_accuracy", "near_chance"):  # whatever the basis
+        stacked[clean] = parts[0][clean].reset_coords(drop=True)
     stacked.attrs = parts[0].attrs
     return stacked
 
