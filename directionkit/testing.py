@@ -309,7 +309,7 @@ def _completed(rows: np.ndarray) -> np.ndarray:
     """An orthonormal basis of every unit whose first rows are ``rows``."""
     n = rows.shape[1]
     q, r = np.linalg.qr(np.concatenate([rows, np.eye(n)]).T)
-    return (q[:, :n] * np.sign(np.diag(r)[:n])).T
+    return (q[:, :n] * np.where(np.diag(r)[:n] < 0, -1.0, 1.0)).T
 
 
 class NumpyMLPAdapter:

@@ -110,7 +110,9 @@ def _completion(rows: np.ndarray, n: int) -> np.ndarray:
     order, orthogonalised against ``rows``.  A function of ``rows`` alone, continuous in
     them, so a basis computed twice with rounding differences differs by as little."""
     q, r = np.linalg.qr(np.concatenate([rows, np.eye(n)]).T, mode="complete")
-    return (q[:, rows.shape[0] : n] * np.sign(np.diag(r)[rows.shape[0] : n])).T
+    # a unit direction already in the span gives a zero on R's diagonal: keep that sign
+    signs = np.where(np.diag(r)[rows.shape[0] : n] < 0, -1.0, 1.0)
+    return (q[:, rows.shape[0] : n] * signs).T
 
 
 def class_means(

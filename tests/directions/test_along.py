@@ -222,3 +222,16 @@ def test_pca_completes_directions_without_activity_the_same_way_every_time() -> 
     q = np.linalg.qr(nudged.T)[0].T  # orthonormal again, signs as the components'
     nudged = q * np.sign(np.sum(q * rows[:2], axis=1))[:, None]
     np.testing.assert_allclose(_completion(nudged, 7), rows[2:], atol=1e-7)
+
+
+def test_pca_of_a_layer_with_one_live_unit_is_a_basis() -> None:
+    # the only component lies exactly along a unit: completing it must not give a zero row
+    # (quick-scale reproduce hit this: R's diagonal is 0 for a unit already in the span)
+    weights = [np.array([[1.0, 0.0, 0.0, 0.0]]), np.ones((4, 2))]
+    biases = [np.array([0.0, -1.0, -1.0, -1.0]), np.zeros(2)]  # units 1-3 never fire
+    net = NumpyMLPAdapter(weights, biases)
+    X = np.abs(np.random.default_rng(0).normal(size=(20, 1)))
+    basis = directions.pca(net, (X, np.zeros(20, int)), "hidden0")
+    assert basis.attrs["basis_rank"] == 1
+    np.testing.assert_allclose(basis.values[0], [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(basis.values @ basis.values.T, np.eye(4), atol=1e-12)
