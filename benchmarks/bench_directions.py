@@ -31,13 +31,12 @@ import argparse
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from bench_conv import conv_workload
+from bench_conv import conv_workload, export
 from runs import Runs, machine
 from workload import b1_workload
 
@@ -45,15 +44,6 @@ from directionkit import directions
 from directionkit.adapters.onnx import OnnxAdapter
 from directionkit.adapters.torch import TorchAdapter
 from directionkit.experiments import ablation_curve
-
-
-def export(model: torch.nn.Module, x: torch.Tensor, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        batch = torch.export.Dim("batch")
-        torch.onnx.export(
-            model, (x[:2],), str(path), dynamo=True, dynamic_shapes=({0: batch},), verbose=False
-        )
 
 
 def curve(
