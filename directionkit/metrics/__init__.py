@@ -16,6 +16,7 @@ from directionkit.metrics._chance import (
 from directionkit.metrics._correlation import spearman
 from directionkit.metrics._covariance import UnitCovariance
 from directionkit.metrics._curves import ablation_auc
+from directionkit.metrics._generalization import granulated_psi, kendall_tau, pgdl_score
 from directionkit.metrics._information import mutual_information
 from directionkit.metrics._selectivity import class_mean, class_selectivity
 from directionkit.metrics._streaming import (
@@ -38,7 +39,10 @@ __all__ = [
     "chance_note",
     "class_mean",
     "class_selectivity",
+    "granulated_psi",
+    "kendall_tau",
     "mutual_information",
     "near_chance",
+    "pgdl_score",
     "spearman",
 ]

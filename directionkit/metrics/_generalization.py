@@ -1,0 +1,186 @@
+"""How well a measure ranks a population of models by their generalization gap: Kendall's
+tau, the granulated Psi of Jiang et al. (2020) and the conditional mutual information of
+the NeurIPS 2020 PGDL competition (groundwork for issue 26)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from directionkit._utils.validation import check_choice, parameter_error
+from directionkit.errors import InvalidDataError
+
+
+def _vector(values: Any, name: str, func: str, n: int | None = None) -> np.ndarray:
+    array = np.asarray(getattr(values, "values", values), dtype=np.float64)
+    if array.ndim != 1 or (n is not None and array.size != n):
+        expected = "a 1-d array (one value per model)" + ("" if n is None else f" of {n}")
+        raise parameter_error(name, func, expected, np.shape(array))
+    if not np.all(np.isfinite(array)):
+        raise InvalidDataError(f"The {name!r} given to {func} holds NaN or Inf.")
+    return array
+
+
+def _settings(hyperparameters: Mapping[str, Any], n: int, func: str) -> dict[str, np.ndarray]:
+    if not isinstance(hyperparameters, Mapping) or not hyperparameters:
+        raise parameter_error(
+            "hyperparameters", func, "a non-empty mapping of names to one value per model",
+            hyperparameters,
+        )  # fmt: skip
+    settings = {}
+    for name, values in hyperparameters.items():
+        array = np.asarray(getattr(values, "values", values))
+        if array.shape != (n,):
+            raise parameter_error(
+                "hyperparameters", func, f"one value per model ({n}) for {name!r}", array.shape
+            )
+        settings[str(name)] = np.unique(array.astype(str), return_inverse=True)[1]
+    return settings
+
+
+def kendall_tau(measure: Any, gap: Any) -> float:
+    """Kendall's rank correlation of ``measure`` and ``gap`` over models (tau-a).
+
+    ``tau = sum_{i<j} sign(m_i - m_j) sign(g_i - g_j) / (n (n - 1) / 2)``, the form of
+    Jiang et al., "Fantastic Generalization Measures and Where to Find Them" (ICLR 2020),
+    Eq. 2: ties count 0 and are not corrected for (without ties, scipy's tau-b).
+
+    Examples
+    --------
+    >>> kendall_tau([1.0, 2.0, 3.0], [0.1, 0.3, 0.2])
+    0.3333333333333333
+    """
+    m = _vector(measure, "measure", "kendall_tau")
+    g = _vector(gap, "gap", "kendall_tau", m.size)
+    if m.size < 2:
+        raise InvalidDataError("kendall_tau needs at least 2 models.")
+    i, j = np.triu_indices(m.size, k=1)
+    return float(np.mean(np.sign(m[i] - m[j]) * np.sign(g[i] - g[j])))
+
+
+def granulated_psi(measure: Any, gap: Any, hyperparameters: Mapping[str, Any]) -> float:
+    """Jiang et al.'s granulated Kendall coefficient Psi (ICLR 2020, Eq. 4).
+
+    For each hyperparameter ``h``: the models are grouped by the values of every other
+    hyperparameter, so that within a group only ``h`` varies; ``psi_h`` is the mean of
+    :func:`kendall_tau` over the groups of two or more models; ``Psi`` is the mean of
+    ``psi_h`` over the hyperparameters that have such a group.
+
+    Examples
+    --------
+    >>> gap = [0.1, 0.2, 0.3, 0.4]
+    >>> granulated_psi(gap, gap, {"lr": [1, 2, 1, 2], "depth": [1, 1, 2, 2]})
+    1.0
+    """
+    func = "granulated_psi"
+    m = _vector(measure, "measure", func)
+    g = _vector(gap, "gap", func, m.size)
+    settings = _settings(hyperparameters, m.size, func)
+    psis = []
+    for name in settings:
+        others = [settings[o] for o in settings if o != name]
+        keys = np.stack(others, axis=1) if others else np.zeros((m.size, 1), int)
+        taus = []
+        for key in np.unique(keys, axis=0):
+            group = np.flatnonzero(np.all(keys == key, axis=1))
+            if group.size >= 2:
+                taus.append(kendall_tau(m[group], g[group]))
+        if taus:
+            psis.append(float(np.mean(taus)))
+    if not psis:
+        raise InvalidDataError(
+            "granulated_psi found no two models that differ in one hyperparameter only."
+        )
+    return float(np.mean(psis))
+
+
+def _mutual_information_ratio(v_gap: np.ndarray, v_measure: np.ndarray, group: np.ndarray
+                              ) -> float:  # fmt: skip
+    """The mean over groups of MI(V_gap; V_measure) over the mean entropy of V_gap (bits)."""
+    information, entropy = [], []
+    for label in np.unique(group):
+        chosen = group == label
+        joint = np.zeros((2, 2))
+        np.add.at(joint, (v_gap[chosen], v_measure[chosen]), 1.0)
+        joint /= joint.sum()
+        rows, columns = joint.sum(axis=1), joint.sum(axis=0)
+        outer = rows[:, None] * columns[None, :]
+        live = joint > 0
+        information.append(float(np.sum(joint[live] * np.log2(joint[live] / outer[live]))))
+        entropy.append(float(-np.sum(rows[rows > 0] * np.log2(rows[rows > 0]))))
+    mean_entropy = float(np.mean(entropy))
+    return float(np.mean(information)) / mean_entropy if mean_entropy > 0 else float("nan")
+
+
+def pgdl_score(
+    measure: Any,
+    gap: Any,
+    hyperparameters: Mapping[str, Any] | None = None,
+    *,
+    conditioning: int = 2,
+    self_pairs: bool = True,
+) -> float:
+    """The PGDL competition's score of a measure: conditional mutual information, x 100.
+
+    The NeurIPS 2020 competition *Predicting Generalization in Deep Learning* (Jiang et
+    al., 2020; its scoring program's ``conditional_mutual_information``) compares, over
+    every ordered pair of models ``(i, j)`` (``i == j`` included, as the program does;
+    ``self_pairs=False`` leaves those out),
+    ``V_gap = [gap_i > gap_j]`` with ``V_measure = [measure_i > measure_j]``.  For a set
+    ``S`` of hyperparameters the pairs are grouped by the values of ``S`` of both models
+    (``(h(i), h(j))`` for each ``h`` in ``S``); the score of ``S`` is the mean over groups
+    of ``MI(V_gap; V_measure)`` divided by the mean over groups of ``H(V_gap)`` (bits);
+    the measure's score is the minimum over every ``S`` of ``conditioning`` distinct
+    hyperparameters, times 100 (PGDL's 2, the competition's; 1 and 0, unconditioned, are
+    the variants of Jiang et al. 2020).  PGDL averages over every combination of values,
+    all present in a full grid; on an incomplete grid the combinations no pair has are
+    left out (the competition's program would give NaN).  100 for a measure that orders
+    every pair as the gap does, about 0 for one unrelated to it.  A measure must grow with
+    the gap (negate one that falls, such as the ablation AUC): since every model is also
+    paired with itself (both signs 0), a measure ordering every pair against the gap does
+    not score 100.
+
+    Examples
+    --------
+    A 3 x 3 grid, 8 seeds each, whose gap grows with both hyperparameters: the gap
+    itself scores 100, a random measure about 8 (the plug-in estimate is biased upward on
+    small groups: read a score against a random measure's on the same population), the
+    negated gap 76 (100 without the self pairs):
+
+    >>> rng = np.random.default_rng(0)
+    >>> lr, depth, seed = np.meshgrid(range(3), range(3), range(8), indexing="ij")
+    >>> grid = {"lr": lr.ravel(), "depth": depth.ravel()}
+    >>> gap = 0.1 * grid["lr"] + 0.05 * grid["depth"] + 0.02 * rng.normal(size=72)
+    >>> pgdl_score(gap, gap, grid), round(pgdl_score(rng.normal(size=72), gap, grid), 1)
+    (100.0, 8.2)
+    >>> round(pgdl_score(-gap, gap, grid), 1), pgdl_score(-gap, gap, grid, self_pairs=False)
+    (76.1, 100.0)
+    """
+    func = "pgdl_score"
+    m = _vector(measure, "measure", func)
+    g = _vector(gap, "gap", func, m.size)
+    check_choice(conditioning, "conditioning", func, (0, 1, 2))
+    settings = _settings(hyperparameters or {"": np.zeros(m.size)}, m.size, func)
+    if conditioning > len(settings) or (conditioning > 0 and not hyperparameters):
+        raise parameter_error(
+            "conditioning", func, f"at most the number of hyperparameters ({len(settings)})",
+            conditioning,
+        )  # fmt: skip
+    i, j = (index.ravel() for index in np.meshgrid(np.arange(m.size), np.arange(m.size),
+                                                   indexing="ij"))  # fmt: skip
+    if not self_pairs:
+        i, j = i[i != j], j[i != j]
+    v_gap = (g[i] > g[j]).astype(int)
+    v_measure = (m[i] > m[j]).astype(int)
+    scores = []
+    for subset in itertools.combinations(sorted(settings), conditioning):
+        group = np.zeros(i.size, dtype=np.int64)
+        for name in subset:
+            levels = int(settings[name].max()) + 1
+            group = (group * levels + settings[name][i]) * levels + settings[name][j]
+        scores.append(_mutual_information_ratio(v_gap, v_measure, group))
+    return 100.0 * float(np.nanmin(scores)) if np.any(np.isfinite(scores)) else float("nan")
+
