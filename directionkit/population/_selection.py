@@ -21,6 +21,7 @@ import xarray as xr
 
 from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.errors import DirectionKitWarning, InvalidDataError
+from directionkit.metrics import granulated_psi, kendall_tau, pgdl_score
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -274,7 +275,13 @@ def selection_report(
         Dim ``measure`` (and ``top``): ``spearman``, ``spearman_pvalue``, ``n_models``,
         ``subset_size``, ``top_hit_rate`` ``(measure, top)``, ``gap_mean``, ``gap_sd``
         (sample sd over the sub-selections); attrs ``target``, ``n_subsets``, ``seed``,
-        ``near_chance_left_out`` (the models left out).
+        ``near_chance_left_out`` (the models left out).  When the store holds
+        ``train_accuracy`` and ``test_accuracy`` and hyperparameters (``config_*`` that
+        vary), also how well each measure ranks the generalization gap (train minus test
+        accuracy), the measure oriented so that a better value predicts a smaller gap:
+        ``kendall_tau``, ``granulated_psi`` and ``pgdl_score`` (see
+        :func:`directionkit.metrics.pgdl_score`; conditioned on two hyperparameters, or
+        on the one there is), with attrs ``generalization_gap`` and ``hyperparameters``.
 
     Examples
     --------
@@ -323,8 +330,10 @@ def selection_report(
         )
         for measure in chosen
     ]  # fmt: skip
+    scores = _gap_scores(dataset, chosen, directions, scope)
     return xr.Dataset(
         {
+            **scores.pop("variables"),
             "spearman": ("measure", [r["spearman"] for r in rows]),
             "spearman_pvalue": ("measure", [r["spearman_pvalue"] for r in rows]),
             "n_models": ("measure", [r["n_models"] for r in rows]),
@@ -339,8 +348,51 @@ def selection_report(
             "n_subsets": n_subsets,
             "seed": seed,
             "near_chance_left_out": left_out,
+            **scores,
         },
     )
+
+
+def _gap_scores(
+    dataset: xr.Dataset, chosen: Sequence[str], directions: Mapping[str, bool], scope: str
+) -> dict[str, Any]:
+    """Kendall's tau, granulated Psi and the PGDL score of each measure against the
+    generalization gap, where the store holds the gap and varying hyperparameters."""
+    if "train_accuracy" not in dataset or "test_accuracy" not in dataset:
+        return {"variables": {}}
+    gap = (dataset["train_accuracy"] - dataset["test_accuracy"]).values.astype(np.float64)
+    names = [
+        str(name) for name in dataset.data_vars
+        if str(name).startswith("config_") and dataset[name].dims == ("model",)
+        and np.unique(dataset[name].values.astype(str)).size > 1
+    ]  # fmt: skip
+    if not names:
+        return {"variables": {}}
+    columns: dict[str, list[float]] = {"kendall_tau": [], "granulated_psi": [],
+                                       "pgdl_score": []}  # fmt: skip
+    for measure in chosen:
+        values = measure_values(dataset, measure, scope=scope).values.astype(np.float64)
+        keep = np.isfinite(values) & np.isfinite(gap)
+        # oriented so that it grows with the gap: a better value predicts a smaller gap
+        oriented = -values[keep] if directions.get(measure, True) else values[keep]
+        settings = {n.removeprefix("config_"): dataset[n].values[keep] for n in names}
+        if keep.sum() < 2:
+            for column in columns.values():
+                column.append(float("nan"))
+            continue
+        columns["kendall_tau"].append(kendall_tau(oriented, gap[keep]))
+        try:
+            columns["granulated_psi"].append(granulated_psi(oriented, gap[keep], settings))
+        except InvalidDataError:  # no two models differ in one hyperparameter only
+            columns["granulated_psi"].append(float("nan"))
+        columns["pgdl_score"].append(
+            pgdl_score(oriented, gap[keep], settings, conditioning=min(2, len(settings)))
+        )
+    return {
+        "variables": {name: ("measure", values) for name, values in columns.items()},
+        "generalization_gap": "train_accuracy - test_accuracy",
+        "hyperparameters": [n.removeprefix("config_") for n in names],
+    }
 
 
 def _selection_row(

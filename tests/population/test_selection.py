@@ -202,3 +202,35 @@ def test_models_at_chance_are_left_out_of_the_selection_statistics_and_named() -
     )  # with them in, the AUC picks a model that learned nothing
     with pytest.raises(dk.InvalidParameterError, match="'near_chance' parameter"):
         dk.selection_report(ds, ["ablation_auc"], near_chance="last")
+
+
+def test_selection_report_scores_each_measure_against_the_generalization_gap() -> None:
+    # a measure that falls exactly as the gap grows (ablation AUC: higher is better) ranks
+    # every pair: tau, Psi and the PGDL score at their best; one unrelated to it does not
+    from directionkit.metrics import pgdl_score
+
+    rng = np.random.default_rng(0)
+    lr, depth, _ = np.meshgrid(range(3), range(3), range(6), indexing="ij")
+    gap = 0.1 * lr.ravel() + 0.05 * depth.ravel() + 0.02 * rng.normal(size=54)
+    test = rng.uniform(0.6, 0.8, 54)
+    unrelated = rng.normal(size=54)
+    ds = xr.Dataset(
+        {"train_accuracy": ("model", test + gap), "test_accuracy": ("model", test),
+         "ablation_auc": (("model", "scope"), (1 - gap)[:, None]),
+         "train_loss": ("model", unrelated),
+         "config_lr": ("model", lr.ravel()), "config_depth": ("model", depth.ravel()),
+         "config_epochs": ("model", np.full(54, 10))},
+        coords={"model": np.arange(54), "scope": ["all"]},
+    )  # fmt: skip
+    report = dk.selection_report(ds, ["ablation_auc", "train_loss"], n_subsets=50)
+    auc = report.sel(measure="ablation_auc")
+    assert float(auc["kendall_tau"]) == 1.0 and float(auc["granulated_psi"]) == 1.0
+    assert float(auc["pgdl_score"]) == pytest.approx(100.0)
+    loss = report.sel(measure="train_loss")  # lower is better: the measure as it is
+    assert float(loss["pgdl_score"]) == pytest.approx(
+        pgdl_score(unrelated, gap, {"lr": lr.ravel(), "depth": depth.ravel()})
+    )
+    assert abs(float(loss["kendall_tau"])) < 0.3
+    assert report.attrs["hyperparameters"] == ["lr", "depth"]  # epochs does not vary
+    plain = dk.selection_report(ds.drop_vars(["config_lr", "config_depth"]), n_subsets=50)
+    assert "pgdl_score" not in plain  # no hyperparameters: nothing to condition on
