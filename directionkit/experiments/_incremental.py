@@ -94,19 +94,20 @@ def _clamped_layer(
     bias: np.ndarray,
     clamped: np.ndarray,
     fill: np.ndarray,
-    basis: np.ndarray | None = None,
+    along: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The next layer with its clamped inputs folded in: ``(W^T, b)`` for ``W^T @ act + b``.
 
     A clamped input contributes the constant ``fill @ W`` instead of its activity, so
-    its weight row is dropped and that constant moves into the bias.  Along a ``basis``
-    ``U`` a clamped direction ``i`` contributes ``fill_i U_i W`` instead of ``(act U_i^T)
-    U_i W``: the weights lose ``U_c^T U_c W`` (``c`` the clamped directions).
+    its weight row is dropped and that constant moves into the bias.  ``along = (U, U W)``
+    (a basis and its directions' weights, ``(k, n_out)``): a clamped direction ``i``
+    contributes ``fill_i U_i W`` instead of ``(act U_i^T) U_i W``, so the weights lose
+    ``U_c^T U_c W`` (``c`` the clamped directions).
     """
-    if basis is None:
+    if along is None:
         kept = weight * ~clamped[:, None]
         return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ weight
-    through = (basis @ weight).astype(weight.dtype)  # (k, n_out): direction i's weights
+    basis, through = along
     kept = weight - basis[clamped].T.astype(weight.dtype) @ through[clamped]
     return np.ascontiguousarray(kept.T), bias + (fill * clamped) @ through
 
@@ -199,11 +200,15 @@ def incremental_accuracy(
     }
     # along a basis, a site's "units" are its projections h @ U.T (see LinearChain.bases)
     bases = {n: np.asarray(chain.bases[n], np.float64) for n in names if n in chain.bases}
+    # each basis with its directions' weights in the next layer, once, not per curve point
+    along = {
+        n: (u, (u @ weights[layer_of[n] + 1]).astype(dtype)) for n, u in bases.items()
+    }
     # per curve point, the layers after the consumer with that point's masks folded in
     tails = [
         [
             _clamped_layer(weights[layer + 1], biases[layer + 1], masks[by_layer[layer]][row],
-                           fills[by_layer[layer]], bases.get(by_layer[layer]))
+                           fills[by_layer[layer]], along.get(by_layer[layer]))
             if layer in by_layer
             else (np.ascontiguousarray(weights[layer + 1].T), biases[layer + 1])
             for layer in range(first + 1, len(weights) - 1)
@@ -214,7 +219,7 @@ def incremental_accuracy(
     first_basis = bases.get(first_site)
     consumer_t = (  # the consumer's weight of each unit (direction) of the first site
         clean_consumer_t if first_basis is None
-        else np.ascontiguousarray((first_basis @ weights[first + 1]).T.astype(dtype))
+        else np.ascontiguousarray(along[first_site][1].T)
     )  # fmt: skip
     # a next site along a basis clamps directions, not the consumer's outputs
     next_site = by_layer.get(first + 1, "")
