@@ -91,6 +91,7 @@ from directionkit._utils.choices import ALL_KINDS, BINARY_KINDS
 from directionkit.adapter._interventions import (
     BASIS_TOLERANCE,
     Interventions,
+    check_basis,
     check_request,
 )
 from directionkit.adapter._outputs import (
@@ -153,6 +154,7 @@ __all__ = [
     "SupportsWeightL1",
     "binary_columns",
     "binary_kind",
+    "check_basis",
     "check_output_kind",
     "check_request",
     "check_unit_axes",

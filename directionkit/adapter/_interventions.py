@@ -52,6 +52,39 @@ class _CheckedBasis(np.ndarray):
     ``U @ U.T`` again (cubic in the site's width)."""
 
 
+def check_basis(rows: Any, width: int, site: str) -> np.ndarray | None:
+    """``rows`` checked as a basis of ``width`` orthonormal directions of ``site``'s units,
+    as an array :meth:`Interventions.along` takes without checking it again; None for the
+    identity (the units themselves: the unit intervention, bit for bit).
+
+    Examples
+    --------
+    >>> check_basis(np.eye(2), 2, "a") is None, check_basis([[0.6, 0.8]], 1, "a").shape
+    (True, (1, 2))
+    """
+    if isinstance(rows, _CheckedBasis) and rows.shape[0] == width:
+        return rows  # checked when first given (rows(), for_batch(), a wrapped adapter)
+    array = np.asarray(rows, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != width or array.shape[1] < width:
+        raise InvalidParameterError(
+            f"The 'basis' of site {site!r} must have shape ({width}, n_units) with n_units "
+            f">= {width}: one direction per column of its terms. Got {np.shape(rows)}."
+        )
+    if not np.all(np.isfinite(array)):
+        raise InvalidParameterError(f"The 'basis' of site {site!r} has NaN or Inf.")
+    if array.shape[1] == width and np.array_equal(array, np.eye(width)):
+        return None
+    error = float(np.abs(array @ array.T - np.eye(width)).max())
+    if error > BASIS_TOLERANCE:
+        raise InvalidParameterError(
+            f"The 'basis' of site {site!r} must have orthonormal rows (U @ U.T = I to "
+            f"{BASIS_TOLERANCE:g}); it differs from the identity by {error:.3g}. "
+            "directionkit.directions.from_array(..., orthonormalise=True) makes them so."
+        )
+    checked: np.ndarray = np.array(array, dtype=np.float64, order="C").view(_CheckedBasis)
+    return checked
+
+
 @dataclass(frozen=True)
 class Interventions:
     """M interventions on any number of sites, evaluated in one pass.
@@ -159,33 +192,14 @@ class Interventions:
     def _checked_basis(self) -> dict[str, np.ndarray]:
         basis: dict[str, np.ndarray] = {}
         for name, rows in dict(self.basis).items():
-            if isinstance(rows, _CheckedBasis) and rows.shape[0] == self.width(name):
-                basis[name] = rows  # checked when first given (rows(), for_batch(), ...)
-                continue
             if name not in self.scale:
                 raise InvalidParameterError(
                     f"The 'basis' of Interventions names site {name!r}, which has no 'scale'; "
                     f"bases go with intervened sites {sorted(self.scale)}."
                 )
-            array = np.asarray(rows, dtype=np.float64)
-            k = self.width(name)
-            if array.ndim != 2 or array.shape[0] != k or array.shape[1] < k:
-                raise InvalidParameterError(
-                    f"The 'basis' of site {name!r} must have shape ({k}, n_units) with n_units "
-                    f">= {k}: one direction per column of its terms. Got {np.shape(rows)}."
-                )
-            if not np.all(np.isfinite(array)):
-                raise InvalidParameterError(f"The 'basis' of site {name!r} has NaN or Inf.")
-            if array.shape[1] == k and np.array_equal(array, np.eye(k)):
-                continue  # the units themselves: the unit intervention, bit for bit
-            error = float(np.abs(array @ array.T - np.eye(k)).max())
-            if error > BASIS_TOLERANCE:
-                raise InvalidParameterError(
-                    f"The 'basis' of site {name!r} must have orthonormal rows (U @ U.T = I to "
-                    f"{BASIS_TOLERANCE:g}); it differs from the identity by {error:.3g}. "
-                    "directionkit.directions.from_array(..., orthonormalise=True) makes them so."
-                )
-            basis[name] = np.array(array, dtype=np.float64, order="C").view(_CheckedBasis)
+            checked = check_basis(rows, self.width(name), name)
+            if checked is not None:
+                basis[name] = checked
         return basis
 
     # -- constructors -------------------------------------------------------------

@@ -27,6 +27,7 @@ from directionkit.adapter import (
     SupportsElementRecording,
     SupportsLazySites,
     SupportsLinearChain,
+    check_basis,
     check_request,
     direction_site,
 )
@@ -50,6 +51,9 @@ class AlongDirections:
     def __init__(self, adapter: ModelAdapter, bases: Mapping[str, np.ndarray]) -> None:
         self.adapter = adapter
         self.bases = dict(bases)
+        # checked for the seam once here, not on every run (U U^T is cubic in the width);
+        # None where a basis is the units themselves
+        self._checked = {n: check_basis(u, u.shape[0], n) for n, u in self.bases.items()}
         self._sites = {
             name: direction_site(site, self.bases[name].shape[0]) if name in self.bases else site
             for name, site in adapter.sites.items()
@@ -68,7 +72,10 @@ class AlongDirections:
         check_request(self._sites, interventions, record)
         inner = interventions
         if interventions is not None:
-            rotated = {n: self.bases[n] for n in interventions.sites if n in self.bases}
+            rotated = {
+                n: checked for n in interventions.sites
+                if (checked := self._checked.get(n)) is not None
+            }  # fmt: skip
             inner = interventions.along(rotated) if rotated else interventions
         out = self.adapter.run(x, inner, record)
         return RunOutput(out.logits, self._projected(out.activations, reduced=True))
