@@ -13,7 +13,8 @@ from directionkit._utils.choices import DIRECTION_KINDS, MEASURED_DIRECTIONS
 from directionkit._utils.validation import check_choice, parameter_error
 from directionkit.adapter import ModelAdapter, Site
 from directionkit.directions._bases import random
-from directionkit.directions._measured import class_means, pca
+from directionkit.directions._measured import class_mean_bases, pca_bases
+from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import unit_coords
 
 
@@ -61,15 +62,15 @@ def site_bases(
         return dict(directions)
     if directions == "units":
         return {}
+    names = list(adapter.sites)
+    if directions == "pca":  # one pass over the training data for every site
+        return dict(pca_bases(adapter, Batches(train_data, batch_size, "analyze"), names))
+    if directions == "class-means":
+        return dict(class_mean_bases(adapter, Batches(train_data, batch_size, "analyze"), names))
     bases: dict[str, Any] = {}
     for depth, (name, site) in enumerate(adapter.sites.items()):
-        if directions == "random":
-            state = np.random.SeedSequence([seed, depth]).generate_state(1)[0]
-            bases[name] = random(site, seed=int(state))
-        elif directions == "pca":
-            bases[name] = pca(adapter, train_data, name, batch_size=batch_size)
-        else:
-            bases[name] = class_means(adapter, train_data, name, batch_size=batch_size)
+        state = np.random.SeedSequence([seed, depth]).generate_state(1)[0]
+        bases[name] = random(site, seed=int(state))
     return bases
 
 

@@ -3,6 +3,7 @@ orthonormalised differences of its class-conditional means."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import xarray as xr
 from directionkit._utils.validation import check_int, parameter_error
 from directionkit.adapter import (
     ModelAdapter,
+    Site,
     SupportsElementRecording,
     units_last,
 )
@@ -18,7 +20,8 @@ from directionkit.directions._bases import _labelled
 from directionkit.errors import InvalidDataError, SiteNotFoundError, UnsupportedModelError
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import find_sites
-from directionkit.metrics import UnitCovariance
+from directionkit.metrics import ClassConditionalSums, UnitCovariance
+from directionkit.metrics._covariance import sign_fixed
 
 #: Variance, relative to the largest, at or below which a direction counts as without
 #: activity (float32 rounding of the activations leaves about 1e-14 there).
@@ -33,11 +36,6 @@ def _site_of(adapter: ModelAdapter, batches: Batches, site: Any, func: str) -> s
     if name not in adapter.sites:
         raise SiteNotFoundError(name, adapter.sites)
     return name
-
-
-def _sign_fixed(rows: np.ndarray) -> np.ndarray:
-    largest = np.argmax(np.abs(rows), axis=1)
-    return rows * np.sign(rows[np.arange(rows.shape[0]), largest])[:, None]
 
 
 def pca(
@@ -76,25 +74,46 @@ def pca(
     """
     batches = Batches(data, batch_size, "pca")
     name = _site_of(adapter, batches, site, "pca")
-    info = adapter.sites[name]
-    k = info.n_units if k is None else check_int(k, "k", "pca", minimum=1)
-    if k > info.n_units:
-        raise parameter_error("k", "pca", f"at most the {info.n_units} units of {name!r}", k)
-    flat = info.shape is None or len(info.shape) == 1
-    if not flat and not isinstance(adapter, SupportsElementRecording):
-        raise UnsupportedModelError(
-            f"pca needs the activity of site {name!r} at every position, and "
-            f"{type(adapter).__name__} cannot record elements (no record_elements method)."
-        )
-    covariance = UnitCovariance(info.n_units)
+    return pca_bases(adapter, batches, [name], k)[name]
+
+
+def pca_bases(
+    adapter: ModelAdapter, batches: Batches, names: Sequence[str], k: int | None = None
+) -> dict[str, xr.DataArray]:
+    """:func:`pca` of every site in ``names``, from one pass over ``batches``."""
+    covariances, widths = {}, {}
+    for name in names:
+        info = adapter.sites[name]
+        widths[name] = info.n_units if k is None else check_int(k, "k", "pca", minimum=1)
+        if widths[name] > info.n_units:
+            raise parameter_error(
+                "k", "pca", f"at most the {info.n_units} units of {name!r}", widths[name]
+            )
+        flat = info.shape is None or len(info.shape) == 1
+        if not flat and not isinstance(adapter, SupportsElementRecording):
+            raise UnsupportedModelError(
+                f"pca needs the activity of site {name!r} at every position, and "
+                f"{type(adapter).__name__} cannot record elements (no record_elements method)."
+            )
+        covariances[name] = UnitCovariance(info.n_units)
     for x, _ in batches:
         if isinstance(adapter, SupportsElementRecording):
-            values = np.asarray(adapter.record_elements(x, [name])[name], np.float64)
-            covariance.update(units_last(info, values).reshape(-1, info.n_units))
+            elements = adapter.record_elements(x, list(names))
+            for name, covariance in covariances.items():
+                values = units_last(adapter.sites[name], np.asarray(elements[name], np.float64))
+                covariance.update(values.reshape(-1, covariance.n_units))
         else:
-            covariance.update(np.asarray(adapter.run(x, record=[name]).activations[name]))
+            recorded = adapter.run(x, record=list(names)).activations
+            for name, covariance in covariances.items():
+                covariance.update(np.asarray(recorded[name]))
+    return {name: _components(adapter.sites[name], c, widths[name])
+            for name, c in covariances.items()}  # fmt: skip
+
+
+def _components(info: Site, covariance: UnitCovariance, k: int) -> xr.DataArray:
+    """The ``k`` components of one site, completed past the activity's rank."""
     if covariance.count < 2:
-        raise InvalidDataError(f"pca needs at least 2 activity vectors of site {name!r}.")
+        raise InvalidDataError(f"pca needs at least 2 activity vectors of site {info.name!r}.")
     variances = covariance.explained_variance()
     rank = int(np.count_nonzero(variances > NO_VARIANCE * max(float(variances[0]), 0.0)))
     rows = covariance.principal_components(min(k, rank)) if rank else np.zeros((0, info.n_units))
@@ -138,26 +157,37 @@ def class_means(
     """
     batches = Batches(data, batch_size, "class_means")
     name = _site_of(adapter, batches, site, "class_means")
-    info = adapter.sites[name]
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = {}
+    return class_mean_bases(adapter, batches, [name])[name]
+
+
+def class_mean_bases(
+    adapter: ModelAdapter, batches: Batches, names: Sequence[str]
+) -> dict[str, xr.DataArray]:
+    """:func:`class_means` of every site in ``names``, from one pass over ``batches``."""
+    sums: dict[str, ClassConditionalSums] = {}
     for x, y in batches:
-        values = np.asarray(adapter.run(x, record=[name]).activations[name], np.float64)
-        for label in np.unique(y):
-            chosen = values[y == label]
-            sums[int(label)] = sums.get(int(label), 0) + chosen.sum(axis=0)
-            counts[int(label)] = counts.get(int(label), 0) + len(chosen)
-    if len(sums) < 2:
+        out = adapter.run(x, record=list(names))
+        for name in names:  # as many classes as the model has outputs
+            values = np.asarray(out.activations[name], np.float64)
+            sums.setdefault(name, ClassConditionalSums(values.shape[1], out.logits.shape[-1]))
+            sums[name].update(values, y)
+    return {name: _between_classes(adapter.sites[name], sums[name]) for name in names}
+
+
+def _between_classes(info: Site, sums: ClassConditionalSums) -> xr.DataArray:
+    """The orthonormal span of one site's class-mean differences (see :func:`class_means`)."""
+    present = sums.counts > 0
+    if np.count_nonzero(present) < 2:
         raise InvalidDataError(
-            f"class_means needs examples of at least 2 classes; the data hold {sorted(sums)}."
+            "class_means needs examples of at least 2 classes; the data hold "
+            f"{np.flatnonzero(present).tolist()}."
         )
-    labels = sorted(sums)
-    n = np.array([counts[c] for c in labels], np.float64)
-    means = np.stack([sums[c] / counts[c] for c in labels])
+    n = sums.counts[present]
+    means = (sums.sums[:, present] / n).T  # (classes, units)
     centred = (means - (n @ means) / n.sum()) * np.sqrt(n / n.sum())[:, None]
     _, values, vectors = np.linalg.svd(centred, full_matrices=False)
     keep = values > 1e-10 * max(values[0], np.finfo(np.float64).tiny)
     if not np.any(keep):
-        raise InvalidDataError(f"The class means of site {name!r} do not differ.")
-    rows = _sign_fixed(vectors[keep])
-    return _labelled(info, rows, "class-means", basis_classes=len(labels))
+        raise InvalidDataError(f"The class means of site {info.name!r} do not differ.")
+    rows = sign_fixed(vectors[keep])
+    return _labelled(info, rows, "class-means", basis_classes=int(np.count_nonzero(present)))

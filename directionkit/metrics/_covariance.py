@@ -90,13 +90,24 @@ class UnitCovariance:
                 f"UnitCovariance.principal_components: k={k} exceeds the {self.n_units} units."
             )
         _, vectors = np.linalg.eigh(self.covariance())  # ascending eigenvalues
-        rows = vectors[:, ::-1][:, :k].T.copy()
-        largest = np.argmax(np.abs(rows), axis=1)
-        rows *= np.sign(rows[np.arange(k), largest])[:, None]
-        return rows
+        return sign_fixed(vectors[:, ::-1][:, :k].T)
 
     def explained_variance(self, k: int | None = None) -> np.ndarray:
         """The variance along each of the first ``k`` principal components (all by
         default), in decreasing order."""
         values = np.linalg.eigvalsh(self.covariance())[::-1]
         return values if k is None else values[: check_int(k, "k", "explained_variance", minimum=1)]
+
+
+def sign_fixed(rows: np.ndarray) -> np.ndarray:
+    """``rows`` with each sign fixed so that its entry of largest magnitude is positive
+    (the first such entry on a tie): the same directions always come out the same.
+
+    Examples
+    --------
+    >>> sign_fixed(np.array([[0.6, -0.8], [0.8, 0.6]])).tolist()
+    [[-0.6, 0.8], [0.8, 0.6]]
+    """
+    largest = np.argmax(np.abs(rows), axis=1)
+    fixed: np.ndarray = rows * np.sign(rows[np.arange(rows.shape[0]), largest])[:, None]
+    return fixed
