@@ -18,7 +18,7 @@ import xarray as xr
 import directionkit.paper._figures as fig
 import directionkit.paper._statistics as st
 from directionkit.paper._experiment import Experiment, ProtocolRow, protocol_row
-from directionkit.paper._memorising import by_level, memorising_protocol
+from directionkit.paper._memorising import by_level, memorising_protocol, memorising_runs
 from directionkit.paper._rules import Claim, all_of
 from directionkit.paper._scale import Scale
 from directionkit.paper._shared import (
@@ -73,21 +73,16 @@ def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
     """The memorising MLPs (trained once, shared with ``corrupted-labels`` and ``noise``),
     each ablated along every basis."""
     s = ws.scale
-    analyses = {}
-    runs = [(p, seed) for seed in s.seeds for p in s.corruptions]
-    for corruption, seed in ws.bar(runs, "memorising MLPs along bases"):
-        config = ws.config(
-            hidden=s.hidden, corruption=corruption, seed=seed, epochs=s.memorize_epochs,
-            stop_at_train_accuracy=s.memorize_target,
-        )  # fmt: skip
-        run = ws.train(config, "mlp-memorise")
-        analyses[f"p{corruption:g}-s{seed}"] = _along_bases(ws, run)
+    analyses = {
+        name: _along_bases(ws, run)
+        for name, run in memorising_runs(ws, "memorising MLPs along bases")
+    }
     stored = stack_models(
         analyses, ["accuracy", "ablation_accuracy", "ablation_auc"],
         by=["corruption", "seed", "train_accuracy", "test_accuracy", "epoch"],
     )  # fmt: skip
     population = (
-        f"{len(runs)} MLPs {list(s.hidden)} on {ws.dataset}: label corruption "
+        f"{len(analyses)} MLPs {list(s.hidden)} on {ws.dataset}: label corruption "
         f"{list(s.corruptions)} x {n_seeds(s.seeds)}, each trained until training accuracy "
         f">= {s.memorize_target} (at most {s.memorize_epochs} epochs); cumulative ablation "
         f"of every unit, or every direction of a complete random or PCA basis per layer, on "

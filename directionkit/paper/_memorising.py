@@ -5,6 +5,8 @@ its protocol beside the paper's, and the statistic both experiments report of it
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -19,6 +21,7 @@ from directionkit.paper._workspace import Workspace
 
 __all__ = [
     "by_level",
+    "memorising_runs",
     "corruption_stats",
     "curve_claim",
     "memorising_population",
@@ -26,13 +29,12 @@ __all__ = [
 ]
 
 
-def memorising_population(ws: Workspace) -> tuple[xr.Dataset, str]:
-    """Train (or reuse) and analyse the memorising MLPs: their stacked curves, and the
-    population as text."""
+def memorising_runs(ws: Workspace, label: str) -> Iterator[tuple[str, Path]]:
+    """``(name, run)`` of each memorising MLP, trained (or reused) in turn: label
+    corruption x seed, each until it memorises (shared by every experiment on them)."""
     s = ws.scale
-    analyses = {}
     runs = [(p, seed) for seed in s.seeds for p in s.corruptions]
-    for corruption, seed in ws.bar(runs, "memorising MLPs"):
+    for corruption, seed in ws.bar(runs, label):
         config = ws.config(
             hidden=s.hidden,
             corruption=corruption,
@@ -40,15 +42,24 @@ def memorising_population(ws: Workspace) -> tuple[xr.Dataset, str]:
             epochs=s.memorize_epochs,
             stop_at_train_accuracy=s.memorize_target,
         )
-        run = ws.train(config, "mlp-memorise")
-        analyses[f"p{corruption:g}-s{seed}"] = ablation_analysis(ws, run, noise=True)
+        yield f"p{corruption:g}-s{seed}", ws.train(config, "mlp-memorise")
+
+
+def memorising_population(ws: Workspace) -> tuple[xr.Dataset, str]:
+    """Train (or reuse) and analyse the memorising MLPs: their stacked curves, and the
+    population as text."""
+    s = ws.scale
+    analyses = {
+        name: ablation_analysis(ws, run, noise=True)
+        for name, run in memorising_runs(ws, "memorising MLPs")
+    }
     stored = stack_models(
         analyses,
         ["accuracy", "ablation_accuracy", "ablation_auc", "noise_accuracy"],
         by=["corruption", "seed", "train_accuracy", "test_accuracy", "epoch"],
     )
     population = (
-        f"{len(runs)} MLPs {list(s.hidden)} on {ws.dataset}: label corruption "
+        f"{len(analyses)} MLPs {list(s.hidden)} on {ws.dataset}: label corruption "
         f"{list(s.corruptions)} x {n_seeds(s.seeds)}, each trained until training accuracy "
         f">= {s.memorize_target} (at most {s.memorize_epochs} epochs); curves on the training "
         f"data with the labels trained on, {s.orderings} orderings, {s.noise_repeats} noise "
