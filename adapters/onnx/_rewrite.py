@@ -58,6 +58,7 @@ class Rewrite:
         new_nodes: dict[int, list[onnx.NodeProto]] = {}  # insert after node index
         renames: dict[str, str] = {}
         self.inputs: dict[str, tuple[str, str, str]] = {}
+        self.basis_inputs: dict[str, str] = {}  # the basis input of each site in `along`
         self._edit_sites(graph, new_nodes, renames)
         if self.expand_at is not None and self.expand_at != info[self.sites[0]].tensor:
             nodes, tiled = _tile_nodes(
@@ -96,6 +97,8 @@ class Rewrite:
             scale, shift, noise = f"{key}_scale", f"{key}_shift", f"{key}_noise"
             self.inputs[name] = (scale, shift, noise)
             basis = f"{key}_basis" if name in self.along else None
+            if basis is not None:
+                self.basis_inputs[name] = basis
             for tensor in (scale, shift, noise, *([basis] if basis else [])):
                 graph.input.append(
                     helper.make_tensor_value_info(
@@ -284,8 +287,8 @@ class Rewrite:
         shape[2 + unit_axis] = iv.width(name)
         scale = np.asarray(iv.scale[name], dtype).reshape(shape)
         feeds: dict[str, np.ndarray] = {}
-        if name in self.along:  # the rewrite for these interventions: they have its basis
-            feeds[scale_name.removesuffix("_scale") + "_basis"] = np.asarray(iv.basis[name], dtype)
+        if name in self.basis_inputs:  # the rewrite for these interventions: they have its basis
+            feeds[self.basis_inputs[name]] = np.asarray(iv.basis[name], dtype)
         if name in iv.fill:
             # shift + (1 - scale) * fill, one value per element: (M, 1, *element shape)
             dims = list(info.dims)
