@@ -9,6 +9,11 @@ from __future__ import annotations
 
 #: The measures :func:`directionkit.analyze` computes (``metrics=``).
 METRICS = ("statistics", "ablation", "importance", "noise", "weight_l1")
+#: Measures computed only when asked for by name: ``"baselines"``, the field's other
+#: generalization measures (:func:`directionkit.experiments.baseline_measures`).
+OPTIONAL_METRICS = ("baselines",)
+#: Every name ``metrics=`` takes.
+ALL_METRICS = (*METRICS, *OPTIONAL_METRICS)
 #: Noise scales (multiples of each unit's training-set sd) of the noise curve.
 DEFAULT_NOISE_SCALES = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 #: What ablated units are clamped to (``ablate_to=``).

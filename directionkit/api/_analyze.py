@@ -16,6 +16,7 @@ from directionkit.api._measures import IMPORTANCE_UNITS, _Measures, _Plan
 from directionkit.directions import along
 from directionkit.directions._choose import basis_variable, site_bases
 from directionkit.errors import DirectionKitWarning, InvalidParameterError, UnsupportedModelError
+from directionkit.experiments import BASELINES
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import find_sites
 from directionkit.results import fingerprint
@@ -95,7 +96,9 @@ def analyze(
         names or any tensor name.
     metrics : sequence of str, optional
         Any of ``"statistics"`` (class means, selectivity, MI, unit mean/sd),
-        ``"ablation"``, ``"importance"``, ``"noise"``, ``"weight_l1"``.  Default: all
+        ``"ablation"``, ``"importance"``, ``"noise"``, ``"weight_l1"``, and ``"baselines"``
+        (the field's other generalization measures, only by name: see
+        :func:`directionkit.experiments.baseline_measures`).  Default: all
         of them, ``"noise"`` only when ``train_data`` is given, ``"weight_l1"`` only
         when the adapter can report weights.
     scopes : sequence of str, or a preset name
@@ -245,6 +248,10 @@ def analyze(
     if basis is not None:
         parts.append(basis)
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
+    for name, baseline in BASELINES.items():  # each baseline says what it is
+        if name in dataset:
+            dataset[name].attrs = {"definition": baseline.definition,
+                                   "higher_is_better": int(baseline.higher_is_better)}  # fmt: skip
     dataset.attrs = _attrs(
         adapter, plan, run, device, data=_identity(data),
         train_data=None if train_data is None else _identity(train_data),

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from directionkit._utils.choices import ABLATE_TO, DEFAULT_NOISE_SCALES, METRICS
+from directionkit._utils.choices import ABLATE_TO, ALL_METRICS, DEFAULT_NOISE_SCALES, METRICS
 from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.adapter import ModelAdapter, SupportsFoldedWeightL1, SupportsWeightL1
 from directionkit.directions._choose import check_directions
@@ -22,6 +22,7 @@ from directionkit.errors import DirectionKitWarning, UnsupportedModelError
 from directionkit.experiments import (
     ablation_curve,
     activation_statistics,
+    baseline_measures,
     noise_curve,
     unit_importance,
 )
@@ -102,7 +103,7 @@ class _Plan:
         """Every option of ``analyze`` checked, in the order the messages have always come."""
         chosen = list(METRICS) if metrics is None else list(metrics)
         for name in chosen:
-            check_choice(name, "metrics", "analyze", METRICS)
+            check_choice(name, "metrics", "analyze", ALL_METRICS)
         if "noise" in chosen and train_data is None:
             if metrics is not None:
                 raise parameter_error(
@@ -299,6 +300,13 @@ class _Measures:
                 plan.seed, accuracy=plan.accuracy, noise_sd=plan.noise_sd, progress=callback,
             )  # fmt: skip
         return noise.to_dataset().drop_attrs()
+
+    def baselines(self) -> xr.Dataset:
+        with self.stages.track("baselines"):
+            measures = baseline_measures(self.adapter, self.batches, seed=self.plan.seed)
+        if "baselines_note" in measures.attrs:
+            self.notes["baselines_note"] = measures.attrs["baselines_note"]
+        return measures
 
 
 def _weight_l1(adapter: ModelAdapter, notes: dict[str, str]) -> xr.Dataset:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from directionkit._utils.choices import (
     ABLATE_TO,
     ALL_KINDS,
+    ALL_METRICS,
     DEFAULT_NOISE_SCALES,
     DIRECTION_KINDS,
     FORMATS,
     LAYOUTS,
-    METRICS,
     TOML_FORMAT,
 )
 from directionkit._version import __version__
@@ -142,7 +142,7 @@ def _add_measure_options(analyze: argparse.ArgumentParser) -> None:
     """The options of ``analyze`` that set how each measure is taken, and how inputs are
     prepared."""
     analyze.add_argument(
-        "--metrics", nargs="+", choices=METRICS,
+        "--metrics", nargs="+", choices=ALL_METRICS,
         help="which measures (default: all; noise sd comes from the train split)",
     )  # fmt: skip
     analyze.add_argument(

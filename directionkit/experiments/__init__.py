@@ -7,12 +7,15 @@ directionkit data model.
 """
 
 from directionkit.experiments._ablation import ablation_curve, n_clamped, unit_importance
+from directionkit.experiments._baselines import BASELINES, baseline_measures
 from directionkit.experiments._recording import record_activations
 from directionkit.experiments._statistics import activation_statistics, noise_curve
 
 __all__ = [
+    "BASELINES",
     "ablation_curve",
     "activation_statistics",
+    "baseline_measures",
     "n_clamped",
     "noise_curve",
     "record_activations",

@@ -16,7 +16,13 @@ from directionkit.metrics._chance import (
 from directionkit.metrics._correlation import spearman
 from directionkit.metrics._covariance import UnitCovariance
 from directionkit.metrics._curves import ablation_auc
-from directionkit.metrics._generalization import granulated_psi, kendall_tau, pgdl_score
+from directionkit.metrics._generalization import (
+    RANKING_SCORES,
+    granulated_psi,
+    kendall_tau,
+    pgdl_score,
+    ranking_scores,
+)
 from directionkit.metrics._information import mutual_information
 from directionkit.metrics._selectivity import class_mean, class_selectivity
 from directionkit.metrics._streaming import (
@@ -27,6 +33,7 @@ from directionkit.metrics._streaming import (
 )
 
 __all__ = [
+    "RANKING_SCORES",
     "ClassConditionalSums",
     "JointHistogram",
     "UnitCovariance",
@@ -44,5 +51,6 @@ __all__ = [
     "mutual_information",
     "near_chance",
     "pgdl_score",
+    "ranking_scores",
     "spearman",
 ]

@@ -5,10 +5,12 @@ the NeurIPS 2020 PGDL competition (groundwork for issue 26)."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from directionkit._utils.validation import check_choice, parameter_error
 from directionkit.errors import InvalidDataError
@@ -184,3 +186,106 @@ def pgdl_score(
         scores.append(_mutual_information_ratio(v_gap, v_measure, group))
     return 100.0 * float(np.nanmin(scores)) if np.any(np.isfinite(scores)) else float("nan")
 
+
+
+#: The scores :func:`ranking_scores` gives each measure, in its order.
+RANKING_SCORES = ("pgdl_score", "kendall_tau", "granulated_psi")
+
+
+def _scores(m: np.ndarray, g: np.ndarray, settings: Mapping[str, np.ndarray],
+            conditioning: int) -> list[float]:  # fmt: skip
+    try:
+        psi = granulated_psi(m, g, settings)
+    except InvalidDataError:  # no two models differ in one hyperparameter only
+        psi = float("nan")
+    return [pgdl_score(m, g, settings, conditioning=conditioning), kendall_tau(m, g), psi]
+
+
+def ranking_scores(
+    measures: Mapping[str, Any],
+    gap: Any,
+    hyperparameters: Mapping[str, Any],
+    *,
+    conditioning: int | None = None,
+    resamples: int = 500,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Every measure's PGDL score, Kendall tau and Psi against ``gap``, with paired
+    bootstrap intervals over models.
+
+    Each resample draws the models with replacement, once for every measure (paired: the
+    difference of two measures' scores has an interval too, from ``draws``).  A model
+    drawn twice is paired with its copy, a pair both measures call a tie: resampled
+    scores lean toward 0, the same way for every measure.
+
+    Parameters
+    ----------
+    measures : mapping of str to array
+        One value per model for each measure, oriented to grow with the gap.
+    gap : array
+        Each model's generalization gap.
+    hyperparameters : mapping of str to array
+        Each model's value of each hyperparameter.
+    conditioning : {0, 1, 2}, optional
+        The PGDL score's (default: 2, or the number of hyperparameters if fewer).
+    resamples : int
+        Bootstrap resamples (0: the scores alone, no interval).
+    seed : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``measure``: ``pgdl_score``, ``kendall_tau``, ``granulated_psi`` and their
+        2.5% / 97.5% percentiles ``<score>_low`` / ``<score>_high``; ``draws``
+        ``(score, measure, resample)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lr, depth, seed = np.meshgrid(range(3), range(3), range(6), indexing="ij")
+    >>> grid = {"lr": lr.ravel(), "depth": depth.ravel()}
+    >>> gap = 0.1 * grid["lr"] + 0.05 * grid["depth"] + 0.02 * rng.normal(size=54)
+    >>> noisy = gap + 0.05 * rng.normal(size=54)
+    >>> scores = ranking_scores({"gap": gap, "noisy": noisy}, gap, grid, resamples=100)
+    >>> float(scores["pgdl_score"].sel(measure="gap"))
+    100.0
+    >>> bool(scores["pgdl_score_low"].sel(measure="noisy") < 100)
+    True
+    """
+    func = "ranking_scores"
+    if not isinstance(measures, Mapping) or not measures:
+        raise parameter_error("measures", func, "a non-empty mapping of names to values",
+                              measures)  # fmt: skip
+    g = _vector(gap, "gap", func)
+    values = {str(k): _vector(v, f"measures[{k!r}]", func, g.size) for k, v in measures.items()}
+    settings = _settings(hyperparameters, g.size, func)
+    depth = min(2, len(settings)) if conditioning is None else conditioning
+    resamples = int(resamples)
+    if resamples < 0:
+        raise parameter_error("resamples", func, "an int >= 0", resamples)
+    rng = np.random.default_rng(seed)
+    draws = np.full((len(RANKING_SCORES), len(values), resamples), np.nan)
+    for r in range(resamples):
+        pick = rng.integers(0, g.size, g.size)
+        picked = {k: v[pick] for k, v in settings.items()}
+        for index, m in enumerate(values.values()):
+            draws[:, index, r] = _scores(m[pick], g[pick], picked, depth)
+    point = np.array([_scores(m, g, settings, depth) for m in values.values()]).T
+    variables: dict[str, Any] = {}
+    for s, score in enumerate(RANKING_SCORES):
+        variables[score] = ("measure", point[s])
+        with warnings.catch_warnings():  # a measure with no defined draw: NaN interval
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = np.nanpercentile(draws[s], [2.5, 97.5], axis=1) if resamples else (
+                np.full(len(values), np.nan), np.full(len(values), np.nan))  # fmt: skip
+        variables[f"{score}_low"] = ("measure", low)
+        variables[f"{score}_high"] = ("measure", high)
+    variables["draws"] = (("score", "measure", "resample"), draws)
+    return xr.Dataset(
+        variables,
+        coords={"measure": list(values), "score": list(RANKING_SCORES),
+                "resample": np.arange(resamples)},
+        attrs={"conditioning": depth, "resamples": resamples, "seed": seed,
+               "n_models": int(g.size)},
+    )

@@ -14,6 +14,7 @@ from directionkit.paper._ensemble import EXPERIMENT as ENSEMBLE
 from directionkit.paper._experiment import Experiment
 from directionkit.paper._hyperparameters import EXPERIMENT as HYPERPARAMETERS
 from directionkit.paper._l1 import EXPERIMENT as L1
+from directionkit.paper._measures import EXPERIMENT as MEASURES
 from directionkit.paper._noise import EXPERIMENT as NOISE
 from directionkit.paper._selectivity_importance import EXPERIMENT as SELECTIVITY_IMPORTANCE
 
@@ -35,5 +36,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         DEPTH,
         L1,
         DIRECTIONS,
+        MEASURES,
     )
 }

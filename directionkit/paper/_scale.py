@@ -76,6 +76,13 @@ class Scale:
     selectivity_hidden: tuple[int, ...] = (128, 128)
     selectivity_epochs: int = 40
     selectivity_seeds: tuple[int, ...] = (0, 1, 2)
+    # issue 26: the measures grid (architecture x lr x batch size x dropout x seeds, SGD)
+    measures_hidden: tuple[tuple[int, ...], ...] = ((64,), (256,), (128, 128))
+    measures_lrs: tuple[float, ...] = (0.01, 0.05)
+    measures_batch_sizes: tuple[int, ...] = (32, 256)
+    measures_dropouts: tuple[float, ...] = (0.0, 0.3)
+    measures_seeds: tuple[int, ...] = (0, 1)
+    measures_epochs: int = 20
     # shared training recipe
     lr: float = 1e-3
     batch_size: int = 64
@@ -124,6 +131,12 @@ SCALES: dict[str, Scale] = {
         selectivity_hidden=(16,),
         selectivity_epochs=2,
         selectivity_seeds=(0,),
+        measures_hidden=((8,), (8, 8)),
+        measures_lrs=(0.05,),
+        measures_batch_sizes=(64,),
+        measures_dropouts=(0.0, 0.3),
+        measures_seeds=(0, 1),
+        measures_epochs=2,
     ),
     "quick": Scale(name="quick"),
     # Every experiment on real Fashion-MNIST on a 2-core CPU in about 25 minutes: 5,000
@@ -161,6 +174,8 @@ SCALES: dict[str, Scale] = {
         conv_train_limit=2000,
         selectivity_hidden=(128, 128),
         selectivity_epochs=20,
+        measures_hidden=((128,), (512,), (256, 256)),
+        measures_epochs=20,
     ),
     "full": Scale(
         name="full",

@@ -61,6 +61,7 @@ def summary_markdown(results: Sequence[ExperimentResult], ws: Workspace) -> str:
             f"- **Interval:** {r.statistics.get('interval', 'n/a')}",
             f"- **Rule (stated before the run):** {r.rule}",
             f"- **Verdict:** {r.verdict}",
+            *(["", *r.statistics["table"], ""] if r.statistics.get("table") else []),
             f"- **Population:** {r.population}",
             "- **Deviations from the paper's protocol:**"
             + ("" if r.deviations else " none stated"),
@@ -99,7 +100,9 @@ def report_html(results: Sequence[ExperimentResult], ws: Workspace) -> str:
             f"<p><b>Rule (stated before the run):</b> {html.escape(r.rule)}<br>"
             f"<b>Verdict:</b> <span class='{r.verdict.replace(' ', '-')}'>"
             f"{html.escape(r.verdict)}</span></p>"
-            f"<p><b>Population:</b> {html.escape(r.population)}</p>"
+            + (f"<pre>{html.escape(chr(10).join(r.statistics['table']))}</pre>"
+               if r.statistics.get("table") else "")
+            + f"<p><b>Population:</b> {html.escape(r.population)}</p>"
             "<p><b>Deviations from the paper's protocol:</b></p><ul>"
             + "".join(f"<li>{html.escape(d)}</li>" for d in r.deviations)
             + "</ul>"

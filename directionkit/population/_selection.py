@@ -21,6 +21,7 @@ import xarray as xr
 
 from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.errors import DirectionKitWarning, InvalidDataError
+from directionkit.experiments import BASELINES
 from directionkit.metrics import granulated_psi, kendall_tau, pgdl_score
 
 __all__ = [
@@ -47,6 +48,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "train_loss": False,
     "test_loss": False,
     "selectivity_mean": False,
+    # the field's other measures (analyze's "baselines"), as their definitions orient them
+    **{name: baseline.higher_is_better for name, baseline in BASELINES.items()},
 }
 
 

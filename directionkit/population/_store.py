@@ -19,6 +19,7 @@ from directionkit.api import Analysis
 from directionkit.errors import (
     StoreError,
 )
+from directionkit.experiments import BASELINES
 from directionkit.population._models import HISTORY_METADATA, _Plan
 from directionkit.results import VERSION_ATTR, atomic_directory, open_dataset
 from directionkit.results._integrity import per_model_files, read_record, row_files
@@ -95,6 +96,8 @@ def _root_dataset(
             "ordering": np.arange(plan.orderings),
             "fraction": plan.fractions,
         }
+    if "baselines" in plan.metrics:
+        variables |= {name: ("model", empty()) for name in BASELINES}
     if "noise" in plan.metrics:
         noise = (plan.noise_repeats, plan.noise_scales.size)
         variables["noise_accuracy"] = (("model", "repeat", "noise_scale"), empty(*noise))
@@ -142,7 +145,7 @@ _ROW_VARIABLES = frozenset({
     "done", "finished_at", "seconds", "n_units", "accuracy", "loss", "chance_accuracy",
     "near_chance", "selectivity_mean", "weight_l1_mean", "epochs_trained", "peak_rss_mb",
     "ablation_accuracy", "ablation_auc", "ablation_auc_corrected", "noise_accuracy",
-    "noise_auc", *HISTORY_METADATA,
+    "noise_auc", *HISTORY_METADATA, *BASELINES,
 })  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from directionkit.api import analyze
 from directionkit.errors import (
     DirectionKitWarning,
 )
+from directionkit.experiments import BASELINES
 from directionkit.population._models import (
     HISTORY_METADATA,
     RUN_SPLITS,
@@ -212,6 +213,7 @@ def _write_row(group: Any, index: int, dataset: xr.Dataset, history: dict[str, f
         "loss": float(dataset["loss"]),
         "n_units": int(dataset.sizes.get("unit", 0)),
         **_summaries(dataset),
+        **{name: float(dataset[name]) for name in BASELINES if name in dataset},
         **history,
     }
     for key in ("chance_accuracy", "near_chance"):
