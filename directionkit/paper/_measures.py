@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 import directionkit.paper._figures as fig
+from directionkit.errors import InvalidDataError
 from directionkit.experiments import BASELINES
 from directionkit.metrics import RANKING_SCORES, ranking_scores
 from directionkit.paper._experiment import Experiment, ProtocolRow, data_row, protocol_row
@@ -95,13 +96,19 @@ def _grid(s: Scale) -> list[dict[str, Any]]:
 def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
     s = ws.scale
     grid = _grid(s)
-    measured = {}
+    measured, diverged = {}, []
     for point in ws.bar(grid, "measures grid"):
         config = ws.config(optimizer="sgd", epochs=s.measures_epochs, **point)
         run = ws.train(config, "mlp-measures")
         name = (f"h{_label(point['hidden'])}-lr{point['lr']:g}-b{point['batch_size']}"
                 f"-d{point['dropout']:g}-s{point['seed']}")  # fmt: skip
-        measured[name] = _measures_of(ws, run)
+        try:
+            measured[name] = _measures_of(ws, run)
+        except InvalidDataError:  # training diverged: NaN or Inf weights or activity
+            diverged.append(name)
+    if len(measured) < 2:
+        raise InvalidDataError(f"measures: {len(diverged)} of {len(grid)} networks diverged; "
+                               "too few left to compare measures.")  # fmt: skip
     names = list(measured)
     stored = xr.concat([measured[n].drop_attrs() for n in names], dim="model")
     configs = [measured[n].attrs["run_config"] for n in names]
@@ -112,6 +119,7 @@ def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
                        "test_accuracy")},
     }  # fmt: skip
     stored = stored.assign_coords(coords)
+    stored.attrs["diverged"] = diverged
     notes = sorted({measured[n].attrs["baselines_note"] for n in names} - {""})
     if notes:
         stored.attrs["baselines_note"] = "; ".join(notes)
@@ -122,8 +130,10 @@ def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
         f"0.9) for {s.measures_epochs} epochs; every measure on the training data alone "
         f"(ablation: {s.orderings} orderings, {s.fractions} fractions; noise: "
         f"{s.noise_repeats} repeats). Networks not clearly above chance on their training "
-        "data are left out before any score (and counted)."
-    )
+        "data are left out before any score (and counted)"
+        + (f"; {len(diverged)} diverged in training (NaN or Inf activity) and are left out: "
+           f"{', '.join(diverged)}." if diverged else ".")
+    )  # fmt: skip
     return stored, population
 
 

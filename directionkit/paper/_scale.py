@@ -78,7 +78,7 @@ class Scale:
     selectivity_seeds: tuple[int, ...] = (0, 1, 2)
     # issue 26: the measures grid (architecture x lr x batch size x dropout x seeds, SGD)
     measures_hidden: tuple[tuple[int, ...], ...] = ((64,), (256,), (128, 128))
-    measures_lrs: tuple[float, ...] = (0.01, 0.05)
+    measures_lrs: tuple[float, ...] = (0.002, 0.01)
     measures_batch_sizes: tuple[int, ...] = (32, 256)
     measures_dropouts: tuple[float, ...] = (0.0, 0.3)
     measures_seeds: tuple[int, ...] = (0, 1)
