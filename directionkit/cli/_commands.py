@@ -308,7 +308,12 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _describe_experiment(dataset: Any) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    """What a report shows of the store of one experiment of the paper."""
+    """What a report shows of the store of one experiment of the paper, or of a sweep (its
+    measures ranked against the generalization gap)."""
+    if dataset.attrs.get("experiment") is None:
+        from directionkit.population import describe_sweep
+
+        return describe_sweep(dataset)
     from directionkit.paper import experiment_figures, experiment_rows
 
     return experiment_rows(dataset), experiment_figures(dataset)

@@ -81,17 +81,20 @@ def granulated_psi(measure: Any, gap: Any, hyperparameters: Mapping[str, Any]) -
     m = _vector(measure, "measure", func)
     g = _vector(gap, "gap", func, m.size)
     settings = _settings(hyperparameters, m.size, func)
+    i, j = np.triu_indices(m.size, k=1)
+    concordance = np.sign(m[i] - m[j]) * np.sign(g[i] - g[j])
     psis = []
     for name in settings:
         others = [settings[o] for o in settings if o != name]
         keys = np.stack(others, axis=1) if others else np.zeros((m.size, 1), int)
-        taus = []
-        for key in np.unique(keys, axis=0):
-            group = np.flatnonzero(np.all(keys == key, axis=1))
-            if group.size >= 2:
-                taus.append(kendall_tau(m[group], g[group]))
-        if taus:
-            psis.append(float(np.mean(taus)))
+        group = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+        same = group[i] == group[j]  # the pairs within one group (groups of 2 or more)
+        if not same.any():
+            continue
+        counts = np.bincount(group[i][same], minlength=int(group.max()) + 1)
+        sums = np.bincount(group[i][same], weights=concordance[same], minlength=counts.size)
+        taus = sums[counts > 0] / counts[counts > 0]  # kendall_tau within each group
+        psis.append(float(np.mean(taus)))
     if not psis:
         raise InvalidDataError(
             "granulated_psi found no two models that differ in one hyperparameter only."
@@ -102,19 +105,20 @@ def granulated_psi(measure: Any, gap: Any, hyperparameters: Mapping[str, Any]) -
 def _mutual_information_ratio(v_gap: np.ndarray, v_measure: np.ndarray, group: np.ndarray
                               ) -> float:  # fmt: skip
     """The mean over groups of MI(V_gap; V_measure) over the mean entropy of V_gap (bits)."""
-    information, entropy = [], []
-    for label in np.unique(group):
-        chosen = group == label
-        joint = np.zeros((2, 2))
-        np.add.at(joint, (v_gap[chosen], v_measure[chosen]), 1.0)
-        joint /= joint.sum()
-        rows, columns = joint.sum(axis=1), joint.sum(axis=0)
-        outer = rows[:, None] * columns[None, :]
-        live = joint > 0
-        information.append(float(np.sum(joint[live] * np.log2(joint[live] / outer[live]))))
-        entropy.append(float(-np.sum(rows[rows > 0] * np.log2(rows[rows > 0]))))
-    mean_entropy = float(np.mean(entropy))
-    return float(np.mean(information)) / mean_entropy if mean_entropy > 0 else float("nan")
+    _, label = np.unique(group, return_inverse=True)
+    n_groups = int(label.max()) + 1
+    # joint counts per group, (group, V_gap, V_measure), in one pass
+    joint = np.bincount(label * 4 + v_gap * 2 + v_measure, minlength=n_groups * 4)
+    joint = joint.reshape(n_groups, 2, 2).astype(np.float64)
+    joint /= joint.sum(axis=(1, 2), keepdims=True)
+    rows, columns = joint.sum(axis=2), joint.sum(axis=1)
+    outer = rows[:, :, None] * columns[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log2(joint / outer), 0.0)
+        entropy = -np.where(rows > 0, rows * np.log2(rows), 0.0).sum(axis=1)
+    information = terms.sum(axis=(1, 2))
+    mean_entropy = float(entropy.mean())
+    return float(information.mean()) / mean_entropy if mean_entropy > 0 else float("nan")
 
 
 def pgdl_score(

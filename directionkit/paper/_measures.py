@@ -242,8 +242,9 @@ def _ranking_figure(s: Stats) -> Figure:
         cis = np.array([s[f"{score}:{m}_ci"] for m in order])
         colours = ["C3" if m in (AUC, AUC_CORRECTED) else "0.5" if m == RANDOM else "C0"
                    for m in order]  # fmt: skip
-        ax.errorbar(values, ys, xerr=[values - cis[:, 0], cis[:, 1] - values], fmt="none",
-                    ecolor="0.6", capsize=2)  # fmt: skip
+        # a bootstrap percentile interval need not contain the estimate (resampled models
+        # pair with their copies, which pulls the PGDL score down): the bar is the interval
+        ax.hlines(ys, cis[:, 0], cis[:, 1], color="0.6")
         ax.scatter(values, ys, c=colours, zorder=3)
         ax.axvline(0, color="0.8", linewidth=0.8)
         ax.set_xlabel(title)
@@ -255,23 +256,15 @@ def _ranking_figure(s: Stats) -> Figure:
 
 
 def _scatters(stored: xr.Dataset, s: Stats) -> Figure:
+    from directionkit.report.plots import measures_against_gap
+
     names = [m for m in ranked(s) if m != RANDOM]
-    columns = 4
-    rows = max(1, math.ceil(len(names) / columns))
-    figure = fig.new_figure(figsize=(2.4 * columns, 2.1 * rows))
     keep = ~np.asarray(stored["near_chance"].values, dtype=bool)
     gap = (floats(stored, "train_accuracy") - floats(stored, "test_accuracy"))[keep]
-    for index, name in enumerate(names):
-        ax = figure.add_subplot(rows, columns, index + 1)
-        ax.scatter(floats(stored, name)[keep], gap, s=8,
-                   color="C3" if name in (AUC, AUC_CORRECTED) else "C0")  # fmt: skip
-        ax.set_title(f"{name}\ntau {num(s[f'kendall_tau:{name}'], 2)}", fontsize=7)
-        ax.tick_params(labelsize=6)
-        if index % columns == 0:
-            ax.set_ylabel("train - test accuracy", fontsize=7)
-    figure.suptitle("Each measure (as computed; tau after orienting it to grow with the gap) "
-                    "against the generalization gap", fontsize=9)  # fmt: skip
-    return figure
+    return measures_against_gap(
+        {name: floats(stored, name)[keep] for name in names}, gap,
+        taus={name: s[f"kendall_tau:{name}"] for name in names}, highlight={AUC, AUC_CORRECTED},
+    )  # fmt: skip
 
 
 def _figures(stored: xr.Dataset, s: Stats) -> dict[str, Figure]:

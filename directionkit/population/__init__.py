@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from directionkit.population._config import read_sweep_config
     from directionkit.population._models import RUN_SPLITS, Checkpoint
     from directionkit.population._monitor import AUCMonitor, estimate_auc
+    from directionkit.population._ranking import describe_sweep
     from directionkit.population._selection import (
         HIGHER_IS_BETTER,
         NEAR_CHANCE_CHOICES,
@@ -44,6 +45,7 @@ __getattr__, __dir__ = attach(
         "Checkpoint": "directionkit.population._models",
         "AUCMonitor": "directionkit.population._monitor",
         "estimate_auc": "directionkit.population._monitor",
+        "describe_sweep": "directionkit.population._ranking",
         "HIGHER_IS_BETTER": "directionkit.population._selection",
         "NEAR_CHANCE_CHOICES": "directionkit.population._selection",
         "measure_values": "directionkit.population._selection",
@@ -63,6 +65,7 @@ __all__ = [
     "AUCMonitor",
     "Checkpoint",
     "SweepResult",
+    "describe_sweep",
     "estimate_auc",
     "measure_values",
     "near_chance_models",

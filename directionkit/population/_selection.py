@@ -22,7 +22,7 @@ import xarray as xr
 from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.errors import DirectionKitWarning, InvalidDataError
 from directionkit.experiments import BASELINES
-from directionkit.metrics import granulated_psi, kendall_tau, pgdl_score
+from directionkit.metrics import RANKING_SCORES, ranking_scores
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -74,6 +74,9 @@ def _candidates(dataset: xr.Dataset) -> list[str]:
                          "chance_accuracy")
     )  # fmt: skip
 
+
+#: Fewest models with a measure and the target that selection_report scores.
+_MIN_MODELS = 4
 
 #: What :func:`select` does with models whose clean accuracy is not clearly above chance.
 NEAR_CHANCE_CHOICES = ("last", "leave-out", "keep")
@@ -239,6 +242,7 @@ def selection_report(
     higher_is_better: Mapping[str, bool] | None = None,
     seed: int = 0,
     near_chance: str = "leave-out",
+    resamples: int = 0,
 ) -> xr.Dataset:
     """The paper's hyperparameter-selection statistics for each measure of a sweep.
 
@@ -254,8 +258,9 @@ def selection_report(
     sweep_result : SweepResult or xarray.Dataset
     measures : sequence of str, optional
         Default: every numeric ``(model,)`` / ``(model, scope)`` variable that varies
-        across models, except ``target``, the other ``test_*`` ones, the hyperparameters
-        (``config_*``) and the bookkeeping ones (``done``, ``seconds``, ...).
+        across models and that at least 4 models have, except ``target``, the other
+        ``test_*`` ones, the hyperparameters (``config_*``) and the bookkeeping ones
+        (``done``, ``seconds``, ...).
     target : str, default "test_accuracy"
         What a good selection maximises.
     subset_size : int, optional
@@ -271,6 +276,10 @@ def selection_report(
         Models flagged ``near_chance`` (clean accuracy not clearly above chance, so their
         ablation AUC is near 1 whatever they learned) are left out of every measure's
         statistics, with a warning naming them; ``"keep"`` scores them like the others.
+    resamples : int, default 0
+        Bootstrap resamples over models of the generalization-gap scores below: with
+        ``resamples > 0``, each score has its 95% interval ``<score>_low`` /
+        ``<score>_high`` (see :func:`directionkit.metrics.ranking_scores`).
 
     Returns
     -------
@@ -316,7 +325,15 @@ def selection_report(
             if m != target
             and not m.startswith(("test_", "config_"))
             and np.unique(measure_values(dataset, m, scope=scope).dropna("model")).size > 1
+            # a measure most models lack (the corrected AUC of models at chance) is left out
+            and measure_values(dataset, m, scope=scope).dropna("model").size >= _MIN_MODELS
         ]
+        if not chosen and goal.dropna("model").size < _MIN_MODELS:
+            raise InvalidDataError(
+                f"selection_report needs at least {_MIN_MODELS} finished models with "
+                f"{target!r}; the store has {goal.dropna('model').size}"
+                + (f" once the {len(left_out)} near chance are left out." if left_out else ".")
+            )
     else:
         chosen = measures
     if isinstance(chosen, str) or not chosen:
@@ -333,7 +350,8 @@ def selection_report(
         )
         for measure in chosen
     ]  # fmt: skip
-    scores = _gap_scores(dataset, chosen, directions, scope)
+    resamples = check_int(resamples, "resamples", func, minimum=0)
+    scores = _gap_scores(dataset, chosen, directions, scope, resamples, seed)
     return xr.Dataset(
         {
             **scores.pop("variables"),
@@ -357,7 +375,8 @@ def selection_report(
 
 
 def _gap_scores(
-    dataset: xr.Dataset, chosen: Sequence[str], directions: Mapping[str, bool], scope: str
+    dataset: xr.Dataset, chosen: Sequence[str], directions: Mapping[str, bool], scope: str,
+    resamples: int, seed: int,
 ) -> dict[str, Any]:
     """Kendall's tau, granulated Psi and the PGDL score of each measure against the
     generalization gap, where the store holds the gap and varying hyperparameters."""
@@ -371,28 +390,28 @@ def _gap_scores(
     ]  # fmt: skip
     if not names:
         return {"variables": {}}
-    columns: dict[str, list[float]] = {"kendall_tau": [], "granulated_psi": [],
-                                       "pgdl_score": []}  # fmt: skip
+    columns: dict[str, list[float]] = {
+        f"{score}{end}": [] for score in RANKING_SCORES for end in ("", "_low", "_high")
+    }
     for measure in chosen:
         values = measure_values(dataset, measure, scope=scope).values.astype(np.float64)
         keep = np.isfinite(values) & np.isfinite(gap)
-        # oriented so that it grows with the gap: a better value predicts a smaller gap
-        oriented = -values[keep] if directions.get(measure, True) else values[keep]
-        settings = {n.removeprefix("config_"): dataset[n].values[keep] for n in names}
         if keep.sum() < 2:
             for column in columns.values():
                 column.append(float("nan"))
             continue
-        columns["kendall_tau"].append(kendall_tau(oriented, gap[keep]))
-        try:
-            columns["granulated_psi"].append(granulated_psi(oriented, gap[keep], settings))
-        except InvalidDataError:  # no two models differ in one hyperparameter only
-            columns["granulated_psi"].append(float("nan"))
-        columns["pgdl_score"].append(
-            pgdl_score(oriented, gap[keep], settings, conditioning=min(2, len(settings)))
-        )
+        # oriented so that it grows with the gap: a better value predicts a smaller gap
+        oriented = -values[keep] if directions.get(measure, True) else values[keep]
+        settings = {n.removeprefix("config_"): dataset[n].values[keep] for n in names}
+        scores = ranking_scores({measure: oriented}, gap[keep], settings,
+                                resamples=resamples, seed=seed)  # fmt: skip
+        for name, kept in columns.items():
+            kept.append(float(scores[name].values[0]))
     return {
-        "variables": {name: ("measure", values) for name, values in columns.items()},
+        "variables": {
+            name: ("measure", values) for name, values in columns.items()
+            if resamples or name in RANKING_SCORES
+        },
         "generalization_gap": "train_accuracy - test_accuracy",
         "hyperparameters": [n.removeprefix("config_") for n in names],
     }
@@ -410,7 +429,7 @@ def _selection_row(
     x = values.values[both]
     y = goal.values[both]
     n = int(x.size)
-    if n < 4:
+    if n < _MIN_MODELS:
         raise InvalidDataError(
             f"selection_report needs at least 4 finished models with both {measure!r} and "
             f"{target!r}; the store has {n}."

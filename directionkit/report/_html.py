@@ -234,7 +234,11 @@ def write_report(
         For the store of one experiment of the paper (attrs ``experiment``): what the
         report shows instead of an analysis' figures, ``describe(dataset) -> (rows,
         figures)`` (:func:`directionkit.paper.describe_experiment`, which ``directionkit
-        report`` passes).  Required for such a store, ignored for others.
+        report`` passes).  Required for such a store.  For a population (a sweep's
+        root) it is optional and adds its rows and figures to the per-model curves
+        (``directionkit report`` passes :func:`directionkit.population.describe_sweep`:
+        the measures ranked by how well they predict the generalization gap); ignored
+        for an analysis.
 
     Returns
     -------
@@ -294,11 +298,12 @@ def _described(
             )  # fmt: skip
         return describe(ds)
     if population_dims(ds):
+        rows, figures = ([], {}) if describe is None else describe(ds)
         if "ablation_accuracy" in ds.data_vars and ds["ablation_accuracy"].dims == (
             "model", "scope", "ordering", "fraction"
         ):
-            return [], {"ablation_curves_per_model": population_ablation_curves(ds)}
-        return [], {}
+            figures = {"ablation_curves_per_model": population_ablation_curves(ds), **figures}
+        return rows, figures
     return [], plot_analysis(ds)
 
 

@@ -29,12 +29,14 @@ from directionkit.report._figures import (
     selectivity_vs_importance,
     selectivity_vs_weight_l1,
 )
+from directionkit.report._generalization_figures import measures_against_gap
 
 __all__ = [
     "ablation_curves",
     "compare_ablation_curves",
     "compare_distributions",
     "compare_noise_curves",
+    "measures_against_gap",
     "noise_curve",
     "plot_analysis",
     "population_ablation_curves",

@@ -117,3 +117,78 @@ def test_scores_depend_on_the_measures_order_only(seed: int, conditioning: int) 
         pgdl_score(measure, gap, hyper, conditioning=conditioning), nan_ok=True
     )
     assert kendall_tau(same, gap) == kendall_tau(measure, gap)
+
+
+def test_ranking_scores_are_each_score_and_a_paired_bootstrap_by_hand() -> None:
+    from directionkit.metrics import ranking_scores
+
+    rng = np.random.default_rng(4)
+    hyper = _grid(3, 4)
+    gap = 0.1 * hyper["lr"] + 0.05 * hyper["depth"] + 0.03 * rng.normal(size=36)
+    measures = {"close": gap + 0.02 * rng.normal(size=36), "far": rng.normal(size=36)}
+    scores = ranking_scores(measures, gap, hyper, resamples=30, seed=7)
+    for name, values in measures.items():
+        row = scores.sel(measure=name)
+        assert float(row["pgdl_score"]) == pgdl_score(values, gap, hyper)
+        assert float(row["kendall_tau"]) == kendall_tau(values, gap)
+        assert float(row["granulated_psi"]) == granulated_psi(values, gap, hyper)
+    # the draws: the same resampled models for every measure, in order
+    again = np.random.default_rng(7)
+    for r in range(30):
+        pick = again.integers(0, 36, 36)
+        picked = {k: v[pick] for k, v in hyper.items()}
+        for name, values in measures.items():
+            draws = scores["draws"].sel(measure=name, resample=r)
+            assert float(draws.sel(score="pgdl_score")) == pgdl_score(values[pick], gap[pick],
+                                                                      picked)  # fmt: skip
+            assert float(draws.sel(score="kendall_tau")) == kendall_tau(values[pick], gap[pick])
+    low = np.percentile(scores["draws"].sel(score="kendall_tau", measure="far"), 2.5)
+    assert float(scores["kendall_tau_low"].sel(measure="far")) == pytest.approx(low)
+    assert float(scores["pgdl_score_low"].sel(measure="close")) > float(
+        scores["pgdl_score_high"].sel(measure="far")
+    )  # the measure that follows the gap is told apart from the one that does not
+
+
+def test_ranking_scores_without_resamples_and_bad_input() -> None:
+    from directionkit.metrics import ranking_scores
+
+    hyper = _grid(2, 3)
+    gap = np.arange(12.0)
+    scores = ranking_scores({"gap": gap}, gap, hyper, resamples=0).sel(measure="gap")
+    assert float(scores["pgdl_score"]) == pytest.approx(100.0)
+    assert np.isnan(float(scores["pgdl_score_low"]))
+    with pytest.raises(DirectionKitError, match="resamples"):
+        ranking_scores({"gap": gap}, gap, hyper, resamples=-1)
+    with pytest.raises(DirectionKitError, match="measures"):
+        ranking_scores({}, gap, hyper)
+    with pytest.raises(DirectionKitError, match=r"measures\['short'\]"):
+        ranking_scores({"short": gap[:5]}, gap, hyper)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 4), st.integers(1, 3))
+def test_granulated_psi_is_the_mean_of_group_taus_by_loops(seed: int, n_hyper: int,
+                                                            seeds: int) -> None:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    n = 2**n_hyper * seeds
+    hyper = {f"h{k}": rng.integers(0, 2, n) for k in range(n_hyper)}
+    measure, gap = rng.normal(size=n).round(1), rng.normal(size=n)
+    psis = []
+    for name in hyper:
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for model in range(n):
+            groups[tuple(hyper[o][model] for o in hyper if o != name)].append(model)
+        taus = []
+        for members in groups.values():
+            if len(members) >= 2:
+                pairs = list(itertools.combinations(members, 2))
+                taus.append(sum(np.sign(measure[a] - measure[b]) * np.sign(gap[a] - gap[b])
+                                for a, b in pairs) / len(pairs))  # fmt: skip
+        if taus:
+            psis.append(sum(taus) / len(taus))
+    if not psis:
+        with pytest.raises(DirectionKitError):
+            granulated_psi(measure, gap, hyper)
+        return
+    assert granulated_psi(measure, gap, hyper) == pytest.approx(sum(psis) / len(psis),
+                                                                abs=1e-12)  # fmt: skip

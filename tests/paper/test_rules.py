@@ -427,3 +427,57 @@ def test_a_network_with_a_dead_layer_keeps_the_other_layers_in_place() -> None:
     assert s["r_by_layer"] == pytest.approx([1.0, 1.0, -1.0])
     d = depth_trend("d", x, net, layer, resamples=50)
     assert len(d["d_means"]) == 3 and d["d"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------ measures
+def _measures_store(auc_of: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+                    seeds: int) -> xr.Dataset:  # fmt: skip
+    """A ``measures`` store: a 4-hyperparameter grid whose gap grows with lr and dropout;
+    the AUC as ``auc_of(gap)`` makes it, the output margin a noisy reading of the gap, the
+    other measures unrelated."""
+    from directionkit.experiments import BASELINES
+
+    rng = np.random.default_rng(0)
+    grid = np.array(np.meshgrid([0, 1], [0, 1], [0, 1], [0, 1], range(seeds),
+                                indexing="ij")).reshape(5, -1)  # fmt: skip
+    n = grid.shape[1]
+    gap = 0.05 * grid[1] + 0.03 * grid[3] + 0.01 * rng.normal(size=n)
+    test = rng.uniform(0.8, 0.85, n)
+    values = {name: rng.normal(size=n) for name in BASELINES}
+    values["output_margin"] = -gap + 0.002 * rng.normal(size=n)  # higher is better
+    auc = auc_of(gap, rng)
+    return xr.Dataset(
+        {"accuracy": ("model", test + gap), "chance_accuracy": ("model", np.full(n, 0.1)),
+         "near_chance": ("model", np.zeros(n, bool)), "ablation_auc": ("model", auc),
+         "ablation_auc_corrected": ("model", auc), "noise_auc": ("model", rng.normal(size=n)),
+         "selectivity_mean": ("model", rng.normal(size=n)),
+         **{k: ("model", v) for k, v in values.items()}},
+        coords={"model": _models(n), "hidden": ("model", grid[0].astype(str)),
+                "lr": ("model", grid[1]), "batch_size": ("model", grid[2]),
+                "dropout": ("model", grid[3]), "seed": ("model", grid[4]),
+                "train_accuracy": ("model", test + gap), "test_accuracy": ("model", test)},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("auc_of", "seeds", "expected"),
+    [
+        (lambda g, r: 0.8 - g + 0.001 * r.normal(size=g.size), 3, REPRODUCED),
+        (lambda g, r: 0.6 + 0.1 * r.normal(size=g.size), 3, NOT_REPRODUCED),  # unrelated
+        (lambda g, r: 0.8 - g + 0.001 * r.normal(size=g.size), 1, INCONCLUSIVE),  # n = 16
+    ],
+)  # fmt: skip
+def test_measures_planted_absent_and_too_small(auc_of, seeds, expected, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import directionkit.paper._measures as measures
+
+    monkeypatch.setattr(measures, "RESAMPLES", 100)  # the rule's logic, at a tenth the cost
+    stored = _measures_store(auc_of, seeds)
+    stats = EXPERIMENTS["measures"].statistics(stored)
+    assert EXPERIMENTS["measures"].rule(stats) == expected
+    assert stats["best_measure"] == "output_margin"  # the only other measure of the gap
+    assert any("**ablation_auc**" in line for line in stats["table"])
+    ranked = [line.split("|")[2].strip().strip("*") for line in stats["table"][2:]]
+    assert ranked[0] in ("ablation_auc", "ablation_auc_corrected", "output_margin")
+    beaten = stats["auc_minus_best_ci"][1] < 0  # AUC clearly below the margin, or not
+    assert beaten == (expected == NOT_REPRODUCED)
+    assert len(ranked) == len(stats["measures"])  # every measure, and the random one, ranked
