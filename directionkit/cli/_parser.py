@@ -319,6 +319,7 @@ _SCALE_NAMES = ("toy", "quick", "cpu", "full")
 _EXPERIMENT_NAMES = (
     "corrupted-labels", "noise", "ensemble", "early-stopping", "hyperparameters", "dropout",
     "batchnorm", "selectivity-importance", "ablation-method", "depth", "l1", "directions",
+    "measures",
 )  # fmt: skip
 
 
