@@ -108,8 +108,8 @@ def _mutual_information_ratio(v_gap: np.ndarray, v_measure: np.ndarray, group: n
     _, label = np.unique(group, return_inverse=True)
     n_groups = int(label.max()) + 1
     # joint counts per group, (group, V_gap, V_measure), in one pass
-    joint = np.bincount(label * 4 + v_gap * 2 + v_measure, minlength=n_groups * 4)
-    joint = joint.reshape(n_groups, 2, 2).astype(np.float64)
+    counts = np.bincount(label * 4 + v_gap * 2 + v_measure, minlength=n_groups * 4)
+    joint = counts.reshape(n_groups, 2, 2).astype(np.float64)
     joint /= joint.sum(axis=(1, 2), keepdims=True)
     rows, columns = joint.sum(axis=2), joint.sum(axis=1)
     outer = rows[:, :, None] * columns[:, None, :]
