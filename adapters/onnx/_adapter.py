@@ -192,6 +192,12 @@ class OnnxAdapter:
         return self._sites
 
     @property
+    def onnx_model(self) -> Any:
+        """The model as loaded (an ``onnx.ModelProto``, external data read in); not to be
+        changed: the adapter's sessions are built from it."""
+        return self._model
+
+    @property
     def site_ops(self) -> Mapping[str, str]:
         """The op type producing each site's tensor (e.g. ``"Relu"``), for figure labels."""
         return dict(self._site_ops)

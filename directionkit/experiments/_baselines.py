@@ -180,10 +180,12 @@ def _quiet() -> Iterator[None]:
 
 
 def _weightwatcher_alpha(adapter: ModelAdapter, notes: list[str]) -> float | None:
-    module = getattr(adapter, "module", None)
+    module = getattr(adapter, "module", None)  # a torch module, or an ONNX ModelProto
     if module is None or not hasattr(module, "named_parameters"):
-        notes.append(f"weightwatcher_alpha needs a torch module ({type(adapter).__name__} "
-                     "has none)")  # fmt: skip
+        module = getattr(adapter, "onnx_model", None)
+    if module is None:
+        notes.append(f"weightwatcher_alpha needs a torch module or an ONNX model "
+                     f"({type(adapter).__name__} has neither)")  # fmt: skip
         return None
     with _quiet():  # weightwatcher prints as it is imported
         try:
@@ -263,7 +265,7 @@ def baseline_measures(
         Seed of the flatness' weight noise.
     weightwatcher : bool
         Compute ``weightwatcher_alpha`` when the package is installed and the adapter
-        holds a torch module.
+        holds a torch module or an ONNX model.
 
     Returns
     -------
