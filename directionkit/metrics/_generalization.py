@@ -219,8 +219,11 @@ def ranking_scores(
 
     Each resample draws the models with replacement, once for every measure (paired: the
     difference of two measures' scores has an interval too, from ``draws``).  A model
-    drawn twice is paired with its copy, a pair both measures call a tie: resampled
-    scores lean toward 0, the same way for every measure.
+    drawn twice is paired with its copy, a pair that the gap and every measure call a tie:
+    Kendall's tau shrinks toward 0 and the PGDL score grows (such pairs agree on every
+    measure), so a percentile interval need not contain its estimate, most of all for a
+    low PGDL score.  Compare measures by their paired differences over the same resamples
+    rather than by one interval against another's estimate.
 
     Parameters
     ----------
