@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import xarray as xr
 
 from directionkit.adapter import LinearChain, ModelAdapter, SupportsLinearChain
 from directionkit.experiments._data import Batches
+from directionkit.experiments._engine import check_labels_fit
 
 __all__ = ["BASELINES", "FLATNESS_DROP", "FLATNESS_EPSILON", "Baseline", "baseline_measures"]
 
@@ -112,20 +114,44 @@ def _margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(true - others.max(axis=1), np.float64)
 
 
-def _examples(batches: Batches, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys, n = [], [], 0
+@dataclass
+class _Read:
+    """What one pass over the data gives the measures."""
+
+    margins: np.ndarray  # every example's output margin
+    x: np.ndarray  # the first FLATNESS_EXAMPLES examples, flattened
+    y: np.ndarray
+    reference: np.ndarray  # the model's logits of the first examples of x
+
+
+def _read(adapter: ModelAdapter, batches: Batches, limit: int) -> _Read:
+    """One pass: each example's margin, and the first ``limit`` examples with their labels
+    (the same examples as the model's logits they are checked against: a shuffling loader
+    gives other batches on another pass)."""
+    margins, xs, ys, reference, n = [], [], [], None, 0
     for x, y in batches:
-        x_np = np.asarray(x)
-        xs.append(x_np.reshape(x_np.shape[0], -1))
-        ys.append(np.asarray(y))
-        n += ys[-1].size
-        if n >= limit:
-            break
-    return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
+        logits = np.asarray(adapter.run(x).logits[0], np.float64)
+        labels = np.asarray(y)
+        check_labels_fit(labels, logits.shape[-1], batches.func)
+        margins.append(_margins(logits, labels))
+        if n < limit:
+            x_np = np.asarray(x)
+            xs.append(x_np.reshape(x_np.shape[0], -1))
+            ys.append(labels)
+            n += labels.size
+            if reference is None:
+                reference = logits[:64]
+    assert reference is not None
+    return _Read(np.concatenate(margins), np.concatenate(xs)[:limit],
+                 np.concatenate(ys)[:limit], reference)  # fmt: skip
 
 
 def _flatness(chain: LinearChain, x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """``1 / sigma'^2`` (see :data:`BASELINES`); inf when even ``eps`` noise drops more."""
+    """``1 / sigma'^2`` (see :data:`BASELINES`); inf when even ``eps`` noise drops more, 0
+    when no noise does.
+
+    The drop need not grow with sigma: sigma' is where it crosses the allowed drop between
+    the doubling bracket's ends (the largest such sigma when it grows steadily)."""
     weights = [np.asarray(w, np.float64) for w in chain.weights]
     biases = [np.asarray(b, np.float64) for b in chain.biases]
     x = x.astype(np.float64)
@@ -153,7 +179,7 @@ def _flatness(chain: LinearChain, x: np.ndarray, y: np.ndarray, seed: int) -> fl
             break
         low, high = high, high * 2
     else:
-        return 0.0  # no noise this large hurts: perfectly flat
+        return 0.0  # no noise costs 0.1: the accuracy is within 0.1 of a random network's
     for _ in range(_BISECTION_STEPS):
         middle = (low + high) / 2
         if drop(middle) > FLATNESS_DROP:
@@ -161,6 +187,21 @@ def _flatness(chain: LinearChain, x: np.ndarray, y: np.ndarray, seed: int) -> fl
         else:
             low = middle
     return 1.0 / low**2 if low > 0 else float("inf")
+
+
+def _flatness_value(chain: LinearChain, x: np.ndarray, y: np.ndarray, seed: int,
+                    notes: list[str]) -> dict[str, float]:  # fmt: skip
+    """The flatness, or nothing and a note where it has no finite value."""
+    value = _flatness(chain, x, y, seed)
+    if value == 0.0:
+        notes.append(f"pacbayes_mag_flatness left out: no weight noise lowers the accuracy by "
+                     f"{FLATNESS_DROP} (it is within that of a random network's)")  # fmt: skip
+        return {}
+    if math.isinf(value):
+        notes.append(f"pacbayes_mag_flatness left out: noise of sd {FLATNESS_EPSILON} alone "
+                     f"lowers the accuracy by more than {FLATNESS_DROP}")  # fmt: skip
+        return {}
+    return {"pacbayes_mag_flatness": value}
 
 
 @contextlib.contextmanager
@@ -200,7 +241,7 @@ def _weightwatcher_alpha(adapter: ModelAdapter, notes: list[str]) -> float | Non
         watcher = weightwatcher.WeightWatcher(model=module)
         details = watcher.analyze()
     alphas = np.asarray(details["alpha"], np.float64) if "alpha" in details else np.array([])
-    alphas = alphas[np.isfinite(alphas)]
+    alphas = alphas[np.isfinite(alphas) & (alphas > 0)]  # a failed fit is -1
     if alphas.size == 0:
         notes.append("weightwatcher_alpha left out: weightwatcher fitted no layer")
         return None
@@ -208,9 +249,8 @@ def _weightwatcher_alpha(adapter: ModelAdapter, notes: list[str]) -> float | Non
 
 
 def _chain_measures(
-    adapter: ModelAdapter, batches: Batches, x: np.ndarray, y: np.ndarray, margin: float, seed: int,
-    notes: list[str],
-) -> dict[str, float]:  # fmt: skip
+    adapter: ModelAdapter, read: _Read, margin: float, seed: int, notes: list[str]
+) -> dict[str, float]:
     chain = adapter.linear_chain() if isinstance(adapter, SupportsLinearChain) else None
     if chain is None:
         notes.append(f"the weight-based measures and the flatness need a plain ReLU MLP "
@@ -218,9 +258,8 @@ def _chain_measures(
         return {}
     weights = [np.asarray(w, np.float64) for w in chain.weights]
     biases = [np.asarray(b, np.float64) for b in chain.biases]
-    # the chain must be the model the adapter runs: its logits on the first batch
-    first, _ = next(iter(batches))
-    reference = np.asarray(adapter.run(first).logits[0], np.float64)
+    # the chain must be the model the adapter runs: its logits on the first examples
+    x, y, reference = read.x, read.y, read.reference
     mine = _chain_logits(weights, biases, x[: len(reference)].astype(np.float64))
     scale = max(1.0, float(np.abs(reference).max()))
     if not np.allclose(mine, reference, atol=1e-3 * scale, rtol=1e-3):
@@ -236,8 +275,8 @@ def _chain_measures(
         "log_frobenius_product": float(sum(np.log(np.sum(w**2)) for w in weights)),
         "log_spectral_product": float(sum(2 * np.log(s) for s in spectral)),
         "log_path_norm": float(np.log(squared_out.sum())),
-        "spectral_margin": margin / float(np.prod(spectral)),
-        "pacbayes_mag_flatness": _flatness(chain, x, y, seed),
+        "spectral_margin": margin / float(np.exp(np.sum(np.log(spectral)))),
+        **_flatness_value(chain, x, y, seed, notes),
     }  # fmt: skip
 
 
@@ -286,14 +325,10 @@ def baseline_measures(
     """
     batches = Batches(data, batch_size, "baseline_measures")
     notes: list[str] = []
-    margins = [
-        _margins(np.asarray(adapter.run(x).logits[0], np.float64), np.asarray(y))
-        for x, y in batches
-    ]
-    margin = float(np.percentile(np.concatenate(margins), 10))
+    read = _read(adapter, batches, FLATNESS_EXAMPLES)
+    margin = float(np.percentile(read.margins, 10))
     values: dict[str, float] = {"output_margin": margin}
-    x, y = _examples(batches, FLATNESS_EXAMPLES)
-    values |= _chain_measures(adapter, batches, x, y, margin, seed, notes)
+    values |= _chain_measures(adapter, read, margin, seed, notes)
     if weightwatcher:
         alpha = _weightwatcher_alpha(adapter, notes)
         if alpha is not None:

@@ -69,7 +69,8 @@ def granulated_psi(measure: Any, gap: Any, hyperparameters: Mapping[str, Any]) -
     For each hyperparameter ``h``: the models are grouped by the values of every other
     hyperparameter, so that within a group only ``h`` varies; ``psi_h`` is the mean of
     :func:`kendall_tau` over the groups of two or more models; ``Psi`` is the mean of
-    ``psi_h`` over the hyperparameters that have such a group.
+    ``psi_h`` over the hyperparameters that take two or more values and have such a group
+    (a hyperparameter with one value would give the tau of replicates).
 
     Examples
     --------
@@ -85,6 +86,8 @@ def granulated_psi(measure: Any, gap: Any, hyperparameters: Mapping[str, Any]) -
     concordance = np.sign(m[i] - m[j]) * np.sign(g[i] - g[j])
     psis = []
     for name in settings:
+        if settings[name].max() == 0:  # one value: no group varies it, pairs are replicates
+            continue
         others = [settings[o] for o in settings if o != name]
         keys = np.stack(others, axis=1) if others else np.zeros((m.size, 1), int)
         group = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
@@ -232,7 +235,7 @@ def ranking_scores(
     gap : array
         Each model's generalization gap.
     hyperparameters : mapping of str to array
-        Each model's value of each hyperparameter.
+        Each model's value of each hyperparameter; those with one value are left out.
     conditioning : {0, 1, 2}, optional
         The PGDL score's (default: 2, or the number of hyperparameters if fewer).
     resamples : int
@@ -266,7 +269,10 @@ def ranking_scores(
                               measures)  # fmt: skip
     g = _vector(gap, "gap", func)
     values = {str(k): _vector(v, f"measures[{k!r}]", func, g.size) for k, v in measures.items()}
-    settings = _settings(hyperparameters, g.size, func)
+    given = _settings(hyperparameters, g.size, func)
+    settings = {k: v for k, v in given.items() if v.max() > 0}  # those that vary
+    if not settings:
+        raise InvalidDataError(f"{func}: no hyperparameter takes two or more values.")
     depth = min(2, len(settings)) if conditioning is None else conditioning
     resamples = int(resamples)
     if resamples < 0:

@@ -162,7 +162,11 @@ def _statistics(stored: xr.Dataset) -> Stats:
     settings = {h: fig.text_values(stored[h].values)[keep] for h in HYPERPARAMETERS}
     out: Stats = {"n_models": int(keep.size), "left_out_near_chance": int(near.sum()),
                   "measures": list(measures)}  # fmt: skip
-    if keep.sum() < 4 or AUC not in measures:
+    if keep.sum() < 4:
+        out["why_not_scored"] = f"{int(keep.sum())} networks above chance (4 needed)"
+        return out
+    if AUC not in measures:
+        out["why_not_scored"] = "the ablation AUC is not finite for every network above chance"
         return out
     scores = ranking_scores(measures, gap, settings, resamples=RESAMPLES, seed=0)
     n = int(keep.sum())
@@ -179,8 +183,10 @@ def _statistics(stored: xr.Dataset) -> Stats:
         difference = difference[np.isfinite(difference)]
         out["best_measure"] = best
         out["auc_minus_best"] = out[f"pgdl_score:{AUC}"] - out[f"pgdl_score:{best}"]
-        out["auc_minus_best_ci"] = [float(np.quantile(difference, 0.025)),
-                                    float(np.quantile(difference, 0.975))]  # fmt: skip
+        out["auc_minus_best_ci"] = (
+            [float(np.quantile(difference, 0.025)), float(np.quantile(difference, 0.975))]
+            if difference.size else [math.nan, math.nan]
+        )  # fmt: skip
         out["auc_minus_best_n"] = n
     out["tau_auc"] = out[f"kendall_tau:{AUC}"]
     out["tau_auc_ci"] = out[f"kendall_tau:{AUC}_ci"]
@@ -218,7 +224,7 @@ def _table(s: Stats, names: list[str]) -> list[str]:
 
 def _summary(s: Stats) -> str:
     if "best_measure" not in s:
-        return f"too few networks above chance to score ({s.get('n_models', 0)} trained)"
+        return f"not scored: {s.get('why_not_scored', 'no other measure to compare with')}"
     order, best = ranked(s), s["best_measure"]
     return (
         f"ablation AUC ranks {order.index(AUC) + 1} of {len(order)} by PGDL score "
@@ -243,7 +249,7 @@ def _ranking_figure(s: Stats) -> Figure:
         colours = ["C3" if m in (AUC, AUC_CORRECTED) else "0.5" if m == RANDOM else "C0"
                    for m in order]  # fmt: skip
         # a bootstrap percentile interval need not contain the estimate (resampled models
-        # pair with their copies, which pulls the PGDL score down): the bar is the interval
+        # pair with their copies, which pushes the PGDL score up): the bar is the interval
         ax.hlines(ys, cis[:, 0], cis[:, 1], color="0.6")
         ax.scatter(values, ys, c=colours, zorder=3)
         ax.axvline(0, color="0.8", linewidth=0.8)

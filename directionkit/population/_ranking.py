@@ -9,8 +9,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from directionkit.errors import DirectionKitWarning, InvalidDataError
-from directionkit.population._selection import measure_values, near_chance_models, selection_report
+from directionkit.errors import DirectionKitWarning, InvalidDataError, InvalidParameterError
+from directionkit.population._selection import (
+    finished,
+    measure_values,
+    near_chance_models,
+    selection_report,
+)
 
 __all__ = ["describe_sweep"]
 
@@ -53,7 +58,7 @@ def describe_sweep(
         warnings.simplefilter("ignore", DirectionKitWarning)  # near chance: said below
         try:
             report = selection_report(dataset, n_subsets=100, resamples=resamples)
-        except InvalidDataError as err:
+        except (InvalidDataError, InvalidParameterError) as err:
             return [("generalization measures", f"not scored: {err}")], {}
     if "pgdl_score" not in report:
         return [("generalization measures", "not scored: the store needs train_accuracy, "
@@ -67,7 +72,7 @@ def describe_sweep(
         )
     ]  # fmt: skip
     left_out = near_chance_models(dataset)
-    kept = dataset.sel(model=~dataset["model"].isin(left_out)) if left_out else dataset
+    kept = finished(dataset.sel(model=~dataset["model"].isin(left_out)) if left_out else dataset)
     gap = (kept["train_accuracy"] - kept["test_accuracy"]).values.astype(np.float64)
     names = [str(m) for m in order["measure"].values]
     from directionkit.report.plots import measures_against_gap

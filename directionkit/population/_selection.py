@@ -75,6 +75,10 @@ def _candidates(dataset: xr.Dataset) -> list[str]:
     )  # fmt: skip
 
 
+#: Config fields that vary between models but are not hyperparameters: the scores
+#: against the gap never condition on them (seeds are what replicates differ in).
+NOT_HYPERPARAMETERS = frozenset({"config_seed", "config_label_seed"})
+
 #: Fewest models with a measure and the target that selection_report scores.
 _MIN_MODELS = 4
 
@@ -114,6 +118,13 @@ def _warn_near_chance(models: Sequence[str], what: str) -> None:
         DirectionKitWarning,
         stacklevel=3,
     )
+
+
+def finished(dataset: xr.Dataset) -> xr.Dataset:
+    """The models of ``dataset`` that are done (every model when it has no ``done``)."""
+    if "done" not in dataset:
+        return dataset
+    return dataset.sel(model=np.asarray(dataset["done"].values, dtype=bool))
 
 
 def measure_values(result: Any, by: str, *, scope: str = "all") -> xr.DataArray:
@@ -382,10 +393,12 @@ def _gap_scores(
     generalization gap, where the store holds the gap and varying hyperparameters."""
     if "train_accuracy" not in dataset or "test_accuracy" not in dataset:
         return {"variables": {}}
+    dataset = finished(dataset)  # the models measure_values reads
     gap = (dataset["train_accuracy"] - dataset["test_accuracy"]).values.astype(np.float64)
     names = [
         str(name) for name in dataset.data_vars
         if str(name).startswith("config_") and dataset[name].dims == ("model",)
+        and str(name) not in NOT_HYPERPARAMETERS
         and np.unique(dataset[name].values.astype(str)).size > 1
     ]  # fmt: skip
     if not names:

@@ -30,7 +30,9 @@ def measures_against_gap(
     gap : array
         Each model's generalization gap (train minus test accuracy).
     taus : mapping of str to float, optional
-        A Kendall tau per measure for its panel's title.
+        A Kendall tau per measure for its panel's title, of the measure turned to grow with
+        the gap (a measure where higher is better falls with the gap and has a positive
+        tau when it predicts it).
     highlight : collection of str
         Measures drawn in red (the paper's), the others in blue.
     columns : int
@@ -59,10 +61,13 @@ def measures_against_gap(
                 f"{gap.size} models."
             )
         ax.scatter(values, gap, s=8, color="C3" if name in highlight else "C0")
-        title = name if taus is None or name not in taus else f"{name}\ntau {taus[name]:.2f}"
+        title = (name if taus is None or name not in taus
+                 else f"{name}\noriented tau {taus[name]:.2f}")  # fmt: skip
         ax.set_title(title, fontsize=7)
         ax.tick_params(labelsize=6)
         if index % columns == 0:
             ax.set_ylabel("train - test accuracy", fontsize=7)
-    figure.suptitle("Each measure (as computed) against the generalization gap", fontsize=9)
+    figure.suptitle("Each measure (as computed) against the generalization gap; oriented tau: "
+                    "Kendall's tau of the measure turned so that a better value predicts a "
+                    "smaller gap", fontsize=9)  # fmt: skip
     return figure

@@ -172,7 +172,9 @@ def test_torch_and_onnx_give_the_same_measures() -> None:
     )  # fmt: skip
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3, 4)).astype(np.float32)
-    y = rng.integers(0, 4, 120)
+    with torch.no_grad():
+        y = module(torch.from_numpy(X)).argmax(1).numpy()
+    y[:20] = (y[:20] + 1) % 4  # most right, some wrong: a flatness and margins of both signs
     path = export(module, X[:2], "baselines_mlp")
     from_torch = dk.analyze(module, (X, y), metrics=["baselines"], progress=False).dataset
     from_onnx = dk.analyze(str(path), (X, y), metrics=["baselines"], progress=False).dataset
@@ -210,3 +212,46 @@ def test_baselines_only_by_name() -> None:
     assert asked["output_margin"].attrs["higher_is_better"] == 1
     with pytest.raises(dk.errors.InvalidParameterError, match="metrics"):
         dk.analyze(net, (X, y), metrics=["baseline"], progress=False)
+
+
+class _Shuffling:
+    """A loader that gives its batches in a new order on every pass (shuffle=True)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.X, self.y, self.passes = X, y, 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.passes += 1
+        order = np.random.default_rng(self.passes).permutation(len(self.y))
+        for start in range(0, len(order), 32):
+            chosen = order[start:start + 32]
+            yield self.X[chosen], self.y[chosen]
+
+
+def test_a_shuffling_loader_gives_the_same_measures_as_arrays() -> None:
+    net = _net()
+    X, y = _data(net)
+    loader = _Shuffling(X, y)
+    from_loader = baseline_measures(net, loader, weightwatcher=False)
+    from_arrays = baseline_measures(net, (X, y), weightwatcher=False)
+    assert "baselines_note" not in from_loader.attrs  # the chain was checked on its own batch
+    for name in ("output_margin", "log_path_norm", "spectral_margin", "pacbayes_mag_flatness"):
+        assert float(from_loader[name]) == pytest.approx(float(from_arrays[name]), rel=1e-12)
+    assert loader.passes == 1  # one pass over the data
+
+
+def test_labels_outside_the_classes_are_refused() -> None:
+    net = _net()
+    X, y = _data(net)
+    y[3] = -1
+    with pytest.raises(dk.errors.InvalidDataError):
+        baseline_measures(net, (X, y), weightwatcher=False)
+
+
+def test_flatness_without_a_finite_value_is_left_out_saying_why() -> None:
+    net = _net()
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    y = np.random.default_rng(1).integers(0, 3, 300)  # labels the net does not know: at chance
+    measures = baseline_measures(net, (X, y), weightwatcher=False)
+    assert "pacbayes_mag_flatness" not in measures
+    assert "no weight noise lowers the accuracy" in measures.attrs["baselines_note"]

@@ -69,3 +69,33 @@ def test_a_sweep_without_a_gap_says_why_it_is_not_ranked() -> None:
     rows, figures = describe_sweep(ds)
     assert figures == {}
     assert rows[0][0] == "generalization measures" and "train_accuracy" in rows[0][1]
+
+
+def test_an_unfinished_sweep_is_scored_on_its_finished_models_and_seeds_never_condition() -> None:
+    import xarray as xr
+
+    from directionkit.metrics import ranking_scores
+    from directionkit.population import describe_sweep
+
+    rng = np.random.default_rng(1)
+    lr, seed = np.repeat([0, 1, 2], 8), np.tile(np.arange(8), 3)
+    test = rng.uniform(0.6, 0.8, 24)
+    gap = 0.05 * lr + 0.02 * rng.normal(size=24)
+    done = np.ones(24, bool)
+    done[[3, 17]] = False  # a sweep still running: two rows not written yet
+    train = np.where(done, test + gap, np.nan)
+    noise = rng.normal(size=24)
+    ds = xr.Dataset({"train_accuracy": ("model", train), "test_accuracy": ("model", test),
+                     "noise_auc": ("model", np.where(done, noise, np.nan)),
+                     "config_lr": ("model", lr), "config_seed": ("model", seed),
+                     "done": ("model", done)},
+                    coords={"model": np.arange(24)})  # fmt: skip
+    report = dk.selection_report(ds, ["noise_auc"], n_subsets=20)
+    assert report.attrs["hyperparameters"] == ["lr"]  # the seed is not a hyperparameter
+    alone = ranking_scores({"noise_auc": -noise[done]}, gap[done], {"lr": lr[done]},
+                           resamples=0).sel(measure="noise_auc")  # fmt: skip
+    for score in ("pgdl_score", "kendall_tau", "granulated_psi"):
+        assert float(report[score].sel(measure="noise_auc")) == float(alone[score])
+    rows, figures = describe_sweep(ds, resamples=10)
+    assert rows[0][0].startswith("#1 ") and "over 22 models" in rows[-1][1]
+    assert sorted(figures) == ["measures_vs_gap"]
