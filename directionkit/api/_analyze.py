@@ -16,7 +16,7 @@ from directionkit.api._measures import IMPORTANCE_UNITS, _Measures, _Plan
 from directionkit.directions import along
 from directionkit.directions._choose import basis_variable, site_bases
 from directionkit.errors import DirectionKitWarning, InvalidParameterError, UnsupportedModelError
-from directionkit.experiments import BASELINES
+from directionkit.experiments._baselines import label_baselines
 from directionkit.experiments._data import Batches
 from directionkit.experiments._engine import find_sites
 from directionkit.results import fingerprint
@@ -248,10 +248,7 @@ def analyze(
     if basis is not None:
         parts.append(basis)
     dataset = xr.merge([p.drop_attrs() for p in parts], compat="equals", join="exact")
-    for name, baseline in BASELINES.items():  # each baseline says what it is
-        if name in dataset:
-            dataset[name].attrs = {"definition": baseline.definition,
-                                   "higher_is_better": int(baseline.higher_is_better)}  # fmt: skip
+    label_baselines(dataset)  # the merge dropped each baseline's definition
     dataset.attrs = _attrs(
         adapter, plan, run, device, data=_identity(data),
         train_data=None if train_data is None else _identity(train_data),

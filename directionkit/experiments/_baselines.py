@@ -280,6 +280,16 @@ def _chain_measures(
     }  # fmt: skip
 
 
+def label_baselines(dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` with each baseline it holds labelled by its definition and orientation
+    (attrs ``definition``, ``higher_is_better``), in place; other variables untouched."""
+    for name, baseline in BASELINES.items():
+        if name in dataset:
+            dataset[name].attrs = {"definition": baseline.definition,
+                                   "higher_is_better": int(baseline.higher_is_better)}  # fmt: skip
+    return dataset
+
+
 def baseline_measures(
     adapter: ModelAdapter,
     data: Any,
@@ -333,11 +343,7 @@ def baseline_measures(
         alpha = _weightwatcher_alpha(adapter, notes)
         if alpha is not None:
             values["weightwatcher_alpha"] = alpha
-    dataset = xr.Dataset({name: ((), value) for name, value in values.items()})
-    for name in dataset.data_vars:
-        baseline = BASELINES[str(name)]
-        dataset[name].attrs = {"definition": baseline.definition,
-                               "higher_is_better": int(baseline.higher_is_better)}  # fmt: skip
+    dataset = label_baselines(xr.Dataset({name: ((), v) for name, v in values.items()}))
     if notes:
         dataset.attrs["baselines_note"] = "; ".join(notes)
     return dataset

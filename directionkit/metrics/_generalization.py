@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from directionkit._utils.validation import check_choice, parameter_error
+from directionkit._utils.validation import check_choice, check_int, parameter_error
 from directionkit.errors import InvalidDataError
 
 
@@ -194,7 +194,6 @@ def pgdl_score(
     return 100.0 * float(np.nanmin(scores)) if np.any(np.isfinite(scores)) else float("nan")
 
 
-
 #: The scores :func:`ranking_scores` gives each measure, in its order.
 RANKING_SCORES = ("pgdl_score", "kendall_tau", "granulated_psi")
 
@@ -274,9 +273,7 @@ def ranking_scores(
     if not settings:
         raise InvalidDataError(f"{func}: no hyperparameter takes two or more values.")
     depth = min(2, len(settings)) if conditioning is None else conditioning
-    resamples = int(resamples)
-    if resamples < 0:
-        raise parameter_error("resamples", func, "an int >= 0", resamples)
+    resamples = check_int(resamples, "resamples", func, minimum=0)
     rng = np.random.default_rng(seed)
     draws = np.full((len(RANKING_SCORES), len(values), resamples), np.nan)
     for r in range(resamples):

@@ -29,8 +29,8 @@ from directionkit.paper._scale import Scale
 from directionkit.paper._shared import MLP_SCOPE, MLP_SCOPES, estimate_text, floats, num
 from directionkit.paper._statistics import Stats
 from directionkit.paper._workspace import Workspace
-from directionkit.population import HIGHER_IS_BETTER
-from directionkit.population._tasks import noise_auc
+from directionkit.population._selection import generalization_gap, oriented
+from directionkit.population._tasks import _summaries
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not to read a store
     from matplotlib.figure import Figure
@@ -67,15 +67,15 @@ def _measures_of(ws: Workspace, run: Any) -> xr.Dataset:
         scopes=MLP_SCOPES, orderings=s.orderings, fractions=s.fractions,
         noise_scales=s.noise_scales, noise_repeats=s.noise_repeats,
     )  # fmt: skip
-    accuracy = float(analysis["accuracy"])
+    summaries = _summaries(analysis)  # a sweep's per-model noise AUC and mean selectivity
     values: dict[str, Any] = {
-        "accuracy": accuracy,
+        "accuracy": float(analysis["accuracy"]),
         "chance_accuracy": float(analysis["chance_accuracy"]),
         "near_chance": bool(analysis["near_chance"]),
         AUC: float(analysis[AUC].sel(scope=MLP_SCOPE)),
         AUC_CORRECTED: float(analysis[AUC_CORRECTED].sel(scope=MLP_SCOPE)),
-        "noise_auc": noise_auc(analysis["noise_accuracy"], accuracy) if accuracy > 0 else math.nan,
-        "selectivity_mean": float(np.nanmean(analysis["selectivity"].values)),
+        "noise_auc": summaries.get("noise_auc", math.nan),  # NaN at zero accuracy
+        "selectivity_mean": summaries["selectivity_mean"],
     }
     for name in BASELINES:
         values[name] = float(analysis[name]) if name in analysis else math.nan
@@ -137,12 +137,6 @@ def _population(ws: Workspace) -> tuple[xr.Dataset, str]:
     return stored, population
 
 
-def _oriented(stored: xr.Dataset, name: str) -> np.ndarray:
-    """A measure's values turned to grow with the gap (a better value, a smaller gap)."""
-    values = floats(stored, name)
-    return -values if HIGHER_IS_BETTER.get(name, True) else values
-
-
 def _candidates(stored: xr.Dataset, keep: np.ndarray) -> list[str]:
     names = [*DIRECTION_MEASURES, *BASELINES]
     return [
@@ -155,9 +149,9 @@ def _candidates(stored: xr.Dataset, keep: np.ndarray) -> list[str]:
 def _statistics(stored: xr.Dataset) -> Stats:
     near = np.asarray(stored["near_chance"].values, dtype=bool)
     keep = ~near
-    gap = (floats(stored, "train_accuracy") - floats(stored, "test_accuracy"))[keep]
+    gap = generalization_gap(stored)[keep]
     names = _candidates(stored, keep)
-    measures = {n: _oriented(stored, n)[keep] for n in names}
+    measures = {n: oriented(floats(stored, n), n)[keep] for n in names}
     measures[RANDOM] = np.random.default_rng(0).normal(size=int(keep.sum()))
     settings = {h: fig.text_values(stored[h].values)[keep] for h in HYPERPARAMETERS}
     out: Stats = {"n_models": int(keep.size), "left_out_near_chance": int(near.sum()),
@@ -266,7 +260,7 @@ def _scatters(stored: xr.Dataset, s: Stats) -> Figure:
 
     names = [m for m in ranked(s) if m != RANDOM]
     keep = ~np.asarray(stored["near_chance"].values, dtype=bool)
-    gap = (floats(stored, "train_accuracy") - floats(stored, "test_accuracy"))[keep]
+    gap = generalization_gap(stored)[keep]
     return measures_against_gap(
         {name: floats(stored, name)[keep] for name in names}, gap,
         taus={name: s[f"kendall_tau:{name}"] for name in names}, highlight={AUC, AUC_CORRECTED},

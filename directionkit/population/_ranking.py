@@ -12,6 +12,7 @@ import xarray as xr
 from directionkit.errors import DirectionKitWarning, InvalidDataError, InvalidParameterError
 from directionkit.population._selection import (
     finished,
+    generalization_gap,
     measure_values,
     near_chance_models,
     selection_report,
@@ -73,7 +74,7 @@ def describe_sweep(
     ]  # fmt: skip
     left_out = near_chance_models(dataset)
     kept = finished(dataset.sel(model=~dataset["model"].isin(left_out)) if left_out else dataset)
-    gap = (kept["train_accuracy"] - kept["test_accuracy"]).values.astype(np.float64)
+    gap = generalization_gap(kept)
     names = [str(m) for m in order["measure"].values]
     from directionkit.report.plots import measures_against_gap
 

@@ -120,6 +120,18 @@ def _warn_near_chance(models: Sequence[str], what: str) -> None:
     )
 
 
+def generalization_gap(dataset: xr.Dataset) -> np.ndarray:
+    """Each model's generalization gap: ``train_accuracy - test_accuracy``."""
+    return (dataset["train_accuracy"] - dataset["test_accuracy"]).values.astype(np.float64)
+
+
+def oriented(values: np.ndarray, measure: str,
+             higher_is_better: Mapping[str, bool] = HIGHER_IS_BETTER) -> np.ndarray:  # fmt: skip
+    """A measure's values turned to grow with the gap: a better value predicts a smaller
+    gap (negated where higher is better; a measure not listed is taken as higher better)."""
+    return -values if higher_is_better.get(measure, True) else values
+
+
 def finished(dataset: xr.Dataset) -> xr.Dataset:
     """The models of ``dataset`` that are done (every model when it has no ``done``)."""
     if "done" not in dataset:
@@ -330,14 +342,14 @@ def selection_report(
         _warn_near_chance(left_out, "selection_report leaves them out")
     goal = measure_values(dataset, target, scope=scope)
     if measures is None:  # test-set measures would select with the answer in hand
-        chosen: Sequence[str] = [
-            m
+        present = {
+            m: measure_values(dataset, m, scope=scope).dropna("model").values
             for m in _candidates(dataset)
-            if m != target
-            and not m.startswith(("test_", "config_"))
-            and np.unique(measure_values(dataset, m, scope=scope).dropna("model")).size > 1
-            # a measure most models lack (the corrected AUC of models at chance) is left out
-            and measure_values(dataset, m, scope=scope).dropna("model").size >= _MIN_MODELS
+            if m != target and not m.startswith(("test_", "config_"))
+        }
+        # a measure most models lack (the corrected AUC of models at chance) is left out
+        chosen: Sequence[str] = [
+            m for m, v in present.items() if np.unique(v).size > 1 and v.size >= _MIN_MODELS
         ]
         if not chosen and goal.dropna("model").size < _MIN_MODELS:
             raise InvalidDataError(
@@ -394,7 +406,7 @@ def _gap_scores(
     if "train_accuracy" not in dataset or "test_accuracy" not in dataset:
         return {"variables": {}}
     dataset = finished(dataset)  # the models measure_values reads
-    gap = (dataset["train_accuracy"] - dataset["test_accuracy"]).values.astype(np.float64)
+    gap = generalization_gap(dataset)
     names = [
         str(name) for name in dataset.data_vars
         if str(name).startswith("config_") and dataset[name].dims == ("model",)
@@ -413,10 +425,9 @@ def _gap_scores(
             for column in columns.values():
                 column.append(float("nan"))
             continue
-        # oriented so that it grows with the gap: a better value predicts a smaller gap
-        oriented = -values[keep] if directions.get(measure, True) else values[keep]
         settings = {n.removeprefix("config_"): dataset[n].values[keep] for n in names}
-        scores = ranking_scores({measure: oriented}, gap[keep], settings,
+        turned = oriented(values[keep], measure, directions)
+        scores = ranking_scores({measure: turned}, gap[keep], settings,
                                 resamples=resamples, seed=seed)  # fmt: skip
         for name, kept in columns.items():
             kept.append(float(scores[name].values[0]))
